@@ -1,0 +1,5 @@
+//! bay-tests: harness for the integration and end-to-end tests, which run
+//! bay against real programs (libtorrent, docker-registry, image clients).
+//!
+//! Helpers here start and stop those programs and poll with deadlines;
+//! nothing here sleeps to synchronise.
