@@ -9,3 +9,10 @@
 //! It must not hold policy of either program (which tracker owns a blob,
 //! which client may read what): those decisions live in tracker/ and
 //! proxy/, which call in here.
+//!
+//! Layout (so far):
+//! - [`bitfield`]: which pieces a party has, in the BEP 3 layout.
+//! - [`picker`]: which block to request from which peer next.
+
+pub mod bitfield;
+pub mod picker;
