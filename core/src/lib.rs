@@ -13,6 +13,10 @@
 //! Layout (so far):
 //! - [`bitfield`]: which pieces a party has, in the BEP 3 layout.
 //! - [`picker`]: which block to request from which peer next.
+//! - [`choke`]: who holds an upload slot, rotated fairly.
+//! - [`rate`]: token-bucket bandwidth limits.
 
 pub mod bitfield;
+pub mod choke;
 pub mod picker;
+pub mod rate;
