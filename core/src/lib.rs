@@ -15,8 +15,10 @@
 //! - [`picker`]: which block to request from which peer next.
 //! - [`choke`]: who holds an upload slot, rotated fairly.
 //! - [`rate`]: token-bucket bandwidth limits.
+//! - [`store`]: content-addressed blobs on disk, partial downloads, eviction.
 
 pub mod bitfield;
 pub mod choke;
 pub mod picker;
 pub mod rate;
+pub mod store;
