@@ -1,0 +1,506 @@
+//! HTTP announce: the request's query string (BEP 3) and the bencoded
+//! response with its compact peer lists (BEP 23 for IPv4, BEP 7 for IPv6).
+//!
+//! The tracker parses requests and encodes responses; the announce client
+//! in bay-core builds requests and decodes responses. Both directions live
+//! here so that each encoder is tested against its own decoder.
+
+use std::net::IpAddr;
+
+use super::query::{self, QueryError};
+use super::{Event, InfoHash, PeerId};
+
+/// Longest announce query string accepted. A real one is a few hundred
+/// bytes; this leaves room for unknown extension parameters.
+pub const MAX_QUERY_LEN: usize = 4096;
+/// Most `key=value` pairs accepted in one announce query.
+pub const MAX_PARAMS: usize = 64;
+/// Longest `key` parameter accepted, once decoded.
+pub const MAX_KEY_LEN: usize = 64;
+
+/// A peer's announce, as carried in the query string of an HTTP GET.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnnounceRequest {
+    /// The swarm (for v2 torrents, the truncated v2 info hash).
+    pub info_hash: InfoHash,
+    /// The announcing peer.
+    pub peer_id: PeerId,
+    /// The port the peer listens on.
+    pub port: u16,
+    /// Bytes uploaded since the `started` event.
+    pub uploaded: u64,
+    /// Bytes downloaded since the `started` event.
+    pub downloaded: u64,
+    /// Bytes still missing.
+    pub left: u64,
+    /// Why the peer announces.
+    pub event: Event,
+    /// `compact=1` asks for compact peer lists, `compact=0` for the
+    /// dictionary form; `None` when the client did not say.
+    pub compact: Option<bool>,
+    /// How many peers the client wants; `None` leaves it to the tracker.
+    pub numwant: Option<u32>,
+    /// An opaque value that lets the tracker recognise the client across
+    /// address changes (at most [`MAX_KEY_LEN`] bytes).
+    pub key: Option<Vec<u8>>,
+    /// The address the peer claims. Only IP literals are accepted: a host
+    /// name would need a resolver, which this crate does not have.
+    pub ip: Option<IpAddr>,
+    /// The client does not want peer ids in a dictionary peer list.
+    pub no_peer_id: bool,
+}
+
+impl AnnounceRequest {
+    /// Parses the raw query string: the bytes after `?`, still
+    /// percent-encoded.
+    ///
+    /// Unknown parameters are ignored; a known parameter given twice is an
+    /// error, as is a missing required one (`info_hash`, `peer_id`, `port`,
+    /// `uploaded`, `downloaded`, `left`).
+    pub fn parse_query(query: &[u8]) -> Result<AnnounceRequest, QueryError> {
+        let mut fields = Fields::default();
+        query::for_each_pair(query, MAX_QUERY_LEN, MAX_PARAMS, |key, value| {
+            fields.accept(key, value)
+        })?;
+        fields.finish()
+    }
+
+    /// Builds the query string for this announce (without the `?`).
+    pub fn to_query(&self) -> String {
+        let mut out = String::with_capacity(256);
+        self.write_query(&mut out);
+        out
+    }
+
+    /// Appends the query string for this announce to `out`.
+    pub fn write_query(&self, out: &mut String) {
+        query::push_pair(out, "info_hash", &self.info_hash.0);
+        query::push_pair(out, "peer_id", &self.peer_id.0);
+        query::push_pair(out, "port", self.port.to_string().as_bytes());
+        query::push_pair(out, "uploaded", self.uploaded.to_string().as_bytes());
+        query::push_pair(out, "downloaded", self.downloaded.to_string().as_bytes());
+        query::push_pair(out, "left", self.left.to_string().as_bytes());
+        if let Some(event) = self.event.as_query_value() {
+            query::push_pair(out, "event", event.as_bytes());
+        }
+        if let Some(compact) = self.compact {
+            query::push_pair(out, "compact", if compact { b"1" } else { b"0" });
+        }
+        if let Some(numwant) = self.numwant {
+            query::push_pair(out, "numwant", numwant.to_string().as_bytes());
+        }
+        if let Some(key) = &self.key {
+            query::push_pair(out, "key", key);
+        }
+        if let Some(ip) = self.ip {
+            query::push_pair(out, "ip", ip.to_string().as_bytes());
+        }
+        if self.no_peer_id {
+            query::push_pair(out, "no_peer_id", b"1");
+        }
+    }
+}
+
+/// The parameters seen so far while parsing one query.
+#[derive(Default)]
+struct Fields {
+    info_hash: Option<[u8; 20]>,
+    peer_id: Option<[u8; 20]>,
+    port: Option<u16>,
+    uploaded: Option<u64>,
+    downloaded: Option<u64>,
+    left: Option<u64>,
+    event: Option<Event>,
+    compact: Option<bool>,
+    numwant: Option<u32>,
+    key: Option<Vec<u8>>,
+    ip: Option<IpAddr>,
+    no_peer_id: Option<bool>,
+}
+
+impl Fields {
+    fn accept(&mut self, key: &[u8], value: &[u8]) -> Result<(), QueryError> {
+        match key {
+            b"info_hash" => {
+                let v = query::fixed("info_hash", value)?;
+                query::set_once(&mut self.info_hash, "info_hash", v)
+            }
+            b"peer_id" => {
+                let v = query::fixed("peer_id", value)?;
+                query::set_once(&mut self.peer_id, "peer_id", v)
+            }
+            b"port" => {
+                let v = query::small_number("port", value)?;
+                query::set_once(&mut self.port, "port", v)
+            }
+            b"uploaded" => {
+                let v = query::number("uploaded", value)?;
+                query::set_once(&mut self.uploaded, "uploaded", v)
+            }
+            b"downloaded" => {
+                let v = query::number("downloaded", value)?;
+                query::set_once(&mut self.downloaded, "downloaded", v)
+            }
+            b"left" => {
+                let v = query::number("left", value)?;
+                query::set_once(&mut self.left, "left", v)
+            }
+            b"event" => {
+                let decoded = query::bytes("event", value, 16)?;
+                let v = Event::from_query_value(&decoded)
+                    .ok_or(QueryError::InvalidValue { key: "event" })?;
+                query::set_once(&mut self.event, "event", v)
+            }
+            b"compact" => {
+                let v = query::flag("compact", value)?;
+                query::set_once(&mut self.compact, "compact", v)
+            }
+            b"numwant" => {
+                let v = query::small_number("numwant", value)?;
+                query::set_once(&mut self.numwant, "numwant", v)
+            }
+            b"key" => {
+                let v = query::bytes("key", value, MAX_KEY_LEN)?;
+                query::set_once(&mut self.key, "key", v)
+            }
+            b"ip" => {
+                let v = query::ip("ip", value)?;
+                query::set_once(&mut self.ip, "ip", v)
+            }
+            b"no_peer_id" => {
+                let v = query::flag("no_peer_id", value)?;
+                query::set_once(&mut self.no_peer_id, "no_peer_id", v)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn finish(self) -> Result<AnnounceRequest, QueryError> {
+        Ok(AnnounceRequest {
+            info_hash: InfoHash(query::required(self.info_hash, "info_hash")?),
+            peer_id: PeerId(query::required(self.peer_id, "peer_id")?),
+            port: query::required(self.port, "port")?,
+            uploaded: query::required(self.uploaded, "uploaded")?,
+            downloaded: query::required(self.downloaded, "downloaded")?,
+            left: query::required(self.left, "left")?,
+            event: self.event.unwrap_or_default(),
+            compact: self.compact,
+            numwant: self.numwant,
+            key: self.key,
+            ip: self.ip,
+            no_peer_id: self.no_peer_id.unwrap_or(false),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::percent::PercentError;
+    use proptest::prelude::*;
+
+    const HASH: &str = "%124Vx%9A%BC%DE%F1%23Eg%89%AB%CD%EF%124Vx%9A";
+    const HASH_BYTES: [u8; 20] = [
+        0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf1, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
+        0x12, 0x34, 0x56, 0x78, 0x9a,
+    ];
+
+    fn base() -> String {
+        format!(
+            "info_hash={HASH}&peer_id=-BY0001-abcdefghijkl&port=6881\
+             &uploaded=0&downloaded=0&left=1000"
+        )
+    }
+
+    fn parse(q: &str) -> Result<AnnounceRequest, QueryError> {
+        AnnounceRequest::parse_query(q.as_bytes())
+    }
+
+    #[test]
+    fn parses_minimal_announce() {
+        let r = parse(&base());
+        assert_eq!(
+            r,
+            Ok(AnnounceRequest {
+                info_hash: InfoHash(HASH_BYTES),
+                peer_id: PeerId(*b"-BY0001-abcdefghijkl"),
+                port: 6881,
+                uploaded: 0,
+                downloaded: 0,
+                left: 1000,
+                event: Event::None,
+                compact: None,
+                numwant: None,
+                key: None,
+                ip: None,
+                no_peer_id: false,
+            })
+        );
+    }
+
+    #[test]
+    fn parses_libtorrent_style_announce_with_extras() {
+        let q = format!(
+            "{}&event=started&key=1a2b3c4d&compact=1&numwant=200\
+             &supportcrypto=1&redundant=0&no_peer_id=1&ip=%3A%3A1&corrupt=0",
+            base()
+        );
+        let r = parse(&q);
+        let Ok(r) = r else {
+            panic!("{r:?}");
+        };
+        assert_eq!(r.event, Event::Started);
+        assert_eq!(r.key.as_deref(), Some(&b"1a2b3c4d"[..]));
+        assert_eq!(r.compact, Some(true));
+        assert_eq!(r.numwant, Some(200));
+        assert!(r.no_peer_id);
+        assert_eq!(r.ip, Some(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)));
+    }
+
+    #[test]
+    fn events() {
+        for (text, event) in [
+            ("", Event::None),
+            ("started", Event::Started),
+            ("completed", Event::Completed),
+            ("stopped", Event::Stopped),
+            ("paused", Event::Paused),
+        ] {
+            let r = parse(&format!("{}&event={text}", base()));
+            assert_eq!(r.map(|r| r.event), Ok(event));
+        }
+        assert_eq!(
+            parse(&format!("{}&event=Started", base())),
+            Err(QueryError::InvalidValue { key: "event" })
+        );
+    }
+
+    #[test]
+    fn missing_required_keys_are_named() {
+        for key in [
+            "info_hash",
+            "peer_id",
+            "port",
+            "uploaded",
+            "downloaded",
+            "left",
+        ] {
+            let full = base();
+            let prefix = format!("{key}=");
+            let q: Vec<&str> = full
+                .split('&')
+                .filter(|p| !p.starts_with(&prefix))
+                .collect();
+            assert_eq!(parse(&q.join("&")), Err(QueryError::Missing { key }));
+        }
+        assert_eq!(parse(""), Err(QueryError::Missing { key: "info_hash" }));
+    }
+
+    #[test]
+    fn repeated_keys_are_rejected() {
+        for extra in [
+            format!("info_hash={HASH}"),
+            "peer_id=-BY0001-abcdefghijkl".to_owned(),
+            "port=6881".to_owned(),
+            "left=0".to_owned(),
+            "event=&event=started".to_owned(),
+            "compact=1&compact=1".to_owned(),
+            "key=a&key=b".to_owned(),
+        ] {
+            let r = parse(&format!("{}&{extra}", base()));
+            assert!(
+                matches!(r, Err(QueryError::Duplicate { .. })),
+                "{extra}: {r:?}"
+            );
+        }
+        // Unknown keys may repeat.
+        assert!(parse(&format!("{}&x=1&x=2", base())).is_ok());
+    }
+
+    #[test]
+    fn hostile_values_are_rejected() {
+        let cases: &[(&str, &str, QueryError)] = &[
+            (
+                "port=6881",
+                "port=-1",
+                QueryError::InvalidNumber { key: "port" },
+            ),
+            (
+                "port=6881",
+                "port=65536",
+                QueryError::InvalidNumber { key: "port" },
+            ),
+            (
+                "port=6881",
+                "port=",
+                QueryError::InvalidNumber { key: "port" },
+            ),
+            (
+                "left=1000",
+                "left=18446744073709551616",
+                QueryError::InvalidNumber { key: "left" },
+            ),
+            (
+                "left=1000",
+                "left=1000000000000000000000000000000000000000",
+                QueryError::InvalidNumber { key: "left" },
+            ),
+            (
+                "uploaded=0",
+                "uploaded=-5",
+                QueryError::InvalidNumber { key: "uploaded" },
+            ),
+            (
+                "peer_id=-BY0001-abcdefghijkl",
+                "peer_id=short",
+                QueryError::WrongLength {
+                    key: "peer_id",
+                    expected: 20,
+                },
+            ),
+            (
+                "peer_id=-BY0001-abcdefghijkl",
+                "peer_id=-BY0001-abcdefghijklm",
+                QueryError::WrongLength {
+                    key: "peer_id",
+                    expected: 20,
+                },
+            ),
+            (
+                "peer_id=-BY0001-abcdefghijkl",
+                "peer_id=-BY0001-abcdefghijk%g1",
+                QueryError::Encoding {
+                    key: "peer_id",
+                    source: PercentError::BadEscape { offset: 19 },
+                },
+            ),
+        ];
+        for (from, to, err) in cases {
+            let q = base().replace(from, to);
+            assert_eq!(parse(&q), Err(err.clone()), "{q}");
+        }
+        assert!(matches!(
+            parse(&format!("{}&key={}", base(), "k".repeat(65))),
+            Err(QueryError::Encoding { key: "key", .. })
+        ));
+        assert!(matches!(
+            parse(&format!("{}&numwant=4294967296", base())),
+            Err(QueryError::InvalidNumber { key: "numwant" })
+        ));
+        assert!(matches!(
+            parse(&format!("{}&ip=example.org", base())),
+            Err(QueryError::InvalidValue { key: "ip" })
+        ));
+    }
+
+    #[test]
+    fn length_and_parameter_limits() {
+        let long = format!("{}&pad={}", base(), "x".repeat(MAX_QUERY_LEN));
+        assert!(matches!(parse(&long), Err(QueryError::TooLong { .. })));
+        let many = format!("{}{}", base(), "&x=1".repeat(MAX_PARAMS));
+        assert_eq!(
+            parse(&many),
+            Err(QueryError::TooManyParams { max: MAX_PARAMS })
+        );
+    }
+
+    #[test]
+    fn every_truncation_fails_or_parses_without_panic() {
+        let q = format!("{}&event=completed&numwant=50&key=abc", base());
+        for end in 0..q.len() {
+            let _ = AnnounceRequest::parse_query(&q.as_bytes()[..end]);
+        }
+        // Cutting inside the info hash escape is a typed encoding error.
+        let cut = &q.as_bytes()[..12];
+        assert!(matches!(
+            AnnounceRequest::parse_query(cut),
+            Err(QueryError::Encoding {
+                key: "info_hash",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn builds_the_query_it_parses() {
+        let r = AnnounceRequest {
+            info_hash: InfoHash(HASH_BYTES),
+            peer_id: PeerId(*b"-BY0001-abcdefghijkl"),
+            port: 6881,
+            uploaded: 1,
+            downloaded: 2,
+            left: 3,
+            event: Event::Completed,
+            compact: Some(true),
+            numwant: Some(50),
+            key: Some(b"k+y".to_vec()),
+            ip: Some(IpAddr::from([127, 0, 0, 1])),
+            no_peer_id: true,
+        };
+        let q = r.to_query();
+        assert_eq!(
+            q,
+            "info_hash=%124Vx%9A%BC%DE%F1%23Eg%89%AB%CD%EF%124Vx%9A\
+             &peer_id=-BY0001-abcdefghijkl&port=6881&uploaded=1&downloaded=2&left=3\
+             &event=completed&compact=1&numwant=50&key=k%2By&ip=127.0.0.1&no_peer_id=1"
+        );
+        assert_eq!(parse(&q), Ok(r));
+    }
+
+    pub(crate) fn arb_request() -> impl Strategy<Value = AnnounceRequest> {
+        let event = prop_oneof![
+            Just(Event::None),
+            Just(Event::Started),
+            Just(Event::Completed),
+            Just(Event::Stopped),
+            Just(Event::Paused),
+        ];
+        let ip = prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(IpAddr::from),
+        ];
+        (
+            (any::<[u8; 20]>(), any::<[u8; 20]>(), any::<u16>()),
+            (any::<u64>(), any::<u64>(), any::<u64>(), event),
+            (
+                proptest::option::of(any::<bool>()),
+                proptest::option::of(any::<u32>()),
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..=MAX_KEY_LEN)),
+                proptest::option::of(ip),
+                any::<bool>(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (h, p, port),
+                    (uploaded, downloaded, left, event),
+                    (compact, numwant, key, ip, no_peer_id),
+                )| AnnounceRequest {
+                    info_hash: InfoHash(h),
+                    peer_id: PeerId(p),
+                    port,
+                    uploaded,
+                    downloaded,
+                    left,
+                    event,
+                    compact,
+                    numwant,
+                    key,
+                    ip,
+                    no_peer_id,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn request_round_trips(r in arb_request()) {
+            prop_assert_eq!(parse(&r.to_query()), Ok(r));
+        }
+
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = AnnounceRequest::parse_query(&bytes);
+        }
+    }
+}

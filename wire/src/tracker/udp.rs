@@ -1,0 +1,1 @@
+//! The UDP tracker protocol (BEP 15).
