@@ -11,6 +11,18 @@ pub const MAX_INFO_HASHES: usize = 128;
 /// fully escaped info hashes and a few other parameters.
 pub const MAX_QUERY_LEN: usize = MAX_INFO_HASHES * 72 + 512;
 
+/// One swarm's counts, as both the HTTP (BEP 48) and UDP (BEP 15) scrape
+/// responses carry them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ScrapeStats {
+    /// Peers with the whole torrent (seeders).
+    pub complete: u32,
+    /// Times a peer announced `completed`.
+    pub downloaded: u32,
+    /// Peers still downloading (leechers).
+    pub incomplete: u32,
+}
+
 /// A scrape request: the swarms whose counts the client wants.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScrapeRequest {
