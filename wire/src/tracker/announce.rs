@@ -4,11 +4,21 @@
 //! The tracker parses requests and encodes responses; the announce client
 //! in bay-core builds requests and decodes responses. Both directions live
 //! here so that each encoder is tested against its own decoder.
+//!
+//! Responses are always encoded compact: IPv4 peers in `peers` (6 bytes
+//! each), IPv6 peers in `peers6` (18 bytes each). A tracker that gets
+//! `compact=0` may refuse it (BEP 23 allows that) rather than build the old
+//! dictionary list. The decoder also reads the dictionary list of older
+//! trackers, skipping entries whose `ip` is a host name: resolving it is
+//! not this crate's business and one such peer should not cost the rest.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use super::query::{self, QueryError};
+use super::response::{self, Reply, ResponseError};
+use super::udp::{exact_chunks, peer_v4_from_bytes, peer_v6_from_bytes};
 use super::{Event, InfoHash, PeerId};
+use crate::bencode::Node;
 
 /// Longest announce query string accepted. A real one is a few hundred
 /// bytes; this leaves room for unknown extension parameters.
@@ -191,6 +201,172 @@ impl Fields {
             no_peer_id: self.no_peer_id.unwrap_or(false),
         })
     }
+}
+
+/// A tracker's successful answer to an announce.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnnounceResponse {
+    /// Seconds the client should wait between regular announces.
+    pub interval: u32,
+    /// Seconds the client must wait at least, if the tracker says.
+    pub min_interval: Option<u32>,
+    /// Seeders in the swarm, if the tracker says.
+    pub complete: Option<u32>,
+    /// Leechers in the swarm, if the tracker says.
+    pub incomplete: Option<u32>,
+    /// An id the client should send back on its next announces.
+    pub tracker_id: Option<Vec<u8>>,
+    /// A human-readable warning that did not stop the request.
+    pub warning: Option<String>,
+    /// IPv4 peers.
+    pub peers: Vec<SocketAddrV4>,
+    /// IPv6 peers.
+    pub peers6: Vec<SocketAddrV6>,
+}
+
+impl AnnounceResponse {
+    /// Appends the bencoded response body to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.reserve(128 + self.peers.len() * 6 + self.peers6.len() * 18);
+        // Keys in ascending byte order, as canonical bencode requires.
+        out.push(b'd');
+        if let Some(v) = self.complete {
+            response::push_int(out, "complete", v);
+        }
+        if let Some(v) = self.incomplete {
+            response::push_int(out, "incomplete", v);
+        }
+        response::push_int(out, "interval", self.interval);
+        if let Some(v) = self.min_interval {
+            response::push_int(out, "min interval", v);
+        }
+        // Always present, even empty: clients look for it.
+        response::push_bytes(out, "peers", &compact_v4(&self.peers));
+        if !self.peers6.is_empty() {
+            response::push_bytes(out, "peers6", &compact_v6(&self.peers6));
+        }
+        if let Some(v) = &self.tracker_id {
+            response::push_bytes(out, "tracker id", v);
+        }
+        if let Some(v) = &self.warning {
+            response::push_bytes(out, "warning message", v.as_bytes());
+        }
+        out.push(b'e');
+    }
+
+    /// Returns the bencoded response body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+
+    /// Decodes a response body: a success, or the tracker's failure reason.
+    pub fn decode(body: &[u8]) -> Result<Reply<AnnounceResponse>, ResponseError> {
+        let root = match response::decode_top(body)? {
+            Ok(root) => root,
+            Err(reason) => return Ok(Reply::Failure(reason)),
+        };
+        let mut r = AnnounceResponse {
+            interval: response::req_u32(&root, "interval")?,
+            min_interval: response::opt_u32(&root, "min interval")?,
+            complete: response::opt_u32(&root, "complete")?,
+            incomplete: response::opt_u32(&root, "incomplete")?,
+            tracker_id: response::opt_bytes(&root, "tracker id")?.map(<[u8]>::to_vec),
+            warning: response::opt_bytes(&root, "warning message")?
+                .map(|w| String::from_utf8_lossy(w).into_owned()),
+            peers: Vec::new(),
+            peers6: Vec::new(),
+        };
+        if let Some(peers) = root.get(b"peers") {
+            r.read_peers(peers)?;
+        }
+        if let Some(peers6) = root.get(b"peers6") {
+            let bytes = peers6
+                .as_bytes()
+                .ok_or(ResponseError::InvalidField { key: "peers6" })?;
+            r.peers6.extend(
+                exact_chunks::<18>(bytes)
+                    .ok_or(ResponseError::BadCompactLength {
+                        key: "peers6",
+                        len: bytes.len(),
+                        entry: 18,
+                    })?
+                    .map(peer_v6_from_bytes),
+            );
+        }
+        Ok(Reply::Success(r))
+    }
+
+    /// Reads `peers` in either form: a compact string (BEP 23) or a list of
+    /// dictionaries (BEP 3).
+    fn read_peers(&mut self, peers: &Node<'_>) -> Result<(), ResponseError> {
+        if let Some(bytes) = peers.as_bytes() {
+            self.peers.extend(
+                exact_chunks::<6>(bytes)
+                    .ok_or(ResponseError::BadCompactLength {
+                        key: "peers",
+                        len: bytes.len(),
+                        entry: 6,
+                    })?
+                    .map(peer_v4_from_bytes),
+            );
+            return Ok(());
+        }
+        let list = peers
+            .as_list()
+            .ok_or(ResponseError::InvalidField { key: "peers" })?;
+        for entry in list {
+            match dictionary_peer(entry)? {
+                Some(SocketAddr::V4(p)) => self.peers.push(p),
+                Some(SocketAddr::V6(p)) => self.peers6.push(p),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads one `{ip, port, peer id}` entry; `None` when `ip` is a host name.
+fn dictionary_peer(entry: &Node<'_>) -> Result<Option<SocketAddr>, ResponseError> {
+    if entry.as_dict().is_none() {
+        return Err(ResponseError::NotADict { what: "peer entry" });
+    }
+    let ip = response::opt_bytes(entry, "ip")?.ok_or(ResponseError::Missing { key: "ip" })?;
+    let port = entry
+        .get(b"port")
+        .ok_or(ResponseError::Missing { key: "port" })?
+        .as_int()
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or(ResponseError::InvalidField { key: "port" })?;
+    if let Some(id) = response::opt_bytes(entry, "peer id")? {
+        if id.len() != 20 {
+            return Err(ResponseError::InvalidField { key: "peer id" });
+        }
+    }
+    let ip: Option<IpAddr> = std::str::from_utf8(ip).ok().and_then(|s| s.parse().ok());
+    Ok(ip.map(|ip| match ip {
+        IpAddr::V4(v4) => SocketAddr::V4(SocketAddrV4::new(v4, port)),
+        IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, port, 0, 0)),
+    }))
+}
+
+fn compact_v4(peers: &[SocketAddrV4]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(peers.len() * 6);
+    for p in peers {
+        out.extend_from_slice(&p.ip().octets());
+        out.extend_from_slice(&p.port().to_be_bytes());
+    }
+    out
+}
+
+fn compact_v6(peers: &[SocketAddrV6]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(peers.len() * 18);
+    for p in peers {
+        out.extend_from_slice(&p.ip().octets());
+        out.extend_from_slice(&p.port().to_be_bytes());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -492,6 +668,214 @@ mod tests {
             )
     }
 
+    fn success(body: &[u8]) -> AnnounceResponse {
+        match AnnounceResponse::decode(body) {
+            Ok(Reply::Success(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn encodes_compact_response() {
+        let r = AnnounceResponse {
+            interval: 1800,
+            min_interval: Some(60),
+            complete: Some(2),
+            incomplete: Some(7),
+            tracker_id: Some(b"t1".to_vec()),
+            warning: Some("slow down".to_owned()),
+            peers: vec![SocketAddrV4::new([192, 168, 24, 52].into(), 2001)],
+            peers6: vec![SocketAddrV6::new(std::net::Ipv6Addr::LOCALHOST, 6881, 0, 0)],
+        };
+        let body = r.to_bytes();
+        let mut expected = b"d8:completei2e10:incompletei7e8:intervali1800e\
+            12:min intervali60e5:peers6:\xC0\xA8\x18\x34\x07\xD1\
+            6:peers618:"
+            .to_vec();
+        expected.extend_from_slice(&[0; 15]);
+        expected.extend_from_slice(&[1, 0x1a, 0xe1]);
+        expected.extend_from_slice(b"10:tracker id2:t115:warning message9:slow downe");
+        assert_eq!(body, expected);
+        assert_eq!(success(&body), r);
+    }
+
+    #[test]
+    fn minimal_response_has_empty_peers() {
+        let r = AnnounceResponse {
+            interval: 5,
+            ..Default::default()
+        };
+        assert_eq!(r.to_bytes(), b"d8:intervali5e5:peers0:e");
+        assert_eq!(success(b"d8:intervali5ee"), r);
+    }
+
+    #[test]
+    fn decodes_dictionary_peer_list() {
+        let mut body = b"d8:intervali3600e5:peersl".to_vec();
+        body.extend_from_slice(b"d2:ip13:192.168.24.527:peer id20:");
+        body.extend_from_slice(&[b'A'; 20]);
+        body.extend_from_slice(b"4:porti2001ee");
+        body.extend_from_slice(b"d2:ip3:::14:porti6881ee");
+        body.extend_from_slice(b"d2:ip16:peer.example.org4:porti1ee");
+        body.extend_from_slice(b"ee");
+        let r = success(&body);
+        assert_eq!(
+            r.peers,
+            vec![SocketAddrV4::new([192, 168, 24, 52].into(), 2001)]
+        );
+        assert_eq!(
+            r.peers6,
+            vec![SocketAddrV6::new(std::net::Ipv6Addr::LOCALHOST, 6881, 0, 0)]
+        );
+    }
+
+    #[test]
+    fn failure_reason_wins() {
+        assert_eq!(
+            AnnounceResponse::decode(b"d14:failure reason9:not found8:intervali1ee"),
+            Ok(Reply::Failure("not found".to_owned()))
+        );
+    }
+
+    #[test]
+    fn hostile_responses_are_typed_errors() {
+        let cases: &[(&[u8], ResponseError)] = &[
+            (b"d5:peers0:e", ResponseError::Missing { key: "interval" }),
+            (
+                b"d8:intervali-1ee",
+                ResponseError::InvalidField { key: "interval" },
+            ),
+            (
+                b"d8:intervali4294967296ee",
+                ResponseError::InvalidField { key: "interval" },
+            ),
+            (
+                b"d8:interval1:1e",
+                ResponseError::InvalidField { key: "interval" },
+            ),
+            (
+                b"d8:completei-5e8:intervali1ee",
+                ResponseError::InvalidField { key: "complete" },
+            ),
+            (
+                b"d8:intervali1e5:peers7:abcdefge",
+                ResponseError::BadCompactLength {
+                    key: "peers",
+                    len: 7,
+                    entry: 6,
+                },
+            ),
+            (
+                b"d8:intervali1e6:peers66:abcdefe",
+                ResponseError::BadCompactLength {
+                    key: "peers6",
+                    len: 6,
+                    entry: 18,
+                },
+            ),
+            (
+                b"d8:intervali1e6:peers6lee",
+                ResponseError::InvalidField { key: "peers6" },
+            ),
+            (
+                b"d8:intervali1e5:peersi3ee",
+                ResponseError::InvalidField { key: "peers" },
+            ),
+            (
+                b"d8:intervali1e5:peersli1eee",
+                ResponseError::NotADict { what: "peer entry" },
+            ),
+            (
+                b"d8:intervali1e5:peersld2:ip7:1.2.3.44:porti65536eeee",
+                ResponseError::InvalidField { key: "port" },
+            ),
+            (
+                b"d8:intervali1e5:peersld2:ip7:1.2.3.44:porti-1eeee",
+                ResponseError::InvalidField { key: "port" },
+            ),
+            (
+                b"d8:intervali1e5:peersld2:ip7:1.2.3.4eee",
+                ResponseError::Missing { key: "port" },
+            ),
+            (
+                b"d8:intervali1e5:peersld2:ip7:1.2.3.47:peer id1:x4:porti1eeee",
+                ResponseError::InvalidField { key: "peer id" },
+            ),
+            (
+                b"d8:intervali99999999999999999999999ee",
+                ResponseError::Bencode(crate::bencode::BencodeError::IntOverflow { offset: 12 }),
+            ),
+            (b"i1e", ResponseError::NotADict { what: "response" }),
+        ];
+        for (body, err) in cases {
+            assert_eq!(
+                AnnounceResponse::decode(body).as_ref(),
+                Err(err),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn every_truncated_response_is_an_error() {
+        let body = AnnounceResponse {
+            interval: 1800,
+            complete: Some(1),
+            peers: vec![SocketAddrV4::new([10, 0, 0, 1].into(), 1); 3],
+            ..Default::default()
+        }
+        .to_bytes();
+        for end in 0..body.len() {
+            assert!(
+                AnnounceResponse::decode(body.get(..end).unwrap_or_default()).is_err(),
+                "{end}"
+            );
+        }
+    }
+
+    pub(crate) fn arb_response() -> impl Strategy<Value = AnnounceResponse> {
+        (
+            (
+                any::<u32>(),
+                proptest::option::of(any::<u32>()),
+                proptest::option::of(any::<u32>()),
+                proptest::option::of(any::<u32>()),
+            ),
+            (
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..32)),
+                proptest::option::of(".{0,40}"),
+            ),
+            proptest::collection::vec(any::<([u8; 4], u16)>(), 0..40),
+            proptest::collection::vec(any::<([u8; 16], u16)>(), 0..20),
+        )
+            .prop_map(
+                |(
+                    (interval, min_interval, complete, incomplete),
+                    (tracker_id, warning),
+                    v4,
+                    v6,
+                )| {
+                    AnnounceResponse {
+                        interval,
+                        min_interval,
+                        complete,
+                        incomplete,
+                        tracker_id,
+                        warning,
+                        peers: v4
+                            .into_iter()
+                            .map(|(ip, port)| SocketAddrV4::new(ip.into(), port))
+                            .collect(),
+                        peers6: v6
+                            .into_iter()
+                            .map(|(ip, port)| SocketAddrV6::new(ip.into(), port, 0, 0))
+                            .collect(),
+                    }
+                },
+            )
+    }
+
     proptest! {
         #[test]
         fn request_round_trips(r in arb_request()) {
@@ -501,6 +885,19 @@ mod tests {
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = AnnounceRequest::parse_query(&bytes);
+            let _ = AnnounceResponse::decode(&bytes);
+        }
+
+        #[test]
+        fn response_round_trips(r in arb_response()) {
+            prop_assert_eq!(AnnounceResponse::decode(&r.to_bytes()), Ok(Reply::Success(r)));
+        }
+
+        #[test]
+        fn failure_round_trips(reason in ".{0,80}") {
+            let mut body = Vec::new();
+            response::encode_failure(&reason, &mut body);
+            prop_assert_eq!(AnnounceResponse::decode(&body), Ok(Reply::Failure(reason)));
         }
     }
 }

@@ -9,6 +9,8 @@
 //!
 //! Layout:
 //! - [`query`]: splitting a raw query string into bounded key/value pairs.
+//! - [`response`]: what announce and scrape responses share: the failure
+//!   reply, the error type, the bencode field readers.
 //! - [`announce`]: HTTP announce request (BEP 3) and its response, with
 //!   compact IPv4 (BEP 23) and IPv6 (BEP 7) peer lists.
 //! - [`scrape`]: HTTP scrape request and response (BEP 48).
@@ -20,14 +22,18 @@
 
 pub mod announce;
 pub mod query;
+pub mod response;
 pub mod scrape;
 pub mod udp;
 
 use std::fmt;
 
-pub use announce::AnnounceRequest;
+use crate::metainfo::InfoHashV2;
+
+pub use announce::{AnnounceRequest, AnnounceResponse};
 pub use query::QueryError;
-pub use scrape::ScrapeRequest;
+pub use response::{Reply, ResponseError};
+pub use scrape::{ScrapeRequest, ScrapeResponse, ScrapeStats};
 
 /// The 20 bytes that name a swarm on a tracker: a v1 SHA-1 info hash or a
 /// v2 SHA-256 info hash truncated to its first 20 bytes (BEP 52).
@@ -37,6 +43,13 @@ pub struct InfoHash(pub [u8; 20]);
 /// A peer's self-chosen 20-byte identifier.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PeerId(pub [u8; 20]);
+
+impl From<InfoHashV2> for InfoHash {
+    /// A v2 torrent announces under its info hash truncated to 20 bytes.
+    fn from(v2: InfoHashV2) -> Self {
+        InfoHash(v2.truncated())
+    }
+}
 
 impl fmt::Debug for InfoHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

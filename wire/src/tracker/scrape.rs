@@ -1,8 +1,12 @@
 //! HTTP scrape (BEP 48): the request's query string, a list of info
 //! hashes, and the bencoded response with each swarm's counts.
 
+use std::collections::BTreeMap;
+
 use super::query::{self, QueryError};
+use super::response::{self, Reply, ResponseError};
 use super::InfoHash;
+use crate::bencode::{self, Node};
 
 /// Most info hashes accepted in one scrape request. Clients batch far
 /// fewer; the bound keeps one request from costing the tracker much.
@@ -66,6 +70,77 @@ impl ScrapeRequest {
     }
 }
 
+/// A tracker's successful answer to a scrape (BEP 48).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScrapeResponse {
+    /// The counts of each swarm the tracker knows, by info hash. Swarms it
+    /// does not know are simply absent.
+    pub files: BTreeMap<InfoHash, ScrapeStats>,
+}
+
+impl ScrapeResponse {
+    /// Appends the bencoded response body to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.reserve(16 + self.files.len() * 80);
+        out.extend_from_slice(b"d5:filesd");
+        // A BTreeMap of equal-length keys iterates in bencode's key order.
+        for (hash, stats) in &self.files {
+            bencode::encode_bytes(out, &hash.0);
+            out.push(b'd');
+            response::push_int(out, "complete", stats.complete);
+            response::push_int(out, "downloaded", stats.downloaded);
+            response::push_int(out, "incomplete", stats.incomplete);
+            out.push(b'e');
+        }
+        out.extend_from_slice(b"ee");
+    }
+
+    /// Returns the bencoded response body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+
+    /// Decodes a response body: a success, or the tracker's failure reason.
+    ///
+    /// `complete` and `incomplete` are required for each swarm;
+    /// `downloaded` is 0 when a tracker leaves it out. Other keys
+    /// (`name`, BEP 21's `downloaders`, `flags`) are ignored.
+    pub fn decode(body: &[u8]) -> Result<Reply<ScrapeResponse>, ResponseError> {
+        let root = match response::decode_top(body)? {
+            Ok(root) => root,
+            Err(reason) => return Ok(Reply::Failure(reason)),
+        };
+        let files = root
+            .get(b"files")
+            .ok_or(ResponseError::Missing { key: "files" })?
+            .as_dict()
+            .ok_or(ResponseError::NotADict { what: "files" })?;
+        let mut out = BTreeMap::new();
+        for (hash, stats) in files {
+            let hash: [u8; 20] = (*hash)
+                .try_into()
+                .map_err(|_| ResponseError::InvalidField { key: "files" })?;
+            out.insert(InfoHash(hash), decode_stats(stats)?);
+        }
+        Ok(Reply::Success(ScrapeResponse { files: out }))
+    }
+}
+
+fn decode_stats(stats: &Node<'_>) -> Result<ScrapeStats, ResponseError> {
+    if stats.as_dict().is_none() {
+        return Err(ResponseError::NotADict {
+            what: "swarm stats",
+        });
+    }
+    Ok(ScrapeStats {
+        complete: response::req_u32(stats, "complete")?,
+        downloaded: response::opt_u32(stats, "downloaded")?.unwrap_or(0),
+        incomplete: response::req_u32(stats, "incomplete")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,7 +182,109 @@ mod tests {
         assert!(ScrapeRequest::parse_query(full.as_bytes()).is_ok());
     }
 
+    fn success(body: &[u8]) -> ScrapeResponse {
+        match ScrapeResponse::decode(body) {
+            Ok(Reply::Success(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn decodes_bep48_example() {
+        let body =
+            b"d5:filesd20:....................d8:completei5e10:downloadedi50e10:incompletei10eeee";
+        let r = success(body);
+        assert_eq!(
+            r.files.get(&InfoHash([b'.'; 20])),
+            Some(&ScrapeStats {
+                complete: 5,
+                downloaded: 50,
+                incomplete: 10
+            })
+        );
+        assert_eq!(r.files.len(), 1);
+        assert_eq!(r.to_bytes(), body);
+    }
+
+    #[test]
+    fn encodes_sorted_and_empty() {
+        let mut files = BTreeMap::new();
+        files.insert(InfoHash([b'b'; 20]), ScrapeStats::default());
+        files.insert(InfoHash([b'a'; 20]), ScrapeStats::default());
+        let body = ScrapeResponse { files }.to_bytes();
+        let a = body.windows(20).position(|w| w == [b'a'; 20]);
+        let b = body.windows(20).position(|w| w == [b'b'; 20]);
+        assert!(a < b);
+        assert!(crate::bencode::decode(&body).is_ok());
+        assert_eq!(ScrapeResponse::default().to_bytes(), b"d5:filesdee");
+        // downloaded may be left out by other trackers.
+        let r = success(b"d5:filesd20:aaaaaaaaaaaaaaaaaaaad8:completei1e10:incompletei2eeee");
+        assert_eq!(
+            r.files.get(&InfoHash([b'a'; 20])),
+            Some(&ScrapeStats {
+                complete: 1,
+                downloaded: 0,
+                incomplete: 2
+            })
+        );
+    }
+
+    #[test]
+    fn hostile_scrape_responses() {
+        let cases: &[(&[u8], ResponseError)] = &[
+            (b"de", ResponseError::Missing { key: "files" }),
+            (b"d5:filesi1ee", ResponseError::NotADict { what: "files" }),
+            (
+                b"d5:filesd19:aaaaaaaaaaaaaaaaaaad8:completei1e10:incompletei2eeee",
+                ResponseError::InvalidField { key: "files" },
+            ),
+            (
+                b"d5:filesd20:aaaaaaaaaaaaaaaaaaaali1eeee",
+                ResponseError::NotADict {
+                    what: "swarm stats",
+                },
+            ),
+            (
+                b"d5:filesd20:aaaaaaaaaaaaaaaaaaaad10:incompletei2eeee",
+                ResponseError::Missing { key: "complete" },
+            ),
+            (
+                b"d5:filesd20:aaaaaaaaaaaaaaaaaaaad8:completei-1e10:incompletei2eeee",
+                ResponseError::InvalidField { key: "complete" },
+            ),
+        ];
+        for (body, err) in cases {
+            assert_eq!(ScrapeResponse::decode(body).as_ref(), Err(err));
+        }
+        assert_eq!(
+            ScrapeResponse::decode(b"d14:failure reason6:closede"),
+            Ok(Reply::Failure("closed".to_owned()))
+        );
+        let body =
+            b"d5:filesd20:....................d8:completei5e10:downloadedi50e10:incompletei10eeee";
+        for end in 0..body.len() {
+            assert!(ScrapeResponse::decode(&body[..end]).is_err(), "{end}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn response_round_trips(files in proptest::collection::btree_map(
+            any::<[u8; 20]>().prop_map(InfoHash),
+            any::<(u32, u32, u32)>().prop_map(|(complete, downloaded, incomplete)| ScrapeStats {
+                complete, downloaded, incomplete,
+            }),
+            0..40,
+        )) {
+            let r = ScrapeResponse { files };
+            prop_assert_eq!(ScrapeResponse::decode(&r.to_bytes()), Ok(Reply::Success(r)));
+        }
+
+        #[test]
+        fn response_decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = ScrapeResponse::decode(&bytes);
+        }
+
         #[test]
         fn request_round_trips(hashes in proptest::collection::vec(any::<[u8; 20]>(), 1..=MAX_INFO_HASHES)) {
             let r = ScrapeRequest { info_hashes: hashes.into_iter().map(InfoHash).collect() };

@@ -332,7 +332,10 @@ fn decode_announce(
         len: r.len(),
         need: ANNOUNCE_REQUEST_LEN,
     };
-    let (info_hash, peer_id) = r.array::<20>().zip(r.array::<20>()).ok_or(truncated.clone())?;
+    let (info_hash, peer_id) = r
+        .array::<20>()
+        .zip(r.array::<20>())
+        .ok_or(truncated.clone())?;
     let (downloaded, left, uploaded) = r
         .i64()
         .zip(r.i64())
@@ -449,11 +452,10 @@ impl Response {
             }
             ACTION_ANNOUNCE => decode_announce_response(&mut r, transaction_id, family),
             ACTION_SCRAPE => {
-                let chunks = exact_chunks::<SCRAPE_STATS_LEN>(r.rest()).ok_or(
-                    UdpError::BadLength {
+                let chunks =
+                    exact_chunks::<SCRAPE_STATS_LEN>(r.rest()).ok_or(UdpError::BadLength {
                         len: datagram.len(),
-                    },
-                )?;
+                    })?;
                 let stats = chunks.map(scrape_stats_from_bytes).collect();
                 Ok(Response::Scrape(ScrapeResponse {
                     transaction_id,
@@ -566,9 +568,7 @@ fn decode_announce_response(
 
 /// Splits `bytes` into `N`-byte records, or `None` if a partial record
 /// is left over.
-pub(crate) fn exact_chunks<const N: usize>(
-    bytes: &[u8],
-) -> Option<impl Iterator<Item = &[u8; N]>> {
+pub(crate) fn exact_chunks<const N: usize>(bytes: &[u8]) -> Option<impl Iterator<Item = &[u8; N]>> {
     if !bytes.len().is_multiple_of(N) {
         return None;
     }
@@ -810,7 +810,10 @@ mod tests {
             *b = 9;
         }
         let r = Request::decode(&announce);
-        assert_eq!(r.as_ref().map_err(|e| e.error()), Err(&UdpError::UnknownEvent(9)));
+        assert_eq!(
+            r.as_ref().map_err(|e| e.error()),
+            Err(&UdpError::UnknownEvent(9))
+        );
 
         let scrape = |n: usize, extra: usize| {
             let mut b = encoded(&Request::Scrape(ScrapeRequest {
@@ -855,7 +858,10 @@ mod tests {
             interval: 1800,
             leechers: 3,
             seeders: 4,
-            peers: PeerList::V4(vec![SocketAddrV4::new(Ipv4Addr::new(192, 168, 24, 52), 2001)]),
+            peers: PeerList::V4(vec![SocketAddrV4::new(
+                Ipv4Addr::new(192, 168, 24, 52),
+                2001,
+            )]),
         });
         let bytes = encoded_response(&v4);
         assert_eq!(
@@ -954,7 +960,12 @@ mod tests {
 
     pub(crate) fn arb_request() -> impl Strategy<Value = Request> {
         let announce = (
-            (any::<i64>(), any::<i32>(), any::<[u8; 20]>(), any::<[u8; 20]>()),
+            (
+                any::<i64>(),
+                any::<i32>(),
+                any::<[u8; 20]>(),
+                any::<[u8; 20]>(),
+            ),
             (any::<i64>(), any::<i64>(), any::<i64>(), arb_event()),
             (
                 proptest::option::of(any::<u32>().prop_filter("0 means none", |ip| *ip != 0)),
@@ -963,22 +974,24 @@ mod tests {
                 any::<u16>(),
             ),
         )
-            .prop_map(|((c, t, h, p), (d, l, u, event), (ip, key, num_want, port))| {
-                Request::Announce(AnnounceRequest {
-                    connection_id: ConnectionId(c),
-                    transaction_id: TransactionId(t),
-                    info_hash: InfoHash(h),
-                    peer_id: PeerId(p),
-                    downloaded: d,
-                    left: l,
-                    uploaded: u,
-                    event,
-                    ip: ip.map(Ipv4Addr::from),
-                    key,
-                    num_want,
-                    port,
-                })
-            });
+            .prop_map(
+                |((c, t, h, p), (d, l, u, event), (ip, key, num_want, port))| {
+                    Request::Announce(AnnounceRequest {
+                        connection_id: ConnectionId(c),
+                        transaction_id: TransactionId(t),
+                        info_hash: InfoHash(h),
+                        peer_id: PeerId(p),
+                        downloaded: d,
+                        left: l,
+                        uploaded: u,
+                        event,
+                        ip: ip.map(Ipv4Addr::from),
+                        key,
+                        num_want,
+                        port,
+                    })
+                },
+            );
         let scrape = (
             any::<i64>(),
             any::<i32>(),
