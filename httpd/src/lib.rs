@@ -12,3 +12,4 @@
 //! within limits.
 
 pub mod chunked;
+pub mod client;
