@@ -10,3 +10,6 @@
 //! It must not know about BitTorrent, registries or blobs: handlers and
 //! callers bring the meaning; this crate only moves bytes, correctly and
 //! within limits.
+
+pub mod chunked;
+pub mod client;
