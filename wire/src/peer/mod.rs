@@ -28,6 +28,9 @@ pub mod extended;
 pub mod handshake;
 pub mod message;
 
+/// The buffer types the codec takes and hands out, re-exported so callers
+/// use the same `bytes` version as the decoder.
+pub use bytes::{Bytes, BytesMut};
 pub use decoder::{Decoder, Frame, Limits};
 pub use error::{Fault, HashRequestProblem, PeerError};
 pub use handshake::{Handshake, Reserved, HANDSHAKE_LEN, PROTOCOL};
