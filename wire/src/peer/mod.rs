@@ -33,6 +33,7 @@ pub mod message;
 pub use bytes::{Bytes, BytesMut};
 pub use decoder::{Decoder, Frame, Limits};
 pub use error::{Fault, HashRequestProblem, PeerError};
+pub use extended::{ExtendedHandshake, ExtendedHandshakeProblem, EXTENDED_HANDSHAKE_ID};
 pub use handshake::{Handshake, Reserved, HANDSHAKE_LEN, PROTOCOL};
 pub use message::{
     encode_piece_header, piece_header, BlockRequest, HashRequest, Hashes, Message, MessageId,
