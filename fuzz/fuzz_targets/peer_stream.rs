@@ -7,7 +7,10 @@
 //! limits), bytes 1-2 seed the chunk sizes, the rest is the stream.
 #![no_main]
 
-use bay_wire::peer::{BytesMut, Decoder, Frame, Handshake, Limits, PeerError, Status};
+use bay_wire::peer::{
+    BytesMut, Decoder, ExtendedHandshake, Frame, Handshake, Limits, Message, PeerError, Status,
+    EXTENDED_HANDSHAKE_ID,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -111,6 +114,13 @@ fn check_round_trip(frame: &Frame, limits: Limits) {
             }
         }
         Frame::Message(message) => {
+            if let Message::Extended {
+                id: EXTENDED_HANDSHAKE_ID,
+                payload,
+            } = message
+            {
+                check_extended_handshake(payload);
+            }
             let bytes = message.to_vec().expect("a decoded message re-encodes");
             assert_eq!(bytes.len(), message.encoded_len());
             let mut buf = BytesMut::from(&bytes[..]);
@@ -123,5 +133,18 @@ fn check_round_trip(frame: &Frame, limits: Limits) {
                 other => panic!("{message:?} did not round-trip: {other:?}"),
             }
         }
+    }
+}
+
+/// An extended handshake that decodes re-encodes to one that decodes the
+/// same (unknown keys are dropped, so bytes may differ, values may not).
+fn check_extended_handshake(payload: &[u8]) {
+    if let Ok(handshake) = ExtendedHandshake::decode(payload) {
+        let again = ExtendedHandshake::decode(&handshake.to_bytes());
+        assert_eq!(
+            again.as_ref(),
+            Ok(&handshake),
+            "extended handshake did not round-trip"
+        );
     }
 }
