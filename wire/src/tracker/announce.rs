@@ -431,6 +431,31 @@ mod tests {
     }
 
     #[test]
+    fn parses_a_libtorrent_2_v2_announce() {
+        // The request line libtorrent 2.0 sent for a v2-only torrent whose
+        // info hash is b435d982...911a60a3: it announces the first 20 bytes.
+        let q = "info_hash=%b45%d9%82q%b2~h%ac%c8%a7%e2%9b%c2n%c6%cf%1agK\
+                 &peer_id=-LT2080-l!*YMZMMzqow&port=40539&uploaded=0&downloaded=0\
+                 &left=0&corrupt=0&key=3733B2ED&event=started&numwant=200&compact=1\
+                 &no_peer_id=1&supportcrypto=1&redundant=0";
+        let mut v2 = [0u8; 32];
+        let hex = "b435d98271b27e68acc8a7e29bc26ec6cf1a674bc45087101fb1aae3911a60a3";
+        for (i, b) in v2.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap_or_default();
+        }
+        let r = parse(q);
+        let Ok(r) = r else { panic!("{r:?}") };
+        assert_eq!(r.info_hash, InfoHash::from(crate::metainfo::InfoHashV2(v2)));
+        assert_eq!(r.peer_id, PeerId(*b"-LT2080-l!*YMZMMzqow"));
+        assert_eq!((r.port, r.uploaded, r.downloaded, r.left), (40539, 0, 0, 0));
+        assert_eq!(r.event, Event::Started);
+        assert_eq!(r.key.as_deref(), Some(&b"3733B2ED"[..]));
+        assert_eq!(r.numwant, Some(200));
+        assert_eq!(r.compact, Some(true));
+        assert!(r.no_peer_id);
+    }
+
+    #[test]
     fn events() {
         for (text, event) in [
             ("", Event::None),
