@@ -681,6 +681,51 @@ mod tests {
         );
     }
 
+    fn from_hex(hex: &str) -> Vec<u8> {
+        (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(hex.get(i * 2..i * 2 + 2).unwrap_or("zz"), 16))
+            .collect::<Result<_, _>>()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn decodes_libtorrent_2_datagrams() {
+        // What libtorrent 2.0 sent to a UDP tracker for a v2-only torrent.
+        let connect = from_hex("000004172710198000000000876f3142");
+        assert_eq!(
+            Request::decode(&connect),
+            Ok(Request::Connect(ConnectRequest {
+                transaction_id: TransactionId(i32::from_be_bytes([0x87, 0x6f, 0x31, 0x42]))
+            }))
+        );
+        // 98 bytes of announce, then the BEP 41 URLData option "/announce".
+        let announce = from_hex(
+            "1122334455667788000000014b780645b435d98271b27e68acc8a7e29bc26ec6cf1a674b\
+             2d4c54323038302d764c61336576513758783229000000000000000000000000000000000000\
+             0000000000000000000200000000e205c738000000c89d5302092f616e6e6f756e6365",
+        );
+        assert_eq!(announce.len(), 109);
+        let mut hash = [0u8; 20];
+        hash.copy_from_slice(&from_hex("b435d98271b27e68acc8a7e29bc26ec6cf1a674b"));
+        assert_eq!(
+            Request::decode(&announce),
+            Ok(Request::Announce(AnnounceRequest {
+                connection_id: ConnectionId(0x1122_3344_5566_7788),
+                transaction_id: TransactionId(0x4b78_0645),
+                info_hash: InfoHash(hash),
+                peer_id: PeerId(*b"-LT2080-vLa3evQ7Xx2)"),
+                downloaded: 0,
+                left: 0,
+                uploaded: 0,
+                event: Event::Started,
+                ip: None,
+                key: 0xe205_c738,
+                num_want: Some(200),
+                port: 40275,
+            }))
+        );
+    }
+
     #[test]
     fn every_truncated_request_is_a_typed_error() {
         let requests = [
