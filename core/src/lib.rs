@@ -16,9 +16,11 @@
 //! - [`choke`]: who holds an upload slot, rotated fairly.
 //! - [`rate`]: token-bucket bandwidth limits.
 //! - [`store`]: content-addressed blobs on disk, partial downloads, eviction.
+//! - [`swarm`]: one torrent's swarm as a sans-IO state machine.
 
 pub mod bitfield;
 pub mod choke;
 pub mod picker;
 pub mod rate;
 pub mod store;
+pub mod swarm;

@@ -79,6 +79,8 @@ enum BlockState {
 #[derive(Debug)]
 struct Active {
     blocks: Vec<BlockState>,
+    /// For a suspect piece: the one peer it is being fetched from.
+    owner: Option<PeerKey>,
 }
 
 /// Picks blocks to request for one torrent.
@@ -91,6 +93,9 @@ pub struct Picker {
     availability: Vec<u16>,
     seeds: u32,
     active: HashMap<u32, Active>,
+    /// Pieces that failed with blocks from several peers: fetched from one
+    /// peer at a time from then on, so the next failure names its culprit.
+    suspect: Bitfield,
     readers: BTreeMap<ReaderKey, u32>,
     readahead: u32,
     rng: u64,
@@ -110,6 +115,7 @@ impl Picker {
             availability: vec![0; pieces as usize],
             seeds: 0,
             active: HashMap::new(),
+            suspect: Bitfield::new(pieces),
             readers: BTreeMap::new(),
             readahead: 4,
             rng: seed | 1,
@@ -181,6 +187,13 @@ impl Picker {
 
     /// A peer left: forget what it had and free what it was asked for.
     pub fn peer_left(&mut self, peer: PeerKey, has: PeerHas<'_>) {
+        self.peer_forgotten(has);
+        self.release_all(peer);
+    }
+
+    /// What a peer had no longer counts (it left, or sent a new bitfield
+    /// that replaces the old one).
+    pub fn peer_forgotten(&mut self, has: PeerHas<'_>) {
         match has {
             PeerHas::All => self.seeds = self.seeds.saturating_sub(1),
             PeerHas::Some(b) => {
@@ -189,7 +202,6 @@ impl Picker {
                 }
             }
         }
-        self.release_all(peer);
     }
 
     fn bump(&mut self, piece: u32, up: bool) {
@@ -267,23 +279,24 @@ impl Picker {
         let Some(index) = self.block_index(block) else {
             return;
         };
-        if let Some(state) = self
-            .active
-            .get_mut(&block.piece)
-            .and_then(|a| a.blocks.get_mut(index))
-        {
-            release(state, peer);
+        if let Some(active) = self.active.get_mut(&block.piece) {
+            if let Some(state) = active.blocks.get_mut(index) {
+                release(state, peer);
+            }
+            active.release_owner();
         }
     }
 
     /// The piece checked out: it is ours to serve and share.
     pub fn piece_verified(&mut self, piece: u32) {
         self.active.remove(&piece);
+        self.suspect.clear(piece);
         self.have.set(piece);
     }
 
     /// The piece did not match its hash: start it again, and return the
-    /// peers that sent its blocks so the swarm can ban them.
+    /// peers that sent its blocks. One sender is the culprit; with several
+    /// the piece becomes suspect and is fetched from a single peer next.
     pub fn piece_failed(&mut self, piece: u32) -> Vec<PeerKey> {
         let mut senders: Vec<PeerKey> = self
             .active
@@ -300,6 +313,9 @@ impl Picker {
             .unwrap_or_default();
         senders.sort_unstable();
         senders.dedup();
+        if senders.len() > 1 {
+            self.suspect.set(piece);
+        }
         senders
     }
 
@@ -385,9 +401,17 @@ impl Picker {
             return;
         }
         let count = self.piece_size(piece).div_ceil(BLOCK_LEN) as usize;
+        let suspect = self.suspect.has(piece);
         let active = self.active.entry(piece).or_insert_with(|| Active {
             blocks: vec![BlockState::Free; count],
+            owner: None,
         });
+        if suspect {
+            match active.owner {
+                Some(owner) if owner != peer => return,
+                _ => active.owner = Some(peer),
+            }
+        }
         let mut taken = 0;
         for (i, state) in active.blocks.iter_mut().enumerate() {
             if taken == room {
@@ -423,6 +447,9 @@ impl Picker {
             let Some(active) = self.active.get_mut(&piece) else {
                 continue;
             };
+            if active.owner.is_some_and(|owner| owner != peer) {
+                continue;
+            }
             for (i, state) in active.blocks.iter_mut().enumerate() {
                 if added == want {
                     return;
@@ -443,6 +470,7 @@ impl Picker {
             for state in &mut active.blocks {
                 release(state, peer);
             }
+            active.release_owner();
         }
     }
 
@@ -462,6 +490,16 @@ impl Picker {
         x ^= x << 17;
         self.rng = x;
         x
+    }
+}
+
+impl Active {
+    /// A suspect piece nobody is working on any more may go to another peer.
+    fn release_owner(&mut self) {
+        let idle = self.blocks.iter().all(|b| *b == BlockState::Free);
+        if idle {
+            self.owner = None;
+        }
     }
 }
 
@@ -577,6 +615,24 @@ mod tests {
         assert!(deliver(&mut p, 2, &b)[0].piece_complete);
         assert_eq!(p.piece_failed(0), vec![1, 2]);
         assert_eq!(pick(&mut p, 3, PeerHas::All, 8).len(), 2);
+    }
+
+    #[test]
+    fn a_piece_that_failed_with_several_senders_goes_to_one_peer() {
+        let mut p = picker(1);
+        let a = pick(&mut p, 1, PeerHas::All, 1);
+        let b = pick(&mut p, 2, PeerHas::All, 1);
+        deliver(&mut p, 1, &a);
+        deliver(&mut p, 2, &b);
+        assert_eq!(p.piece_failed(0), vec![1, 2]);
+        assert_eq!(pick(&mut p, 1, PeerHas::All, 1).len(), 1);
+        assert!(
+            pick(&mut p, 2, PeerHas::All, 8).is_empty(),
+            "owned by peer 1"
+        );
+        assert_eq!(pick(&mut p, 1, PeerHas::All, 8).len(), 1);
+        p.peer_left(1, PeerHas::All);
+        assert_eq!(pick(&mut p, 2, PeerHas::All, 8).len(), 2, "free again");
     }
 
     #[test]
