@@ -22,6 +22,7 @@ struct Nginx {
     root: PathBuf,
     main: SocketAddr,
     other: SocketAddr,
+    tls: SocketAddr,
 }
 
 impl Nginx {
@@ -30,6 +31,8 @@ impl Nginx {
         let root = dir.path().to_owned();
         let main: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let other: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        client_common::make_ca(&root);
         std::fs::create_dir_all(root.join("www/sub")).unwrap();
         std::fs::write(root.join("www/big.bin"), big_file()).unwrap();
         std::fs::write(root.join("www/sub/data.txt"), "aXXb".repeat(50_000)).unwrap();
@@ -73,6 +76,12 @@ http {{
         listen {other};
         location = /auth {{ return 200 "auth=$http_authorization"; }}
     }}
+    server {{
+        listen {tls} ssl;
+        ssl_certificate {d}/cert.pem;
+        ssl_certificate_key {d}/key.pem;
+        root {d}/www;
+    }}
 }}
 "#
         );
@@ -89,7 +98,7 @@ http {{
         .map(String::from);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut child = spawn("nginx", &args, &root.join("nginx.out"));
-        for addr in [main, other] {
+        for addr in [main, other, tls] {
             client_common::wait_for_listener(addr, Duration::from_secs(20), "nginx", &mut child.0);
         }
         Nginx {
@@ -98,6 +107,7 @@ http {{
             root,
             main,
             other,
+            tls,
         }
     }
 
@@ -282,6 +292,70 @@ fn redirect_limit_and_opt_out() {
             assert_eq!(r.status(), 302, "{driver}");
             let location = format!("http://{other}/auth");
             assert_eq!(r.header("location").unwrap(), location.as_str());
+        }
+    });
+}
+
+/// Download speed of one large body, plain and TLS, on each driver; the
+/// client reads piece by piece and drops each piece, as a relay would.
+/// Run: `cargo test --release -p bay-httpd --test client_nginx -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement, not a check"]
+fn throughput_of_one_large_body() {
+    const SIZE: u64 = 1 << 30;
+    let nginx = Nginx::start();
+    // Sparse: the page cache serves zeros without touching the disk.
+    let file = std::fs::File::create(nginx.root.join("www/large.bin")).unwrap();
+    file.set_len(SIZE).unwrap();
+    let plain = nginx.url("/large.bin");
+    let tls = Url::parse(&format!("https://localhost:{}/large.bin", nginx.tls.port())).unwrap();
+    let ca = nginx.root.join("ca.pem");
+    for url in [&plain, &tls] {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{speed_download}",
+                "--cacert",
+            ])
+            .arg(&ca)
+            .arg(url.to_string())
+            .output()
+            .unwrap();
+        let speed: f64 = String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0.0);
+        println!(
+            "curl {}: {:.0} MiB/s",
+            url.scheme().as_str(),
+            speed / (1 << 20) as f64
+        );
+    }
+    on_both_drivers(|driver| {
+        let (plain, tls, ca) = (plain.clone(), tls.clone(), ca.clone());
+        async move {
+            let client = bay_httpd::client::Client::new(bay_httpd::client::ClientConfig {
+                plain_http: bay_httpd::client::PlainHttp::Any,
+                extra_ca_file: Some(ca),
+                ..Default::default()
+            })
+            .unwrap();
+            for url in [plain, tls] {
+                let started = Instant::now();
+                let mut r = client.send(Request::get(url.clone())).await.unwrap();
+                let mut total = 0u64;
+                while let Some(piece) = r.chunk().await.unwrap() {
+                    total += piece.len() as u64;
+                }
+                assert_eq!(total, SIZE);
+                let secs = started.elapsed().as_secs_f64();
+                println!(
+                    "{driver} {}: {} MiB in {secs:.2} s = {:.0} MiB/s",
+                    url.scheme().as_str(),
+                    SIZE >> 20,
+                    (SIZE >> 20) as f64 / secs
+                );
+            }
         }
     });
 }

@@ -25,35 +25,13 @@ struct Registry {
     ca_file: Option<PathBuf>,
 }
 
-/// A CA and a server certificate for `localhost` and 127.0.0.1 it signed,
-/// written as PEM files; returns the CA file.
-fn make_ca(dir: &std::path::Path) -> PathBuf {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "bay test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf_params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
-    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).unwrap();
-    let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
-    ca_file
-}
-
 impl Registry {
     fn start(tls: bool) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let d = dir.path().display();
         let (tls_block, ca_file, base) = if tls {
-            let ca = make_ca(dir.path());
+            let ca = client_common::make_ca(dir.path());
             let block = format!("  tls:\n    certificate: {d}/cert.pem\n    key: {d}/key.pem\n");
             // A DNS name, so SNI and name checks are exercised.
             (block, Some(ca), format!("https://localhost:{port}"))

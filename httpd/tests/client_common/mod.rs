@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -98,4 +98,28 @@ pub async fn read_body(response: &mut Response) -> Vec<u8> {
         all.extend_from_slice(&piece);
     }
     all
+}
+
+/// A CA and a server certificate for `localhost` and 127.0.0.1 it signed,
+/// written as PEM files; returns the CA file.
+pub fn make_ca(dir: &std::path::Path) -> PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("test certificate");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("test certificate");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "bay test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("test certificate");
+    let leaf_key = KeyPair::generate().expect("test certificate");
+    let leaf_params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("test certificate");
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .expect("test certificate");
+    std::fs::write(dir.join("cert.pem"), leaf.pem()).expect("test certificate");
+    std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).expect("test certificate");
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("test certificate");
+    ca_file
 }
