@@ -10,7 +10,7 @@
 mod client_common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -21,44 +21,9 @@ use bay_httpd::client::{
     Body, BodySource, Client, ClientConfig, Error, Framing, Phase, PlainHttp, Request, Url,
 };
 use bytes::Bytes;
-use client_common::{on_both_drivers, plain_client, read_body};
-
-/// Serves `conns` connections in turn, each with `script`.
-fn raw_server<F>(conns: usize, script: F) -> SocketAddr
-where
-    F: Fn(usize, &mut TcpStream) + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for i in 0..conns {
-            let Ok((mut stream, _)) = listener.accept() else {
-                return;
-            };
-            script(i, &mut stream);
-        }
-    });
-    addr
-}
-
-/// Reads one request head; returns it as text ("" if the client closed).
-fn read_head(stream: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&head).into_owned()
-}
-
-/// Blocks until the client closes its side.
-fn wait_for_close(stream: &mut TcpStream) {
-    let mut sink = [0u8; 1024];
-    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
-}
+use client_common::{
+    on_both_drivers, plain_client, raw_server, read_body, read_head, wait_for_close,
+};
 
 fn url(addr: SocketAddr, path: &str) -> Url {
     Url::parse(&format!("http://{addr}{path}")).unwrap()

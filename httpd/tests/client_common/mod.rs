@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -122,4 +123,41 @@ pub fn make_ca(dir: &std::path::Path) -> PathBuf {
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).expect("test certificate");
     ca_file
+}
+
+/// Serves `conns` connections in turn, each with `script`.
+pub fn raw_server<F>(conns: usize, script: F) -> SocketAddr
+where
+    F: Fn(usize, &mut TcpStream) + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for i in 0..conns {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            script(i, &mut stream);
+        }
+    });
+    addr
+}
+
+/// Reads one request head; returns it as text ("" if the client closed).
+pub fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// Blocks until the client closes its side.
+pub fn wait_for_close(stream: &mut TcpStream) {
+    let mut sink = [0u8; 1024];
+    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
 }
