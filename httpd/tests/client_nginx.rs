@@ -97,7 +97,13 @@ http {{
         ]
         .map(String::from);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut child = spawn("nginx", &args, &root.join("nginx.out"));
+        // Debian puts nginx in /usr/sbin, which a non-root PATH may lack.
+        let program = if Path::new("/usr/sbin/nginx").exists() {
+            "/usr/sbin/nginx"
+        } else {
+            "nginx"
+        };
+        let mut child = spawn(program, &args, &root.join("nginx.out"));
         for addr in [main, other, tls] {
             client_common::wait_for_listener(addr, Duration::from_secs(20), "nginx", &mut child.0);
         }
