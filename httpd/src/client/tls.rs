@@ -50,9 +50,6 @@ pub enum TlsSetupError {
     /// rustls refused a root certificate.
     #[error("CA certificate refused: {0}")]
     Certificate(rustls::Error),
-    /// No trusted root at all: every TLS connection would fail.
-    #[error("no trusted CA certificates found (system store empty and no CA file)")]
-    NoRoots,
     /// rustls refused the protocol versions.
     #[error("TLS configuration: {0}")]
     Config(rustls::Error),
@@ -78,7 +75,9 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig
         }
     }
     if roots.is_empty() {
-        return Err(TlsSetupError::NoRoots);
+        // Plain-HTTP-only deployments (a container without a CA bundle)
+        // still work; every TLS handshake will fail as an unknown issuer.
+        tracing::warn!("no trusted CA certificates: system store empty and no CA file");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
