@@ -30,7 +30,8 @@ pub struct Args {
     /// Tracker announce URL; repeat for fail-over trackers, in order.
     #[arg(long = "announce", value_name = "URL")]
     pub announce: Vec<String>,
-    /// Web seed URL (BEP 19); may be repeated.
+    /// Web seed URL (BEP 19); may be repeated. Prefer a directory URL
+    /// ending in `/`: clients append the torrent name to it.
     #[arg(long = "web-seed", value_name = "URL")]
     pub web_seeds: Vec<String>,
     /// Mark the torrent private (BEP 27): trackers only, no DHT or PEX.
