@@ -43,3 +43,15 @@ pub fn bay_binary(name: &str) -> Result<PathBuf> {
     }
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binary_says_how_to_build_it() {
+        let err = bay_binary("no-such-bay-program").unwrap_err().to_string();
+        assert!(err.contains("cargo build --workspace --bins"), "{err}");
+        assert!(err.contains("no-such-bay-program"), "{err}");
+    }
+}

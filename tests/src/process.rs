@@ -50,3 +50,25 @@ pub fn run_ok(cmd: &mut Command, timeout: Duration) -> Result<String> {
     }
     String::from_utf8(output.stdout).with_context(|| format!("{described} printed non-UTF-8"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn returns_output_of_a_quick_program() {
+        let out = run_ok(Command::new("echo").arg("hi"), Duration::from_secs(10)).unwrap();
+        assert_eq!(out, "hi\n");
+        let err = run_ok(&mut Command::new("false"), Duration::from_secs(10)).unwrap_err();
+        assert!(err.to_string().contains("failed"), "{err}");
+    }
+
+    #[test]
+    fn stops_a_program_that_overruns_its_deadline() {
+        let started = std::time::Instant::now();
+        let err = run_with_deadline(Command::new("sleep").arg("30"), Duration::from_millis(200))
+            .unwrap_err();
+        assert!(err.to_string().contains("did not finish"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}
