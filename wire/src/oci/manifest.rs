@@ -217,6 +217,31 @@ impl ImageIndex {
             platform: descriptor.platform.as_ref(),
         })
     }
+
+    /// The child manifest for a platform, as a client on it would pick:
+    /// `os` and `architecture` must match; among those, one with the asked
+    /// `variant` wins over one without a variant, which wins over none.
+    pub fn manifest_for(
+        &self,
+        os: &str,
+        architecture: &str,
+        variant: Option<&str>,
+    ) -> Option<&Descriptor> {
+        let candidates = || {
+            self.manifests.iter().filter(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == os && p.architecture == architecture)
+            })
+        };
+        let variant_of = |d: &Descriptor| d.platform.as_ref().and_then(|p| p.variant.clone());
+        match variant {
+            Some(v) => candidates()
+                .find(|d| variant_of(d).as_deref() == Some(v))
+                .or_else(|| candidates().find(|d| variant_of(d).is_none())),
+            None => candidates().next(),
+        }
+    }
 }
 
 /// A manifest of one of the four types bay reads.
@@ -561,6 +586,19 @@ mod tests {
         let c = l.children();
         assert_eq!(c[1].platform.unwrap().features, vec!["sse4".to_owned()]);
         assert_eq!(c[2].platform.unwrap().variant.as_deref(), Some("v7"));
+        let index = l.as_index().unwrap();
+        assert_eq!(
+            index
+                .manifest_for("linux", "arm", Some("v7"))
+                .map(|d| d.size),
+            Some(1024)
+        );
+        assert_eq!(index.manifest_for("linux", "arm", Some("v6")), None);
+        assert_eq!(
+            index.manifest_for("linux", "amd64", None).map(|d| d.size),
+            Some(7682)
+        );
+        assert_eq!(index.manifest_for("windows", "amd64", None), None);
     }
 
     #[test]
