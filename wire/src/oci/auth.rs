@@ -681,6 +681,34 @@ mod tests {
         );
     }
 
+    /// Challenges as sent by CNCF distribution 2.8 with token and htpasswd
+    /// auth configured.
+    #[test]
+    fn challenges_sent_by_distribution() {
+        let b = bearer(
+            r#"Bearer realm="http://127.0.0.1:5999/auth/token?x=1",service="bay-test-registry",scope="repository:test/img:pull,push""#,
+        );
+        assert_eq!(
+            b.scopes().collect::<Vec<_>>(),
+            ["repository:test/img:pull,push"]
+        );
+        assert_eq!(
+            b.token_url(&[]),
+            "http://127.0.0.1:5999/auth/token?x=1&service=bay-test-registry&scope=repository%3Atest%2Fimg%3Apull%2Cpush"
+        );
+        assert_eq!(b.realm_origin(), Some(("http", "127.0.0.1:5999")));
+        let base = bearer(
+            r#"Bearer realm="http://127.0.0.1:5999/auth/token?x=1",service="bay-test-registry""#,
+        );
+        assert_eq!(base.scope, None);
+        assert_eq!(
+            parse_www_authenticate(br#"Basic realm="Registry Realm""#),
+            Ok(vec![AuthChallenge::Basic {
+                realm: "Registry Realm".into()
+            }])
+        );
+    }
+
     #[test]
     fn rfc_example_with_two_challenges_and_escapes() {
         let v = br#"Newauth realm="apps", type=1, title="Login to \"apps\"", Basic realm="simple""#;

@@ -601,6 +601,30 @@ mod tests {
         assert_eq!(index.manifest_for("windows", "amd64", None), None);
     }
 
+    /// Bodies and Content-Types as served by CNCF distribution 2.8 for an
+    /// image pushed by skopeo in both formats.
+    #[test]
+    fn manifests_served_by_distribution() {
+        let oci = include_bytes!("testdata/distribution-oci-manifest.json");
+        let docker = include_bytes!("testdata/distribution-docker-manifest.json");
+        let m = parse_manifest(Some("application/vnd.oci.image.manifest.v1+json"), oci).unwrap();
+        let d = parse_manifest(
+            Some("application/vnd.docker.distribution.manifest.v2+json"),
+            docker,
+        )
+        .unwrap();
+        assert!(matches!(m, Manifest::OciManifest(_)));
+        assert!(matches!(d, Manifest::DockerManifest(_)));
+        let digests = |m: &Manifest| -> Vec<String> {
+            m.blobs().iter().map(|b| b.digest.to_string()).collect()
+        };
+        assert_eq!(digests(&m), digests(&d));
+        assert_eq!(
+            digests(&m)[1],
+            "sha256:88981090314e0a27c1af968f6e280f97a4c9bd990bbdee15395a2b939bdfcdfc"
+        );
+    }
+
     #[test]
     fn artifact_with_subject() {
         let m = parse_manifest(None, ARTIFACT.as_bytes()).unwrap();
