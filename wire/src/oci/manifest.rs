@@ -107,6 +107,20 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
+    /// Whether the content is a layer registries do not serve (Docker
+    /// foreign layers, OCI non-distributable layers): clients fetch it from
+    /// its `urls`, so there is nothing to preheat from the registry.
+    pub fn is_nondistributable(&self) -> bool {
+        [
+            media_type::DOCKER_LAYER_FOREIGN_TAR_GZIP,
+            media_type::OCI_LAYER_NONDISTRIBUTABLE_TAR,
+            media_type::OCI_LAYER_NONDISTRIBUTABLE_TAR_GZIP,
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+        ]
+        .iter()
+        .any(|t| self.media_type.eq_ignore_ascii_case(t))
+    }
+
     /// A descriptor with only the three required fields.
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
         Descriptor {
@@ -580,6 +594,9 @@ mod tests {
         assert!(matches!(m, Manifest::DockerManifest(_)));
         assert_eq!(m.blobs()[0].media_type, media_type::DOCKER_CONFIG);
         assert_eq!(m.blobs().len(), 4);
+        let foreign: Vec<bool> = m.blobs().iter().map(|b| b.is_nondistributable()).collect();
+        assert_eq!(foreign, [false, false, false, true]);
+        assert_eq!(m.blobs()[3].urls, ["https://example.com/layer.tar.gz"]);
 
         let l = parse_manifest(Some("application/json"), DOCKER_LIST.as_bytes()).unwrap();
         assert!(matches!(l, Manifest::DockerManifestList(_)));
