@@ -17,10 +17,14 @@
 //! - [`rate`]: token-bucket bandwidth limits.
 //! - [`store`]: content-addressed blobs on disk, partial downloads, eviction.
 //! - [`swarm`]: one torrent's swarm as a sans-IO state machine.
+//! - [`announce`]: telling trackers about a torrent, learning its peers.
+//! - [`webseed`]: piece ranges fetched over HTTP(S) from a URL or registry.
 
+pub mod announce;
 pub mod bitfield;
 pub mod choke;
 pub mod picker;
 pub mod rate;
 pub mod store;
 pub mod swarm;
+pub mod webseed;
