@@ -1,0 +1,354 @@
+//! The web seed against a real nginx serving a generated blob, under both
+//! monoio drivers: ranges at the start, middle and end, the short last
+//! piece, several pieces at once, a redirect to another port (which must
+//! not carry the credentials along), a location that ignores `Range`, and
+//! the errors: missing file, range past the end, a server that never
+//! answers, a body cut short.
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bay_core::webseed::{PieceLayout, WebSeed, WebSeedConfig, WebSeedError};
+use bay_httpd::client::{Client, ClientConfig, PlainHttp, Url};
+use bay_wire::merkle;
+
+const PIECE: u64 = 32 * 1024;
+/// Seven whole pieces and a short last one.
+const SIZE: usize = 7 * PIECE as usize + 5000;
+const TOKEN: &str = "Bearer web-seed-test-token";
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn blob() -> Vec<u8> {
+    (0..SIZE as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+/// An nginx with two servers on 127.0.0.1, killed on drop.
+struct Nginx {
+    child: Child,
+    port: u16,
+    other_port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    fn start(data: &[u8]) -> Nginx {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("www/noranges")).expect("mkdir");
+        std::fs::write(d.join("www/blob"), data).expect("write blob");
+        std::fs::write(d.join("www/noranges/blob"), data).expect("write blob");
+        let (port, other_port) = (free_port(), free_port());
+        let d = d.display();
+        let conf = format!(
+            "daemon off;
+worker_processes 1;
+user root;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    log_format auth '$request_uri $http_authorization';
+    server {{
+        listen 127.0.0.1:{port};
+        root {d}/www;
+        access_log {d}/first.log auth;
+        location = /moved {{ return 302 http://127.0.0.1:{other_port}/blob; }}
+        location /noranges/ {{ max_ranges 0; }}
+    }}
+    server {{
+        listen 127.0.0.1:{other_port};
+        root {d}/www;
+        access_log {d}/second.log auth;
+    }}
+}}
+"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).expect("write conf");
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nginx starts");
+        let nginx = Nginx {
+            child,
+            port,
+            other_port,
+            dir,
+        };
+        wait_listening(port);
+        wait_listening(other_port);
+        nginx
+    }
+
+    fn url(&self, path: &str) -> Url {
+        Url::parse(&format!("http://127.0.0.1:{}{path}", self.port)).expect("url")
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+}
+
+fn wait_listening(port: u16) {
+    let deadline = Instant::now() + DEADLINE;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} never listened");
+        std::thread::yield_now();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+fn on_both_drivers<F, Fut>(test: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("legacy runtime")
+        .block_on(test());
+    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("io_uring runtime")
+        .block_on(test());
+}
+
+fn client() -> Client {
+    Client::new(ClientConfig {
+        plain_http: PlainHttp::Any,
+        ..ClientConfig::default()
+    })
+    .expect("client")
+}
+
+fn layout() -> PieceLayout {
+    PieceLayout {
+        piece_length: PIECE,
+        file_length: SIZE as u64,
+    }
+}
+
+fn piece_hashes(data: &[u8]) -> Vec<merkle::Hash> {
+    merkle::file_hashes(data, PIECE)
+        .expect("piece hashes")
+        .piece_layer
+}
+
+#[test]
+fn piece_ranges_come_back_exact_and_verified() {
+    let data = blob();
+    let hashes = piece_hashes(&data);
+    let nginx = Nginx::start(&data);
+    on_both_drivers(|| async {
+        let seed = WebSeed::new(client(), nginx.url("/blob")).header("Authorization", TOKEN);
+        // First, middle, last whole, the short last piece, and runs of them.
+        for (first, count) in [(0, 1), (3, 1), (6, 1), (7, 1), (2, 3), (5, 3), (0, 8)] {
+            let range = layout().range(first, count).expect("range");
+            let bytes = seed.read(range.clone()).await.expect("read");
+            assert_eq!(&bytes[..], &data[range.start as usize..range.end as usize]);
+            layout()
+                .verify(&hashes, first, &bytes)
+                .expect("pieces verify");
+        }
+        // Ranges not on piece bounds too.
+        let bytes = seed.read(1..2).await.expect("one byte");
+        assert_eq!(&bytes[..], &data[1..2]);
+        let end = SIZE as u64;
+        let bytes = seed.read(end - 10..end).await.expect("tail");
+        assert_eq!(&bytes[..], &data[SIZE - 10..]);
+    });
+    assert!(nginx.log("first.log").contains(TOKEN), "headers were sent");
+}
+
+#[test]
+fn streaming_yields_the_range_in_pieces_without_extra_bytes() {
+    let data = blob();
+    let nginx = Nginx::start(&data);
+    on_both_drivers(|| async {
+        let seed = WebSeed::new(client(), nginx.url("/blob"));
+        let range = layout().range(1, 6).expect("range");
+        let mut body = seed.fetch(range.clone()).await.expect("fetch");
+        assert!(body.is_partial());
+        let mut got = Vec::new();
+        while let Some(chunk) = body.chunk().await.expect("chunk") {
+            got.extend_from_slice(&chunk);
+            assert_eq!(body.remaining(), range.end - range.start - got.len() as u64);
+        }
+        assert_eq!(got, &data[range.start as usize..range.end as usize]);
+        assert!(body.chunk().await.expect("after end").is_none());
+    });
+}
+
+#[test]
+fn a_redirect_to_another_port_is_followed_without_credentials() {
+    let data = blob();
+    let nginx = Nginx::start(&data);
+    on_both_drivers(|| async {
+        let seed = WebSeed::new(client(), nginx.url("/moved")).header("Authorization", TOKEN);
+        let range = layout().range(4, 2).expect("range");
+        let bytes = seed
+            .read(range.clone())
+            .await
+            .expect("read through redirect");
+        assert_eq!(&bytes[..], &data[range.start as usize..range.end as usize]);
+    });
+    assert!(nginx.log("first.log").contains(&format!("/moved {TOKEN}")));
+    let second = nginx.log("second.log");
+    assert!(second.contains("/blob -"), "{second}");
+    assert!(
+        !second.contains(TOKEN),
+        "credentials crossed origins: {second}"
+    );
+    assert_ne!(nginx.port, nginx.other_port);
+}
+
+#[test]
+fn a_server_ignoring_range_is_skipped_up_to_the_limit() {
+    let data = blob();
+    let nginx = Nginx::start(&data);
+    on_both_drivers(|| async {
+        let config = WebSeedConfig {
+            max_skip: 4 * PIECE,
+            ..WebSeedConfig::default()
+        };
+        let seed = WebSeed::with_config(client(), nginx.url("/noranges/blob"), config);
+        let range = layout().range(3, 2).expect("range");
+        let mut body = seed.fetch(range.clone()).await.expect("fetch");
+        assert!(!body.is_partial(), "nginx was told to ignore Range");
+        let mut got = Vec::new();
+        while let Some(chunk) = body.chunk().await.expect("chunk") {
+            got.extend_from_slice(&chunk);
+        }
+        assert_eq!(got, &data[range.start as usize..range.end as usize]);
+
+        let far = layout().range(6, 1).expect("range");
+        let err = seed.fetch(far).await.expect_err("too far to skip");
+        assert!(
+            matches!(err, WebSeedError::SkipTooFar { start, limit, .. }
+                if start == 6 * PIECE && limit == 4 * PIECE),
+            "{err:?}"
+        );
+    });
+}
+
+#[test]
+fn errors_are_typed() {
+    let data = blob();
+    let nginx = Nginx::start(&data);
+    on_both_drivers(|| async {
+        let missing = WebSeed::new(client(), nginx.url("/nothing"));
+        let err = missing.read(0..10).await.expect_err("404");
+        assert!(
+            matches!(err, WebSeedError::Status { status: 404, .. }),
+            "{err:?}"
+        );
+
+        let seed = WebSeed::new(client(), nginx.url("/blob"));
+        let end = SIZE as u64;
+        // nginx clips a range that runs past the end: not what was asked.
+        let err = seed.read(end - 10..end + 10).await.expect_err("clipped");
+        assert!(
+            matches!(err, WebSeedError::WrongRange { start, last, .. }
+                if start == end - 10 && last == end + 9),
+            "{err:?}"
+        );
+        let err = seed.read(end + 10..end + 20).await.expect_err("416");
+        assert!(
+            matches!(err, WebSeedError::Status { status: 416, .. }),
+            "{err:?}"
+        );
+        let err = seed.read(5..5).await.expect_err("empty");
+        assert!(matches!(err, WebSeedError::InvalidRange { .. }), "{err:?}");
+    });
+}
+
+#[test]
+fn a_silent_server_times_out() {
+    // The kernel completes the handshake; nobody ever reads or answers.
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    on_both_drivers(|| async move {
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/blob")).expect("url");
+        let config = WebSeedConfig {
+            timeout: Duration::from_millis(300),
+            ..WebSeedConfig::default()
+        };
+        let started = Instant::now();
+        let err = WebSeed::with_config(client(), url, config)
+            .read(0..100)
+            .await
+            .expect_err("timeout");
+        assert!(matches!(err, WebSeedError::Timeout { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    });
+}
+
+#[test]
+fn a_body_cut_short_is_an_error() {
+    // Answers one request per connection with half the promised bytes.
+    let server = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = server.local_addr().expect("addr").port();
+    let thread = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut stream, _) = server.accept().expect("accept");
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                stream.read_exact(&mut byte).expect("read request");
+                head.push(byte[0]);
+            }
+            let answer = b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-99/1000\r\n\
+                           Content-Length: 100\r\n\r\n";
+            stream.write_all(answer).expect("write head");
+            stream.write_all(&[7u8; 50]).expect("write half");
+        }
+    });
+    on_both_drivers(|| async move {
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/blob")).expect("url");
+        let err = WebSeed::new(client(), url)
+            .read(0..100)
+            .await
+            .expect_err("short");
+        assert!(
+            matches!(
+                err,
+                WebSeedError::ShortBody {
+                    expected: 100,
+                    got: 50,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    });
+    thread.join().expect("server thread");
+}
