@@ -525,6 +525,21 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn content_range_round_trips(first in 0u64..u64::MAX / 2, len in 0u64..1 << 40, total in proptest::option::of(0u64..u64::MAX)) {
+            let last = first + len;
+            let total = total.map_or_else(|| "*".to_owned(), |t| t.to_string());
+            let header = format!("bytes {first}-{last}/{total}");
+            proptest::prop_assert_eq!(parse_content_range(header.as_bytes()), Some((first, last)));
+        }
+
+        #[test]
+        fn content_range_parser_takes_any_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let _ = parse_content_range(&bytes);
+        }
+    }
+
     #[test]
     fn piece_ranges() {
         let layout = PieceLayout {

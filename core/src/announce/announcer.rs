@@ -22,6 +22,7 @@
 //!   an exponential backoff with jitter, reset by the next success.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,7 @@ use bay_wire::tracker::{self, AnnounceResponse, Event, InfoHash, PeerId};
 
 use super::backoff::{Backoff, Rng};
 use super::error::AnnounceError;
-use super::tiers::{Cursor, Tiers};
+use super::tiers::{origin_of, Cursor, Tiers};
 
 /// Settings of one torrent's announcer.
 #[derive(Debug, Clone)]
@@ -79,7 +80,10 @@ impl AnnounceConfig {
 }
 
 /// One announce to perform: an HTTP GET of `url`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` shows the tracker's origin only: the rest of its URL may hold a
+/// pass key.
+#[derive(Clone, PartialEq, Eq)]
 pub struct AnnounceRequest {
     /// Tells this request from earlier ones to the same tracker, whose late
     /// outcomes must not be taken for this one's.
@@ -90,6 +94,16 @@ pub struct AnnounceRequest {
     pub url: String,
     /// The announce's parameters.
     pub query: tracker::AnnounceRequest,
+}
+
+impl fmt::Debug for AnnounceRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnnounceRequest")
+            .field("serial", &self.serial)
+            .field("tracker", &origin_of(&self.tracker))
+            .field("query", &self.query)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where the torrent is in its life.
@@ -111,12 +125,23 @@ enum Completion {
 }
 
 /// The request awaiting its outcome.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct InFlight {
     serial: u64,
     cursor: Cursor,
     tracker: String,
     event: Event,
+}
+
+impl fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InFlight")
+            .field("serial", &self.serial)
+            .field("cursor", &self.cursor)
+            .field("tracker", &origin_of(&self.tracker))
+            .field("event", &self.event)
+            .finish()
+    }
 }
 
 /// The announce client of one torrent, without I/O.

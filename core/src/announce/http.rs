@@ -20,6 +20,7 @@ use bay_wire::tracker::{AnnounceResponse, Reply};
 
 use super::announcer::{AnnounceRequest, Announcer};
 use super::error::AnnounceError;
+use super::tiers::origin_of;
 
 /// Largest announce response read: a compact list of a few hundred peers
 /// is a few kilobytes.
@@ -145,11 +146,6 @@ async fn perform(
         Err(e) if status == 200 => Err(AnnounceError::Malformed(e)),
         _ => Err(AnnounceError::Status { status }),
     }
-}
-
-/// The tracker's origin, for logs: the path and query may hold a pass key.
-fn origin_of(tracker: &str) -> String {
-    Url::parse(tracker).map_or_else(|_| "<invalid URL>".to_owned(), |u| u.origin().to_string())
 }
 
 async fn wait(wake: &Wake, deadline: Option<Instant>) {

@@ -435,3 +435,97 @@ fn no_trackers_means_no_requests() {
     assert_eq!(s.a.poll_timeout(), None);
     assert_eq!(s.a.poll_announce(s.now), None);
 }
+
+#[test]
+fn debug_output_hides_pass_keys() {
+    let mut s = Sim::new(&[&["https://t.example/PASSKEY1/announce?pk=PASSKEY2"]]);
+    let r = s.next();
+    for shown in [format!("{r:?}"), format!("{:?}", s.a)] {
+        assert!(!shown.contains("PASSKEY"), "{shown}");
+        assert!(shown.contains("https://t.example"), "{shown}");
+    }
+}
+
+/// Inputs a torrent's owner and the network may give, in any order.
+#[derive(Debug, Clone)]
+enum Input {
+    Advance(u16),
+    Succeed(u32),
+    Fail,
+    Completed,
+    WantPeers,
+    Stop,
+}
+
+fn input() -> impl proptest::strategy::Strategy<Value = Input> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0u16..4000).prop_map(Input::Advance),
+        (0u32..4000).prop_map(Input::Succeed),
+        Just(Input::Fail),
+        Just(Input::Completed),
+        Just(Input::WantPeers),
+        Just(Input::Stop),
+    ]
+}
+
+proptest::proptest! {
+    /// Whatever happens: one request at a time, `started` sent before any
+    /// other event and acknowledged before any but `stopped`, `completed` and `stopped` acknowledged at most once, nothing
+    /// but `stopped` after `stopped`, and a deadline only in the future.
+    #[test]
+    fn event_order_holds_under_any_inputs(inputs in proptest::collection::vec(input(), 1..200)) {
+        let mut s = Sim::new(&[&["http://a/", "http://b/"], &["http://c/"]]);
+        let mut pending: Option<AnnounceRequest> = None;
+        let mut acked: Vec<Event> = Vec::new();
+        let mut sent: Vec<Event> = Vec::new();
+        for input in inputs {
+            match input {
+                Input::Advance(secs) => s.now += Duration::from_secs(secs.into()),
+                Input::Succeed(interval) => {
+                    if let Some(r) = pending.take() {
+                        acked.push(r.query.event);
+                        s.answer(&r, ok(interval));
+                    }
+                }
+                Input::Fail => {
+                    if let Some(r) = pending.take() {
+                        s.answer(&r, refused());
+                    }
+                }
+                Input::Completed => s.a.completed(s.now),
+                Input::WantPeers => s.a.want_peers(s.now),
+                Input::Stop => {
+                    s.a.stop(s.now);
+                    pending = None;
+                }
+            }
+            if let Some(r) = s.a.poll_announce(s.now) {
+                proptest::prop_assert!(pending.is_none(), "two requests at once");
+                sent.push(r.query.event);
+                pending = Some(r);
+            }
+            if let Some(at) = s.a.poll_timeout() {
+                // Nothing came out above, so the deadline is still ahead.
+                proptest::prop_assert!(pending.is_none());
+                proptest::prop_assert!(at > s.now);
+            }
+        }
+        if let Some(first) = sent.first() {
+            proptest::prop_assert_eq!(*first, Event::Started);
+        }
+        // `stopped` may come first: `stop` abandons an unanswered `started`.
+        let first_ack = acked.first().copied();
+        proptest::prop_assert!(matches!(first_ack, None | Some(Event::Started | Event::Stopped)));
+        for once in [Event::Completed, Event::Stopped] {
+            proptest::prop_assert!(acked.iter().filter(|e| **e == once).count() <= 1);
+        }
+        if let Some(stop) = sent.iter().position(|e| *e == Event::Stopped) {
+            proptest::prop_assert!(sent[stop..].iter().all(|e| *e == Event::Stopped));
+        }
+        if acked.contains(&Event::Stopped) {
+            proptest::prop_assert!(s.a.is_finished());
+            proptest::prop_assert_eq!(acked.last().copied(), Some(Event::Stopped));
+        }
+    }
+}

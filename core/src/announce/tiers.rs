@@ -8,7 +8,20 @@
 //! first tracker of the first tier: a tier-one tracker that recovers is
 //! used again.
 
+use std::fmt;
+
 use super::backoff::Rng;
+
+/// The `scheme://host:port` part of a tracker URL, for logs and `Debug`:
+/// private trackers put a pass key in the path or the query.
+pub(crate) fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url
+        .get(after_scheme..)
+        .and_then(|rest| rest.find(['/', '?', '#']))
+        .map_or(url.len(), |i| after_scheme + i);
+    url.get(..end).unwrap_or("")
+}
 
 /// Where one announce stands in the tier list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,9 +31,20 @@ pub(crate) struct Cursor {
 }
 
 /// The shuffled tiers of tracker URLs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Tiers {
     tiers: Vec<Vec<String>>,
+}
+
+impl fmt::Debug for Tiers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let origins: Vec<Vec<&str>> = self
+            .tiers
+            .iter()
+            .map(|t| t.iter().map(|u| origin_of(u)).collect())
+            .collect();
+        f.debug_tuple("Tiers").field(&origins).finish()
+    }
 }
 
 impl Tiers {
@@ -125,6 +149,23 @@ mod tests {
         }
         assert_eq!(seen.len(), 3);
         assert_eq!(seen[2].as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn debug_shows_origins_only() {
+        let t = tiers(&[&[
+            "http://t.example:80/PASSKEY/announce",
+            "https://u.example/a?pk=SECRET",
+        ]]);
+        let shown = format!("{t:?}");
+        assert!(
+            !shown.contains("PASSKEY") && !shown.contains("SECRET"),
+            "{shown}"
+        );
+        assert!(shown.contains("http://t.example:80"), "{shown}");
+        assert_eq!(origin_of("https://h:1?x"), "https://h:1");
+        assert_eq!(origin_of("no-scheme/path"), "no-scheme");
+        assert_eq!(origin_of("http://h"), "http://h");
     }
 
     #[test]
