@@ -215,6 +215,7 @@ impl WebSeed {
         .await??;
         let origin = response.url().origin().clone();
         let len = range.end - range.start;
+        let partial = response.status() == 206;
         let skip = match response.status() {
             206 => {
                 check_content_range(&response, &origin, range.start, last)?;
@@ -252,7 +253,7 @@ impl WebSeed {
         Ok(RangeBody {
             body,
             origin,
-            partial: skip == 0,
+            partial,
             skip,
             expected: len,
             remaining: len,
@@ -341,7 +342,23 @@ impl RangeBody {
             self.remaining -= piece.len() as u64;
             return Ok(Some(piece));
         }
+        if self.partial && !self.body.is_end() {
+            self.finish_partial().await?;
+        }
         Ok(None)
+    }
+
+    /// Reads the end of a 206 body whose length was not declared (chunked),
+    /// so that the connection can be reused; anything more is an error.
+    async fn finish_partial(&mut self) -> Result<(), WebSeedError> {
+        let read = within(self.deadline, &self.origin, self.timeout, self.body.chunk()).await?;
+        match read? {
+            None => Ok(()),
+            Some(_) => Err(WebSeedError::LongBody {
+                origin: self.origin.clone(),
+                expected: self.expected,
+            }),
+        }
     }
 }
 

@@ -205,6 +205,16 @@ fn streaming_yields_the_range_in_pieces_without_extra_bytes() {
         }
         assert_eq!(got, &data[range.start as usize..range.end as usize]);
         assert!(body.chunk().await.expect("after end").is_none());
+        // The whole 206 was read, so its connection went back to the pool.
+        let client = client();
+        let seed = WebSeed::new(client.clone(), nginx.url("/blob"));
+        seed.read(0..10).await.expect("read");
+        assert_eq!(client.idle_connections(seed.url().origin()), 1);
+        // A 200 cut off at the end of the range takes the pooled connection
+        // and does not give it back: the rest of the blob is still on it.
+        let seed = WebSeed::new(client.clone(), nginx.url("/noranges/blob"));
+        seed.read(0..10).await.expect("read");
+        assert_eq!(client.idle_connections(seed.url().origin()), 0);
     });
 }
 
@@ -312,13 +322,16 @@ fn a_silent_server_times_out() {
     });
 }
 
-#[test]
-fn a_body_cut_short_is_an_error() {
-    // Answers one request per connection with half the promised bytes.
+/// A server on 127.0.0.1 that answers each of `connections` connections'
+/// first request with `answer`, then closes it.
+fn scripted_server(
+    answer: &'static [u8],
+    connections: usize,
+) -> (u16, std::thread::JoinHandle<()>) {
     let server = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = server.local_addr().expect("addr").port();
     let thread = std::thread::spawn(move || {
-        for _ in 0..2 {
+        for _ in 0..connections {
             let (mut stream, _) = server.accept().expect("accept");
             let mut head = Vec::new();
             let mut byte = [0u8; 1];
@@ -326,29 +339,86 @@ fn a_body_cut_short_is_an_error() {
                 stream.read_exact(&mut byte).expect("read request");
                 head.push(byte[0]);
             }
-            let answer = b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-99/1000\r\n\
-                           Content-Length: 100\r\n\r\n";
-            stream.write_all(answer).expect("write head");
-            stream.write_all(&[7u8; 50]).expect("write half");
+            stream.write_all(answer).expect("write answer");
         }
     });
-    on_both_drivers(|| async move {
-        let url = Url::parse(&format!("http://127.0.0.1:{port}/blob")).expect("url");
-        let err = WebSeed::new(client(), url)
-            .read(0..100)
-            .await
-            .expect_err("short");
+    (port, thread)
+}
+
+/// Fetches bytes 0..10 from the scripted server on both drivers and
+/// returns the errors.
+fn read_ten(answer: &'static [u8]) -> Vec<WebSeedError> {
+    let (port, thread) = scripted_server(answer, 2);
+    let errors = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    on_both_drivers(|| {
+        let errors = errors.clone();
+        async move {
+            let url = Url::parse(&format!("http://127.0.0.1:{port}/blob")).expect("url");
+            let result = WebSeed::new(client(), url).read(0..10).await;
+            errors
+                .borrow_mut()
+                .push(result.expect_err("a broken answer"));
+        }
+    });
+    thread.join().expect("server thread");
+    errors.take()
+}
+
+#[test]
+fn a_body_cut_short_is_an_error() {
+    let errors = read_ten(
+        b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/1000\r\n\
+          Content-Length: 10\r\n\r\n12345",
+    );
+    for err in errors {
         assert!(
             matches!(
                 err,
                 WebSeedError::ShortBody {
-                    expected: 100,
-                    got: 50,
+                    expected: 10,
+                    got: 5,
                     ..
                 }
             ),
             "{err:?}"
         );
-    });
-    thread.join().expect("server thread");
+    }
+}
+
+#[test]
+fn a_chunked_body_longer_than_the_range_is_an_error() {
+    let errors = read_ten(
+        b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/1000\r\n\
+          Transfer-Encoding: chunked\r\n\r\n14\r\n01234567890123456789\r\n0\r\n\r\n",
+    );
+    // The range ends on a chunk boundary; the extra chunk comes after it.
+    let more = read_ten(
+        b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/1000\r\n\
+          Transfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n5\r\nabcde\r\n0\r\n\r\n",
+    );
+    for err in errors.into_iter().chain(more) {
+        assert!(
+            matches!(err, WebSeedError::LongBody { expected: 10, .. }),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn a_range_other_than_the_one_asked_is_an_error() {
+    let errors = read_ten(
+        b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 5-14/1000\r\n\
+          Content-Length: 10\r\n\r\n0123456789",
+    );
+    for err in errors {
+        assert!(
+            matches!(&err, WebSeedError::WrongRange { start: 0, last: 9, got, .. }
+                if got == "bytes 5-14/1000"),
+            "{err:?}"
+        );
+    }
+    let errors = read_ten(b"HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\n\r\n0123456789");
+    for err in errors {
+        assert!(matches!(err, WebSeedError::WrongRange { .. }), "{err:?}");
+    }
 }

@@ -21,11 +21,12 @@
 //!   [`super::tiers`]); when every tier failed, the walk starts again after
 //!   an exponential backoff with jitter, reset by the next success.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use bay_wire::percent;
 use bay_wire::tracker::{self, AnnounceResponse, Event, InfoHash, PeerId};
 
 use super::backoff::{Backoff, Rng};
@@ -173,6 +174,8 @@ pub struct Announcer {
     tracker_min_interval: Duration,
     interval: Option<Duration>,
     last_error: Option<String>,
+    /// `tracker id` values to send back, by tracker URL.
+    tracker_ids: HashMap<String, Vec<u8>>,
     peers: Vec<SocketAddr>,
     peers_seen: HashSet<SocketAddr>,
 }
@@ -206,6 +209,7 @@ impl Announcer {
             tracker_min_interval: Duration::ZERO,
             interval: None,
             last_error: None,
+            tracker_ids: HashMap::new(),
             peers: Vec::new(),
             peers_seen: HashSet::new(),
         }
@@ -354,7 +358,7 @@ impl Announcer {
             ip: None,
             no_peer_id: true,
         };
-        let url = announce_url(&tracker, &query);
+        let url = announce_url(&tracker, &query, self.tracker_ids.get(&tracker));
         self.serial += 1;
         self.in_flight = Some(InFlight {
             serial: self.serial,
@@ -420,6 +424,13 @@ impl Announcer {
             Event::Completed => self.completion = Completion::Sent,
             Event::None | Event::Paused => {}
         }
+        if let Some(id) = response
+            .tracker_id
+            .as_ref()
+            .filter(|id| id.len() <= MAX_TRACKER_ID)
+        {
+            self.tracker_ids.insert(flight.tracker.clone(), id.clone());
+        }
         let secs = |s: u32| Duration::from_secs(u64::from(s));
         self.tracker_min_interval = response.min_interval.map_or(Duration::ZERO, secs);
         let interval = secs(response.interval)
@@ -464,9 +475,22 @@ impl Announcer {
     }
 }
 
+/// Longest `tracker id` sent back; a longer one is ignored.
+const MAX_TRACKER_ID: usize = 256;
+
 /// The tracker URL with the announce query appended (BEP 3: a URL that
-/// already has a query, like a private tracker's pass key, gets `&`).
-fn announce_url(tracker: &str, query: &tracker::AnnounceRequest) -> String {
+/// already has a query, like a private tracker's pass key, gets `&`), and
+/// the tracker's own id for us, if it gave one.
+fn announce_url(
+    tracker: &str,
+    query: &tracker::AnnounceRequest,
+    tracker_id: Option<&Vec<u8>>,
+) -> String {
     let separator = if tracker.contains('?') { '&' } else { '?' };
-    format!("{tracker}{separator}{}", query.to_query())
+    let mut url = format!("{tracker}{separator}{}", query.to_query());
+    if let Some(id) = tracker_id {
+        url.push_str("&trackerid=");
+        percent::encode_into(id, &mut url);
+    }
+    url
 }

@@ -437,6 +437,27 @@ fn no_trackers_means_no_requests() {
 }
 
 #[test]
+fn a_tracker_id_is_sent_back_to_that_tracker_only() {
+    let mut s = Sim::new(&[&["http://a/"], &["http://b/"]]);
+    let r = s.next();
+    assert!(!r.url.contains("trackerid"));
+    s.answer(
+        &r,
+        Ok(AnnounceResponse {
+            interval: 100,
+            tracker_id: Some(b"id 1".to_vec()),
+            ..AnnounceResponse::default()
+        }),
+    );
+    let r = s.next();
+    assert!(r.url.ends_with("&trackerid=id%201"), "{}", r.url);
+    s.answer(&r, refused());
+    let r = s.next();
+    assert_eq!(r.tracker, "http://b/");
+    assert!(!r.url.contains("trackerid"), "{}", r.url);
+}
+
+#[test]
 fn debug_output_hides_pass_keys() {
     let mut s = Sim::new(&[&["https://t.example/PASSKEY1/announce?pk=PASSKEY2"]]);
     let r = s.next();
