@@ -10,6 +10,48 @@
 //! It must not know about BitTorrent, registries or blobs: handlers and
 //! callers bring the meaning; this crate only moves bytes, correctly and
 //! within limits.
+//!
+//! # Layout (server side)
+//!
+//! ```text
+//!  runtime   workers, listeners, shutdown ──▶ conn (one task per connection)
+//!  conn      head ─▶ Handler::handle(Request, RequestBody) ─▶ Response
+//!  head      sans-IO request-head parser and limits (over httparse)
+//!  range     sans-IO Range evaluation
+//!  body      request bodies streamed to the handler
+//!  response  Response and its bodies: bytes, stream, file
+//!  zerocopy  file bodies by sendfile(2); sys holds the only unsafe code
+//! ```
+//!
+//! Decisions: no `Date` header (clients of bay do not need it and it would
+//! cost a clock read per response); `If-Range` is never confirmed (there
+//! are no validators here), so it always yields the full body; a request
+//! body the handler leaves unread is discarded up to 256 KiB, beyond that
+//! the connection closes.
 
+mod body;
 pub mod chunked;
 pub mod client;
+mod config;
+mod conn;
+mod conn_io;
+mod handler;
+pub mod head;
+pub mod range;
+mod request;
+mod response;
+mod runtime;
+mod shutdown;
+mod sys;
+mod zerocopy;
+
+pub use body::{BodyError, RequestBody};
+pub use config::{Driver, RunningDriver, ServerConfig};
+pub use handler::Handler;
+pub use head::{parse_head, HeadError, HeadLimits, Parsed};
+pub use request::{BodyFraming, Header, Method, Request, Version};
+pub use response::{
+    reason, Aborted, Body, BodySender, BodyStream, FileBody, ReceiverGone, Response, STREAM_QUEUE,
+};
+pub use runtime::{block_on, build_runtime, resolve_driver, serve, Listen, Runtime, ServerHandle};
+pub use shutdown::Shutdown;

@@ -182,6 +182,56 @@ impl PartialBlob {
         Ok(())
     }
 
+    /// Writes bytes of a piece that is not verified yet, as blocks arrive
+    /// from peers. Nothing marks them: [`PartialBlob::verify_piece`] does,
+    /// once the whole piece is here.
+    pub fn write_block(&mut self, piece: u32, begin: u32, data: &[u8]) -> Result<(), PieceError> {
+        let range = self.piece_range(piece)?;
+        let start = range.start + begin as usize;
+        let end = start
+            .checked_add(data.len())
+            .filter(|&end| end <= range.end)
+            .ok_or(PieceError::WrongSize {
+                piece,
+                expected: range.len(),
+                actual: begin as usize + data.len(),
+            })?;
+        if self.have.has(piece) {
+            return Ok(());
+        }
+        let dest = self.map.get_mut(start..end).ok_or(PieceError::OutOfRange {
+            piece,
+            pieces: self.meta.pieces(),
+        })?;
+        dest.copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Checks the bytes written for `piece` against its hash and marks it
+    /// on success. A mismatch leaves it unmarked, to be fetched again.
+    pub fn verify_piece(&mut self, piece: u32) -> Result<(), PieceError> {
+        if self.have.has(piece) {
+            return Ok(());
+        }
+        let range = self.piece_range(piece)?;
+        let expected = self.known_hash(piece)?;
+        let bytes = self.map.get(range).ok_or(PieceError::OutOfRange {
+            piece,
+            pieces: self.meta.pieces(),
+        })?;
+        merkle::verify_piece(&expected, bytes, self.meta.piece_len, self.meta.total_len)
+            .map_err(|_| PieceError::Mismatch { piece })?;
+        self.mark(piece)?;
+        Ok(())
+    }
+
+    /// The file being filled, for sending verified pieces with sendfile(2).
+    /// Only ranges of pieces in [`PartialBlob::have`] may be read from it.
+    pub fn data_file(&self) -> Result<File, StoreError> {
+        let path = self.dir.join("data");
+        File::open(&path).map_err(|e| StoreError::io("open", &path, e))
+    }
+
     /// The bytes of a verified piece, for sharing with peers or readers.
     pub fn piece(&self, piece: u32) -> Option<&[u8]> {
         if !self.have.has(piece) {

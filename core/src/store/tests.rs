@@ -336,3 +336,33 @@ fn full_disk_is_a_clear_error_and_leaves_no_entry() {
     let d = put(&store, &small);
     assert_eq!(&*store.get(&d).unwrap().unwrap().map().unwrap(), &small[..]);
 }
+
+#[test]
+fn blocks_written_then_verified_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 1 << 30).unwrap();
+    let data = blob(70_000, 40);
+    let mut p = download(&store, &data, []);
+    let piece0 = &data[..PIECE as usize];
+    p.write_block(0, 16384, &piece0[16384..]).unwrap();
+    assert!(p.piece(0).is_none(), "unverified bytes are not readable");
+    let mut bad = piece0[..16384].to_vec();
+    bad[1] ^= 1;
+    p.write_block(0, 0, &bad).unwrap();
+    assert!(matches!(
+        p.verify_piece(0),
+        Err(PieceError::Mismatch { piece: 0 })
+    ));
+    assert!(!p.have().has(0));
+    p.write_block(0, 0, &piece0[..16384]).unwrap();
+    p.verify_piece(0).unwrap();
+    assert_eq!(p.piece(0).unwrap(), piece0);
+    assert!(matches!(
+        p.write_block(0, 30000, &[0; 5000]),
+        Err(PieceError::WrongSize { .. })
+    ));
+    assert!(matches!(
+        p.write_block(0, u32::MAX, &[0; 5000]),
+        Err(PieceError::WrongSize { .. })
+    ));
+}

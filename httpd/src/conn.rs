@@ -1,0 +1,441 @@
+//! One HTTP/1.1 connection: read a head, call the handler, write the
+//! response, repeat; requests are answered strictly in order, so pipelined
+//! requests need nothing more than the bytes left in the read buffer.
+//!
+//! Every wait has a bound: the head (`header_timeout`, then 408), the
+//! pause between requests (`idle_timeout`), each body read and each
+//! write (`body_timeout`, `write_timeout`). Errors in the head get their
+//! 4xx and the connection closes.
+
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use monoio::net::TcpStream;
+
+use crate::body::{BodyError, Decoder, RequestBody};
+use crate::config::ServerConfig;
+use crate::conn_io::ConnIo;
+use crate::handler::Handler;
+use crate::head::{parse_head, Parsed};
+use crate::range::{self, RangeOutcome};
+use crate::request::{BodyFraming, Method, Request, Version};
+use crate::response::{reason, Body, BodyStream, FileBody, Response};
+use crate::shutdown::Drain;
+use crate::zerocopy;
+
+/// An unread request body up to this size is read and dropped so the
+/// connection can be kept; a larger one closes it.
+const DRAIN_MAX: u64 = 256 * 1024;
+/// Largest piece of an in-memory body written with one timeout.
+const WRITE_PIECE: usize = 256 * 1024;
+/// Bodies up to this size go out in the same write as the head.
+const COALESCE_MAX: usize = 16 * 1024;
+
+enum HeadRead {
+    Request(Request),
+    Closed,
+    Reject(u16, String),
+}
+
+/// Serves one accepted connection until it closes.
+pub(crate) async fn serve_connection<H: Handler>(
+    stream: TcpStream,
+    handler: Rc<H>,
+    cfg: Rc<ServerConfig>,
+    drain: Rc<Drain>,
+) {
+    let _open = drain.open_connection();
+    let _ = stream.set_nodelay(true);
+    let mut io = ConnIo::new(stream);
+    let mut first = true;
+    loop {
+        let req = match read_head(&mut io, &cfg, &drain, first).await {
+            HeadRead::Request(r) => r,
+            HeadRead::Closed => return,
+            HeadRead::Reject(status, why) => {
+                tracing::debug!(status, %why, "rejecting request head");
+                let _ = write_error(&mut io, status, why, &cfg).await;
+                return;
+            }
+        };
+        first = false;
+        match exchange(io, req, &*handler, &cfg, &drain).await {
+            Some(next) if !drain.is_draining() => io = next,
+            _ => return,
+        }
+    }
+}
+
+async fn read_head(io: &mut ConnIo, cfg: &ServerConfig, drain: &Drain, first: bool) -> HeadRead {
+    let mut deadline = None;
+    loop {
+        if !io.buffered().is_empty() {
+            match parse_head(io.buffered(), &cfg.limits) {
+                Ok(Parsed::Complete(req, used)) => {
+                    io.consume(used);
+                    return HeadRead::Request(req);
+                }
+                Ok(Parsed::Partial) => {}
+                Err(e) => return HeadRead::Reject(e.status(), e.to_string()),
+            }
+        }
+        let deadline = match deadline {
+            Some(d) => d,
+            None if io.buffered().is_empty() => {
+                if !wait_for_request(io, cfg, drain, first).await {
+                    return HeadRead::Closed;
+                }
+                deadline = Some(Instant::now() + cfg.header_timeout);
+                continue;
+            }
+            None => *deadline.insert(Instant::now() + cfg.header_timeout),
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return timeout_reject();
+        }
+        match io.fill_within(left).await {
+            Ok(0) => return HeadRead::Closed,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return timeout_reject(),
+            Err(_) => return HeadRead::Closed,
+        }
+    }
+}
+
+fn timeout_reject() -> HeadRead {
+    HeadRead::Reject(408, "request head not received in time".into())
+}
+
+/// Waits for the first byte of a request; false when the connection
+/// should close instead (peer gone, idle too long, server draining).
+async fn wait_for_request(io: &mut ConnIo, cfg: &ServerConfig, drain: &Drain, first: bool) -> bool {
+    if drain.is_draining() {
+        return false;
+    }
+    let limit = if first {
+        cfg.header_timeout
+    } else {
+        cfg.idle_timeout
+    };
+    monoio::select! {
+        r = io.fill_within(limit) => matches!(r, Ok(n) if n > 0),
+        _ = drain.wait() => false,
+    }
+}
+
+/// One request and its response; gives the connection back when it may
+/// carry another request.
+async fn exchange<H: Handler>(
+    mut io: ConnIo,
+    req: Request,
+    handler: &H,
+    cfg: &ServerConfig,
+    drain: &Drain,
+) -> Option<ConnIo> {
+    let limit = handler.body_limit(&req).unwrap_or(cfg.max_body);
+    if let BodyFraming::Length(n) = req.framing {
+        if n > limit {
+            let why = format!("request body larger than {limit} bytes");
+            let _ = write_error(&mut io, 413, why, cfg).await;
+            return None;
+        }
+    }
+    let meta = ResponseMeta {
+        head_only: req.method == Method::Head,
+        version: req.version,
+        keep_alive: req.keep_alive,
+        range: range_request(&req),
+    };
+    let (resp, io) = if req.framing == BodyFraming::Empty {
+        (handler.handle(req, RequestBody::empty()).await, (io, None))
+    } else {
+        call_with_body(io, req, handler, limit, cfg).await?
+    };
+    let (mut io, unread) = io;
+    let mut meta = meta;
+    meta.keep_alive &= !drain.is_draining() && unread.as_ref().is_none_or(can_drain);
+    let keep = write_response(&mut io, resp, &meta, cfg).await.ok()? && meta.keep_alive;
+    if !keep {
+        return None;
+    }
+    if let Some(decoder) = unread {
+        discard_body(&mut io, decoder, cfg).await?;
+    }
+    Some(io)
+}
+
+/// The connection after a handler ran, with what is left of its body.
+type Returned = (ConnIo, Option<Decoder>);
+
+async fn call_with_body<H: Handler>(
+    io: ConnIo,
+    req: Request,
+    handler: &H,
+    limit: u64,
+    cfg: &ServerConfig,
+) -> Option<(Response, Returned)> {
+    let (body, state) = RequestBody::new(
+        io,
+        req.framing,
+        req.expect_continue,
+        limit,
+        cfg.body_timeout,
+        cfg.write_timeout,
+    );
+    let resp = handler.handle(req, body).await;
+    let (mut io, decoder, failed, continue_pending) = {
+        let mut st = state.borrow_mut();
+        st.finished = true;
+        // Without the socket (a read was abandoned midway) the connection's
+        // position in the byte stream is unknown: close it.
+        (
+            st.io.take()?,
+            st.decoder.take()?,
+            st.failed.take(),
+            st.continue_pending,
+        )
+    };
+    match failed {
+        Some(e @ BodyError::TooLarge { .. }) => {
+            let _ = write_error(&mut io, 413, e.to_string(), cfg).await;
+            return None;
+        }
+        Some(e @ BodyError::Malformed(_)) => {
+            let _ = write_error(&mut io, 400, e.to_string(), cfg).await;
+            return None;
+        }
+        Some(_) => return None,
+        None => {}
+    }
+    let unread = match decoder {
+        Decoder::Done => None,
+        // The client waits for 100 Continue that never came: it may or
+        // may not send the body, so the stream cannot be reused.
+        _ if continue_pending => Some(Decoder::Length {
+            remaining: u64::MAX,
+        }),
+        other => Some(other),
+    };
+    Some((resp, (io, unread)))
+}
+
+fn can_drain(decoder: &Decoder) -> bool {
+    match decoder {
+        Decoder::Done => true,
+        Decoder::Length { remaining } => *remaining <= DRAIN_MAX,
+        Decoder::Chunked(_) => true,
+    }
+}
+
+async fn discard_body(io: &mut ConnIo, mut decoder: Decoder, cfg: &ServerConfig) -> Option<()> {
+    let mut dropped = 0u64;
+    while let Some(chunk) = decoder.next(io, cfg.body_timeout).await.ok()? {
+        dropped += chunk.len() as u64;
+        if dropped > DRAIN_MAX {
+            return None;
+        }
+    }
+    Some(())
+}
+
+fn range_request(req: &Request) -> Option<Box<[u8]>> {
+    if !matches!(req.method, Method::Get | Method::Head) || req.header("if-range").is_some() {
+        // Without validators an If-Range can never be confirmed: send all.
+        return None;
+    }
+    req.header("range").map(Into::into)
+}
+
+struct ResponseMeta {
+    head_only: bool,
+    version: Version,
+    keep_alive: bool,
+    range: Option<Box<[u8]>>,
+}
+
+/// Writes `resp`; Ok(false) when the response's framing forces a close.
+async fn write_response(
+    io: &mut ConnIo,
+    resp: Response,
+    meta: &ResponseMeta,
+    cfg: &ServerConfig,
+) -> io::Result<bool> {
+    let (status, headers, body) = resp.into_parts();
+    let (status, content_range, body) = apply_range(status, body, meta.range.as_deref());
+    let length = match &body {
+        Body::Empty => Some(0),
+        Body::Bytes(b) => Some(b.len() as u64),
+        Body::File(f) => Some(f.len()),
+        Body::Stream(s) => s.length(),
+    };
+    let no_body_status = status < 200 || status == 204 || status == 304;
+    let chunked = length.is_none() && meta.version == Version::Http11 && !no_body_status;
+    let handler_close = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case(b"close"));
+    let keep_alive = meta.keep_alive && !handler_close && (length.is_some() || chunked);
+
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason(status)).as_bytes());
+    for (name, value) in &headers {
+        if is_framing_header(name) {
+            continue;
+        }
+        head.extend_from_slice(name.as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value);
+        head.extend_from_slice(b"\r\n");
+    }
+    if let Some(cr) = content_range {
+        head.extend_from_slice(format!("Content-Range: {cr}\r\n").as_bytes());
+    }
+    if matches!(body, Body::File(_)) {
+        head.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+    }
+    if !no_body_status {
+        match length {
+            Some(n) => head.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes()),
+            None if chunked => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            None => {}
+        }
+    }
+    if !keep_alive {
+        head.extend_from_slice(b"Connection: close\r\n");
+    } else if meta.version == Version::Http10 {
+        head.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+
+    if meta.head_only || no_body_status {
+        io.write_within(head, cfg.write_timeout).await?;
+        return Ok(keep_alive);
+    }
+    match body {
+        Body::Empty => io.write_within(head, cfg.write_timeout).await?,
+        Body::Bytes(b) => write_bytes(io, head, b, cfg.write_timeout).await?,
+        Body::File(f) => {
+            io.write_within(head, cfg.write_timeout).await?;
+            zerocopy::send_file(&io.stream, f.file(), f.offset(), f.len(), cfg.write_timeout)
+                .await?;
+        }
+        Body::Stream(s) => {
+            io.write_within(head, cfg.write_timeout).await?;
+            write_stream(io, s, chunked, cfg.write_timeout).await?;
+        }
+    }
+    Ok(keep_alive)
+}
+
+fn is_framing_header(name: &str) -> bool {
+    ["content-length", "transfer-encoding", "connection"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// Turns a file body into its 206 or 416 form as the Range header asks.
+fn apply_range(status: u16, body: Body, range: Option<&[u8]>) -> (u16, Option<String>, Body) {
+    let Body::File(file) = body else {
+        return (status, None, body);
+    };
+    if status != 200 {
+        return (status, None, Body::File(file));
+    }
+    let len = file.len();
+    let outcome = range::evaluate(range, len);
+    let content_range = outcome.content_range(len);
+    match outcome {
+        RangeOutcome::Full => (200, None, Body::File(file)),
+        RangeOutcome::Partial { start, end } => (
+            206,
+            content_range,
+            Body::File(FileBody::narrow(&file, start, end)),
+        ),
+        RangeOutcome::Unsatisfiable => (416, content_range, Body::Empty),
+    }
+}
+
+async fn write_bytes(
+    io: &mut ConnIo,
+    mut head: Vec<u8>,
+    body: Bytes,
+    limit: Duration,
+) -> io::Result<()> {
+    if body.len() <= COALESCE_MAX {
+        head.extend_from_slice(&body);
+        return io.write_within(head, limit).await;
+    }
+    io.write_within(head, limit).await?;
+    let mut at = 0;
+    while at < body.len() {
+        let end = (at + WRITE_PIECE).min(body.len());
+        io.write_within(body.slice(at..end), limit).await?;
+        at = end;
+    }
+    Ok(())
+}
+
+async fn write_stream(
+    io: &mut ConnIo,
+    mut s: BodyStream,
+    chunked: bool,
+    limit: Duration,
+) -> io::Result<()> {
+    let mut sent = 0u64;
+    let promised = s.length();
+    loop {
+        let chunk = match s.next().await {
+            Ok(Some(c)) if c.is_empty() => continue,
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(_) => return Err(io::Error::other("response body aborted")),
+        };
+        sent += chunk.len() as u64;
+        if promised.is_some_and(|p| sent > p) {
+            return Err(io::Error::other(
+                "response body longer than its Content-Length",
+            ));
+        }
+        if chunked {
+            let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+            if chunk.len() <= COALESCE_MAX {
+                framed.extend_from_slice(&chunk);
+                framed.extend_from_slice(b"\r\n");
+                io.write_within(framed, limit).await?;
+            } else {
+                io.write_within(framed, limit).await?;
+                io.write_within(chunk, limit).await?;
+                io.write_within(&b"\r\n"[..], limit).await?;
+            }
+        } else {
+            io.write_within(chunk, limit).await?;
+        }
+    }
+    if promised.is_some_and(|p| sent != p) {
+        return Err(io::Error::other(
+            "response body shorter than its Content-Length",
+        ));
+    }
+    if chunked {
+        io.write_within(&b"0\r\n\r\n"[..], limit).await?;
+    }
+    Ok(())
+}
+
+async fn write_error(
+    io: &mut ConnIo,
+    status: u16,
+    why: String,
+    cfg: &ServerConfig,
+) -> io::Result<()> {
+    let resp = Response::text(status, format!("{why}\n"));
+    let meta = ResponseMeta {
+        head_only: false,
+        version: Version::Http11,
+        keep_alive: false,
+        range: None,
+    };
+    write_response(io, resp, &meta, cfg).await.map(|_| ())
+}
