@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bay_core::announce::{run_http, AnnounceConfig, AnnounceControl, Announcer};
 use bay_httpd::client::{Client, ClientConfig, PlainHttp, Request, Url};
+use bay_httpd::RunningDriver;
 use bay_wire::tracker::{InfoHash, PeerId, Reply, ScrapeRequest, ScrapeResponse, ScrapeStats};
 
 const HASH: [u8; 20] = *b"bay-announce-test-01";
@@ -126,21 +127,15 @@ fn free_port() -> u16 {
     }
 }
 
+/// Runs the test on an epoll runtime, then on an io_uring one.
 fn on_both_drivers<F, Fut>(test: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = ()>,
 {
-    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .build()
-        .expect("legacy runtime")
-        .block_on(test());
-    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-        .enable_timer()
-        .build()
-        .expect("io_uring runtime")
-        .block_on(test());
+    for driver in [RunningDriver::Legacy, RunningDriver::Uring] {
+        bay_httpd::block_on(driver, test()).expect("runtime");
+    }
 }
 
 fn client() -> Client {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bay_core::webseed::{PieceLayout, WebSeed, WebSeedConfig, WebSeedError};
 use bay_httpd::client::{Client, ClientConfig, PlainHttp, Url};
+use bay_httpd::RunningDriver;
 use bay_wire::merkle;
 
 const PIECE: u64 = 32 * 1024;
@@ -125,21 +126,15 @@ fn free_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
+/// Runs the test on an epoll runtime, then on an io_uring one.
 fn on_both_drivers<F, Fut>(test: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = ()>,
 {
-    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .build()
-        .expect("legacy runtime")
-        .block_on(test());
-    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-        .enable_timer()
-        .build()
-        .expect("io_uring runtime")
-        .block_on(test());
+    for driver in [RunningDriver::Legacy, RunningDriver::Uring] {
+        bay_httpd::block_on(driver, test()).expect("runtime");
+    }
 }
 
 fn client() -> Client {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bay_core::webseed::{verify_with_metainfo, PieceLayout, WebSeed, WebSeedError};
 use bay_httpd::client::{Body, Client, ClientConfig, PlainHttp, Request, Url};
+use bay_httpd::RunningDriver;
 use bay_wire::merkle;
 use bay_wire::metainfo::{self, BuildOptions};
 use bay_wire::oci::Digest;
@@ -85,21 +86,15 @@ fn free_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
+/// Runs the test on an epoll runtime, then on an io_uring one.
 fn on_both_drivers<F, Fut>(test: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = ()>,
 {
-    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .build()
-        .expect("legacy runtime")
-        .block_on(test());
-    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-        .enable_timer()
-        .build()
-        .expect("io_uring runtime")
-        .block_on(test());
+    for driver in [RunningDriver::Legacy, RunningDriver::Uring] {
+        bay_httpd::block_on(driver, test()).expect("runtime");
+    }
 }
 
 fn client() -> Client {
