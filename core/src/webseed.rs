@@ -219,12 +219,12 @@ impl WebSeed {
         let skip = match response.status() {
             206 => {
                 check_content_range(&response, &origin, range.start, last)?;
-                if response.content_length().is_some_and(|n| n != len) {
+                if let Some(n) = response.content_length().filter(|&n| n != len) {
                     return Err(WebSeedError::WrongRange {
                         origin,
                         start: range.start,
                         last,
-                        got: format!("{:?} bytes", response.content_length()),
+                        got: format!("Content-Length {n}"),
                     });
                 }
                 0

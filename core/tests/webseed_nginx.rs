@@ -416,4 +416,14 @@ fn a_range_other_than_the_one_asked_is_an_error() {
     for err in errors {
         assert!(matches!(err, WebSeedError::WrongRange { .. }), "{err:?}");
     }
+    let errors = read_ten(
+        b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/1000\r\n\
+          Content-Length: 12\r\n\r\n0123456789ab",
+    );
+    for err in errors {
+        assert!(
+            matches!(&err, WebSeedError::WrongRange { got, .. } if got == "Content-Length 12"),
+            "{err:?}"
+        );
+    }
 }

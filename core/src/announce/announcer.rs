@@ -151,7 +151,6 @@ impl fmt::Debug for InFlight {
 /// until it returns `None` (at most one request comes out at a time), take
 /// [`Announcer::poll_peers`], and sleep until [`Announcer::poll_timeout`]
 /// or the next input.
-#[derive(Debug)]
 pub struct Announcer {
     config: AnnounceConfig,
     tiers: Tiers,
@@ -178,6 +177,26 @@ pub struct Announcer {
     tracker_ids: HashMap<String, Vec<u8>>,
     peers: Vec<SocketAddr>,
     peers_seen: HashSet<SocketAddr>,
+}
+
+impl fmt::Debug for Announcer {
+    /// A summary that names trackers by origin only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Announcer")
+            .field("info_hash", &self.config.info_hash)
+            .field("port", &self.config.port)
+            .field("tiers", &self.tiers)
+            .field("phase", &self.phase)
+            .field("completion", &self.completion)
+            .field("started_acked", &self.started_acked)
+            .field("due", &self.due)
+            .field("in_flight", &self.in_flight)
+            .field("failed_rounds", &self.backoff.failures())
+            .field("interval", &self.interval)
+            .field("last_error", &self.last_error)
+            .field("pending_peers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Announcer {

@@ -461,6 +461,15 @@ fn a_tracker_id_is_sent_back_to_that_tracker_only() {
 fn debug_output_hides_pass_keys() {
     let mut s = Sim::new(&[&["https://t.example/PASSKEY1/announce?pk=PASSKEY2"]]);
     let r = s.next();
+    s.answer(
+        &r,
+        Ok(AnnounceResponse {
+            interval: 100,
+            tracker_id: Some(b"id".to_vec()),
+            ..AnnounceResponse::default()
+        }),
+    );
+    let r = s.next();
     for shown in [format!("{r:?}"), format!("{:?}", s.a)] {
         assert!(!shown.contains("PASSKEY"), "{shown}");
         assert!(shown.contains("https://t.example"), "{shown}");
