@@ -427,3 +427,37 @@ fn a_range_other_than_the_one_asked_is_an_error() {
         );
     }
 }
+
+/// Loopback throughput of the web seed reading a 256 MiB blob from nginx in
+/// 4 MiB ranges, streamed and dropped. Run with
+/// `cargo test --release -p bay-core --test webseed_nginx -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, not a check"]
+fn throughput() {
+    const BIG: u64 = 256 << 20;
+    const STEP: u64 = 4 << 20;
+    let data: Vec<u8> = (0..BIG as usize).map(|i| (i % 251) as u8).collect();
+    let nginx = Nginx::start(&data);
+    drop(data);
+    for driver in [RunningDriver::Legacy, RunningDriver::Uring] {
+        bay_httpd::block_on(driver, async {
+            let seed = WebSeed::new(client(), nginx.url("/blob"));
+            let started = Instant::now();
+            let mut total = 0u64;
+            for start in (0..BIG).step_by(STEP as usize) {
+                let mut body = seed.fetch(start..start + STEP).await.expect("fetch");
+                while let Some(chunk) = body.chunk().await.expect("chunk") {
+                    total += chunk.len() as u64;
+                }
+            }
+            let secs = started.elapsed().as_secs_f64();
+            assert_eq!(total, BIG);
+            println!(
+                "web seed ({driver}): {} MiB in {secs:.3} s = {:.0} MiB/s",
+                BIG >> 20,
+                (BIG >> 20) as f64 / secs
+            );
+        })
+        .expect("runtime");
+    }
+}
