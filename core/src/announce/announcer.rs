@@ -18,7 +18,7 @@
 //!   [`AnnounceConfig::min_interval`], nor more than
 //!   [`AnnounceConfig::max_interval`].
 //! * A failed tracker hands over at once to the next one (BEP 12 order, see
-//!   [`super::tiers`]); when every tier failed, the walk starts again after
+//!   `tiers`); when every tier failed, the walk starts again after
 //!   an exponential backoff with jitter, reset by the next success.
 
 use std::collections::{HashMap, HashSet};
