@@ -6,3 +6,4 @@
 //! and preheat.
 //!
 //! It must not reach into bay-proxy; what both need lives in bay-core.
+pub mod peers;

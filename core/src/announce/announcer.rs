@@ -26,7 +26,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bay_wire::percent;
+use bay_wire::tracker::announce::MAX_TRACKER_ID_LEN;
 use bay_wire::tracker::{self, AnnounceResponse, Event, InfoHash, PeerId};
 
 use super::backoff::{Backoff, Rng};
@@ -376,8 +376,9 @@ impl Announcer {
             key: Some(self.key.clone()),
             ip: None,
             no_peer_id: true,
+            tracker_id: self.tracker_ids.get(&tracker).cloned(),
         };
-        let url = announce_url(&tracker, &query, self.tracker_ids.get(&tracker));
+        let url = announce_url(&tracker, &query);
         self.serial += 1;
         self.in_flight = Some(InFlight {
             serial: self.serial,
@@ -446,7 +447,7 @@ impl Announcer {
         if let Some(id) = response
             .tracker_id
             .as_ref()
-            .filter(|id| id.len() <= MAX_TRACKER_ID)
+            .filter(|id| id.len() <= MAX_TRACKER_ID_LEN)
         {
             self.tracker_ids.insert(flight.tracker.clone(), id.clone());
         }
@@ -494,22 +495,9 @@ impl Announcer {
     }
 }
 
-/// Longest `tracker id` sent back; a longer one is ignored.
-const MAX_TRACKER_ID: usize = 256;
-
 /// The tracker URL with the announce query appended (BEP 3: a URL that
-/// already has a query, like a private tracker's pass key, gets `&`), and
-/// the tracker's own id for us, if it gave one.
-fn announce_url(
-    tracker: &str,
-    query: &tracker::AnnounceRequest,
-    tracker_id: Option<&Vec<u8>>,
-) -> String {
+/// already has a query, like a private tracker's pass key, gets `&`).
+fn announce_url(tracker: &str, query: &tracker::AnnounceRequest) -> String {
     let separator = if tracker.contains('?') { '&' } else { '?' };
-    let mut url = format!("{tracker}{separator}{}", query.to_query());
-    if let Some(id) = tracker_id {
-        url.push_str("&trackerid=");
-        percent::encode_into(id, &mut url);
-    }
-    url
+    format!("{tracker}{separator}{}", query.to_query())
 }

@@ -450,7 +450,8 @@ fn a_tracker_id_is_sent_back_to_that_tracker_only() {
         }),
     );
     let r = s.next();
-    assert!(r.url.ends_with("&trackerid=id%201"), "{}", r.url);
+    assert!(r.url.contains("&trackerid=id%201"), "{}", r.url);
+    assert_eq!(r.query.tracker_id.as_deref(), Some(&b"id 1"[..]));
     s.answer(&r, refused());
     let r = s.next();
     assert_eq!(r.tracker, "http://b/");
