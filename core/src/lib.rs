@@ -19,7 +19,10 @@
 //! - [`swarm`]: one torrent's swarm as a sans-IO state machine.
 //! - [`engine`]: the peer engine thread: connections, storage, timers.
 //! - [`progress`]: verified pieces shared across threads; stream readers.
+//! - [`announce`]: telling trackers about a torrent, learning its peers.
+//! - [`webseed`]: piece ranges fetched over HTTP(S) from a URL or registry.
 
+pub mod announce;
 pub mod bitfield;
 pub mod choke;
 pub mod engine;
@@ -28,3 +31,4 @@ pub mod progress;
 pub mod rate;
 pub mod store;
 pub mod swarm;
+pub mod webseed;
