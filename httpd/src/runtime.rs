@@ -10,8 +10,11 @@
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -270,13 +273,17 @@ async fn accept_loop<H: Handler>(
         monoio::select! {
             _ = shutdown.wait() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    monoio::spawn(serve_connection(
+                Ok((stream, peer)) => {
+                    let conn = serve_connection(
                         stream,
                         Rc::clone(&handler),
                         Rc::clone(&config),
                         Rc::clone(&drain),
-                    ));
+                    );
+                    monoio::spawn(ContainPanic {
+                        inner: Box::pin(conn),
+                        peer,
+                    });
                 }
                 Err(e) => {
                     // Usually out of descriptors: back off instead of spinning.
@@ -293,5 +300,29 @@ async fn accept_loop<H: Handler>(
         .is_err()
     {
         tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
+}
+
+/// Runs a connection task, turning a panic in it (a handler bug) into a
+/// closed connection instead of a dead worker and all its connections.
+struct ContainPanic<F> {
+    inner: Pin<Box<F>>,
+    peer: SocketAddr,
+}
+
+impl<F: Future<Output = ()>> Future for ContainPanic<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        // The task's state is dropped right after a panic, never polled
+        // again, so a broken invariant inside it cannot be observed.
+        match catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll(cx))) {
+            Ok(p) => p,
+            Err(_) => {
+                tracing::error!(peer = %this.peer, "connection task panicked; closing it");
+                Poll::Ready(())
+            }
+        }
     }
 }

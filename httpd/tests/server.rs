@@ -383,3 +383,97 @@ fn shutdown_finishes_requests_in_flight() {
         );
     }
 }
+
+#[test]
+fn streams_with_length_and_aborted_streams() {
+    for driver in drivers() {
+        let srv = TestServer::start(driver, |_| {});
+        let raw = raw_exchange(
+            srv.addr,
+            b"GET /stream-len HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            LIMIT,
+        );
+        let text = String::from_utf8(raw).unwrap();
+        assert!(
+            text.contains("Content-Length: 1000\r\n"),
+            "{driver:?}: {text}"
+        );
+        assert!(!text.contains("chunked"), "{text}");
+        assert!(text.ends_with(&"x".repeat(1000)), "{text}");
+
+        // An aborted stream must not look complete: no last chunk, and
+        // the connection closes although the client asked to keep it.
+        let raw = raw_exchange(
+            srv.addr,
+            b"GET /stream-abort HTTP/1.1\r\nHost: t\r\n\r\n",
+            LIMIT,
+        );
+        let text = String::from_utf8(raw).unwrap();
+        assert!(text.contains("7\r\npartial\r\n"), "{driver:?}: {text}");
+        assert!(!text.ends_with("0\r\n\r\n"), "{text}");
+    }
+}
+
+#[test]
+fn http10_requests_close_unless_kept_alive() {
+    for driver in drivers() {
+        let srv = TestServer::start(driver, |_| {});
+        let raw = raw_exchange(srv.addr, b"GET /hello HTTP/1.0\r\n\r\n", LIMIT);
+        let text = String::from_utf8(raw).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200"), "{driver:?}: {text}");
+        assert!(text.contains("Connection: close"), "{text}");
+        // A streamed body of unknown length is close-delimited for 1.0.
+        let raw = raw_exchange(
+            srv.addr,
+            b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            LIMIT,
+        );
+        let text = String::from_utf8(raw).unwrap();
+        assert!(!text.contains("chunked"), "{text}");
+        assert!(text.ends_with("98\n99\n"), "{text}");
+    }
+}
+
+#[test]
+fn a_panicking_handler_closes_its_connection_only() {
+    for driver in drivers() {
+        let srv = TestServer::start(driver, |c| c.threads = 1);
+        let raw = raw_exchange(srv.addr, b"GET /panic HTTP/1.1\r\nHost: t\r\n\r\n", LIMIT);
+        assert!(raw.is_empty(), "{driver:?}");
+        let out = curl(&["-w", "%{http_code}", "-o", "/dev/null", &srv.url("/hello")]);
+        assert_eq!(out, b"200", "{driver:?}: the worker died with the handler");
+    }
+}
+
+#[test]
+fn reuse_port_listeners_on_one_address() {
+    for driver in drivers() {
+        let config = bay_httpd::ServerConfig {
+            threads: 3,
+            driver,
+            ..Default::default()
+        };
+        let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let factory = || {
+            |_req: bay_httpd::Request, _body: bay_httpd::RequestBody| async {
+                bay_httpd::Response::text(200, "ok")
+            }
+        };
+        let server = bay_httpd::serve(addr, factory, config, bay_httpd::Shutdown::new()).unwrap();
+        assert_eq!(server.workers(), 3);
+        assert_ne!(server.local_addr().port(), 0);
+        let want = if driver == bay_httpd::Driver::Uring {
+            bay_httpd::RunningDriver::Uring
+        } else {
+            bay_httpd::RunningDriver::Legacy
+        };
+        assert_eq!(server.driver(), want);
+        let url = format!("http://{}/", server.local_addr());
+        for _ in 0..20 {
+            let out = curl(&["-w", "%{http_code}", "-o", "/dev/null", &url]);
+            assert_eq!(out, b"200");
+        }
+        server.shutdown();
+        server.join();
+    }
+}

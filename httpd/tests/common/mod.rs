@@ -157,6 +157,27 @@ impl Handler for Router {
                 });
                 Response::new(200).body(out)
             }
+            (_, "/stream-len") => {
+                let (mut tx, out) = Body::channel(Some(1000));
+                monoio::spawn(async move {
+                    for _ in 0..10 {
+                        if tx.send(Bytes::from(vec![b'x'; 100])).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                Response::new(200).body(out)
+            }
+            (_, "/stream-abort") => {
+                let (mut tx, out) = Body::channel(None);
+                monoio::spawn(async move {
+                    if tx.send(Bytes::from_static(b"partial")).await.is_ok() {
+                        tx.abort();
+                    }
+                });
+                Response::new(200).body(out)
+            }
+            (_, "/panic") => panic!("handler bug"),
             (_, "/slow") => {
                 monoio::time::sleep(Duration::from_millis(300)).await;
                 Response::text(200, "slow done\n")
