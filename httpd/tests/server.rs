@@ -477,3 +477,14 @@ fn reuse_port_listeners_on_one_address() {
         server.join();
     }
 }
+
+#[test]
+fn silent_connection_is_closed_after_the_header_timeout() {
+    for driver in drivers() {
+        let srv = TestServer::start(driver, |c| c.header_timeout = Duration::from_millis(300));
+        let mut s = TcpStream::connect(srv.addr).unwrap();
+        let began = Instant::now();
+        assert!(read_to_close(&mut s, LIMIT).is_empty(), "{driver:?}");
+        assert!(began.elapsed() >= Duration::from_millis(250));
+    }
+}
