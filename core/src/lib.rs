@@ -9,3 +9,18 @@
 //! It must not hold policy of either program (which tracker owns a blob,
 //! which client may read what): those decisions live in tracker/ and
 //! proxy/, which call in here.
+//!
+//! Layout (so far):
+//! - [`bitfield`]: which pieces a party has, in the BEP 3 layout.
+//! - [`picker`]: which block to request from which peer next.
+//! - [`choke`]: who holds an upload slot, rotated fairly.
+//! - [`rate`]: token-bucket bandwidth limits.
+//! - [`store`]: content-addressed blobs on disk, partial downloads, eviction.
+//! - [`swarm`]: one torrent's swarm as a sans-IO state machine.
+
+pub mod bitfield;
+pub mod choke;
+pub mod picker;
+pub mod rate;
+pub mod store;
+pub mod swarm;

@@ -59,6 +59,7 @@
 
 mod body;
 pub mod chunked;
+pub mod client;
 mod config;
 mod conn;
 mod conn_io;

@@ -1,0 +1,736 @@
+//! One torrent's swarm, as a sans-IO state machine.
+//!
+//! The swarm decides what to say to each peer; the engine around it moves
+//! bytes. Inputs are the peers' decoded messages, results of piece checks,
+//! and the time; outputs are messages to send per peer ([`Swarm::poll_transmit`]),
+//! events for the engine ([`Swarm::poll_event`]: store this block, check
+//! this piece, close that connection) and the next time it wants to be woken
+//! ([`Swarm::poll_timeout`]). It reads no socket, file or clock, so tests
+//! drive whole swarms through in-memory links with a virtual clock.
+//!
+//! The engine is expected, after any input, to drain `poll_event`, then
+//! `poll_transmit` for each peer, then re-arm its timer with `poll_timeout`.
+//!
+//! Rules that keep bad bytes out: a block is only accepted if it was asked
+//! of that peer; a piece is marked (and announced, and served) only after
+//! the engine says its hash checked out; the sender of a piece that fails
+//! is disconnected with [`DisconnectReason::BadPiece`], which the engine
+//! turns into a ban. When a failed piece had several senders, it is
+//! fetched again from one peer alone, so an honest peer is never banned
+//! for a block another one sent.
+
+mod peer;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bay_wire::peer::{BlockRequest, Handshake, Message, Piece, BLOCK_SIZE};
+use bytes::Bytes;
+
+use crate::bitfield::Bitfield;
+use crate::choke::Choker;
+use crate::picker::{Block, PeerKey, Picker, ReaderKey};
+use peer::{PeerState, Remote};
+
+/// Tunables of a swarm; the defaults suit a data-centre fleet.
+#[derive(Debug, Clone)]
+pub struct SwarmConfig {
+    /// Most connections to this torrent.
+    pub max_peers: usize,
+    /// Peers we upload to at once.
+    pub upload_slots: usize,
+    /// How long a peer keeps an upload slot while others wait.
+    pub rotate_every: Duration,
+    /// How often upload slots are reconsidered.
+    pub rechoke_every: Duration,
+    /// Most requests in flight per peer: 128 x 16 KiB = 2 MiB, enough to
+    /// fill a 10 Gbit/s link with 1.5 ms of round trip.
+    pub pipeline: usize,
+    /// Requests in flight to a peer whose rate is not measured yet.
+    pub initial_pipeline: usize,
+    /// Each peer gets as many requests as it delivers in this long, within
+    /// 2..=`pipeline`. Short queues keep a slow origin from being asked for
+    /// everything at once, so hosts fetch different pieces and trade.
+    pub request_queue_time: Duration,
+    /// Most requests of one peer we queue before rejecting more.
+    pub max_queued_requests: usize,
+    /// A request unanswered this long is asked of someone else.
+    pub request_timeout: Duration,
+    /// Send a keep-alive after this long without sending anything.
+    pub keepalive_every: Duration,
+    /// Close a connection that said nothing for this long.
+    pub idle_timeout: Duration,
+}
+
+impl Default for SwarmConfig {
+    fn default() -> Self {
+        SwarmConfig {
+            max_peers: 64,
+            upload_slots: 8,
+            rotate_every: Duration::from_secs(30),
+            rechoke_every: Duration::from_secs(10),
+            pipeline: 128,
+            initial_pipeline: 16,
+            request_queue_time: Duration::from_millis(500),
+            max_queued_requests: 512,
+            request_timeout: Duration::from_secs(20),
+            keepalive_every: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(180),
+        }
+    }
+}
+
+/// The shape of the torrent's single file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub total_len: u64,
+    /// A power of two, at least 16 KiB.
+    pub piece_len: u32,
+}
+
+/// Something to send to a peer, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    Message(Message),
+    /// A block of a verified piece: the engine writes the piece message
+    /// header and then the bytes straight from the blob file.
+    Block(BlockRequest),
+}
+
+/// Why the swarm wants a connection closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// It sent data for a piece that failed its hash: ban it.
+    BadPiece,
+    /// It broke the protocol (the text says how).
+    Protocol(String),
+    /// It said nothing for too long.
+    Idle,
+}
+
+/// Work for the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Write these (not yet verified) bytes at `begin` within `piece`.
+    StoreBlock { piece: u32, begin: u32, data: Bytes },
+    /// Every block of `piece` is stored: check it, then call
+    /// [`Swarm::piece_verified`] or [`Swarm::piece_failed`].
+    VerifyPiece { piece: u32 },
+    /// Close the connection, then call [`Swarm::peer_disconnected`].
+    Disconnect {
+        peer: PeerKey,
+        reason: DisconnectReason,
+    },
+    /// Every piece is verified.
+    Complete,
+}
+
+/// Why a new connection was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("the swarm has its maximum number of peers")]
+    Full,
+    #[error("already connected to this peer id")]
+    Duplicate,
+    #[error("connected to ourselves")]
+    Myself,
+    #[error("the handshake names another torrent")]
+    WrongTorrent,
+}
+
+/// Counts for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SwarmStats {
+    pub peers: usize,
+    pub have: u32,
+    pub pieces: u32,
+    /// Bytes of blocks accepted from peers.
+    pub downloaded: u64,
+    /// Bytes of blocks handed to the engine to upload.
+    pub uploaded: u64,
+    /// Bytes received that we did not want (late end-game copies, etc.).
+    pub wasted: u64,
+}
+
+/// One torrent's swarm.
+#[derive(Debug)]
+pub struct Swarm {
+    config: SwarmConfig,
+    geometry: Geometry,
+    info_hash: [u8; 20],
+    peer_id: [u8; 20],
+    picker: Picker,
+    choker: Choker,
+    peers: BTreeMap<PeerKey, PeerState>,
+    events: VecDeque<Event>,
+    next_rechoke: Instant,
+    next_tick: Instant,
+    stats: SwarmStats,
+    announced_complete: bool,
+}
+
+/// How often the swarm looks at request timeouts and keep-alives.
+const TICK: Duration = Duration::from_secs(1);
+
+impl Swarm {
+    /// A swarm for the torrent `info_hash` (20-byte form) as `peer_id`,
+    /// starting with the verified pieces in `have`.
+    pub fn new(
+        config: SwarmConfig,
+        geometry: Geometry,
+        info_hash: [u8; 20],
+        peer_id: [u8; 20],
+        have: &Bitfield,
+        now: Instant,
+    ) -> Swarm {
+        let seed = u64::from_le_bytes(peer_id[..8].try_into().unwrap_or_default());
+        let mut picker = Picker::new(geometry.total_len, geometry.piece_len, seed);
+        for piece in have.iter() {
+            picker.already_have(piece);
+        }
+        let choker = Choker::new(config.upload_slots, config.rotate_every);
+        Swarm {
+            next_rechoke: now,
+            next_tick: now + TICK,
+            config,
+            geometry,
+            info_hash,
+            peer_id,
+            choker,
+            peers: BTreeMap::new(),
+            events: VecDeque::new(),
+            stats: SwarmStats {
+                pieces: picker.piece_count(),
+                have: picker.have().count(),
+                ..SwarmStats::default()
+            },
+            announced_complete: picker.is_complete(),
+            picker,
+        }
+    }
+
+    // ---- getters
+
+    /// Our handshake for this torrent.
+    pub fn handshake(&self) -> Handshake {
+        Handshake::new(self.info_hash, self.peer_id)
+    }
+
+    pub fn info_hash(&self) -> [u8; 20] {
+        self.info_hash
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    pub fn have(&self) -> &Bitfield {
+        self.picker.have()
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.picker.is_complete()
+    }
+
+    pub fn stats(&self) -> SwarmStats {
+        SwarmStats {
+            peers: self.peers.len(),
+            have: self.picker.have().count(),
+            ..self.stats
+        }
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    // ---- inputs: connections
+
+    /// A connection finished its handshake exchange. On success the swarm
+    /// queues what it sends first (bitfield, interest).
+    pub fn peer_connected(
+        &mut self,
+        key: PeerKey,
+        theirs: &Handshake,
+        now: Instant,
+    ) -> Result<(), Refused> {
+        if theirs.info_hash != self.info_hash {
+            return Err(Refused::WrongTorrent);
+        }
+        if theirs.peer_id == self.peer_id {
+            return Err(Refused::Myself);
+        }
+        if self.peers.values().any(|p| p.peer_id == theirs.peer_id) {
+            return Err(Refused::Duplicate);
+        }
+        if self.peers.len() >= self.config.max_peers {
+            return Err(Refused::Full);
+        }
+        let fast = theirs.reserved.fast_extension() && self.handshake().reserved.fast_extension();
+        let mut peer = PeerState::new(theirs.peer_id, fast, self.picker.piece_count(), now);
+        peer.pipeline = self.config.initial_pipeline.min(self.config.pipeline);
+        self.queue_our_pieces(&mut peer, now);
+        self.peers.insert(key, peer);
+        self.choker.peer_joined(key, now);
+        Ok(())
+    }
+
+    /// The connection is gone (closed by either side, or after a
+    /// [`Event::Disconnect`]).
+    pub fn peer_disconnected(&mut self, key: PeerKey) {
+        if let Some(peer) = self.peers.remove(&key) {
+            self.picker.peer_left(key, peer.remote.as_has());
+            self.choker.peer_left(key);
+        }
+    }
+
+    /// A message arrived from `key`.
+    pub fn handle_message(&mut self, key: PeerKey, message: Message, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        peer.last_received = now;
+        if let Err(reason) = self.dispatch(key, message, now) {
+            self.disconnect(key, reason);
+        }
+    }
+
+    // ---- inputs: pieces and readers
+
+    /// The engine checked `piece` and it matched: mark it, tell everyone.
+    pub fn piece_verified(&mut self, piece: u32, now: Instant) {
+        if self.picker.have().has(piece) {
+            return;
+        }
+        self.picker.piece_verified(piece);
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            if let Some(peer) = self.peers.get_mut(&key) {
+                if !peer.remote.has(piece) {
+                    peer.queue(Transmit::Message(Message::Have { piece }), now);
+                }
+            }
+            self.update_interest(key, now);
+            self.fill_requests(key, now);
+        }
+        if self.picker.is_complete() && !self.announced_complete {
+            self.announced_complete = true;
+            self.events.push_back(Event::Complete);
+        }
+    }
+
+    /// The engine checked `piece` and it did not match. A sole sender is
+    /// disconnected as a bad peer; with several, the picker fetches the
+    /// piece from one peer at a time until the culprit shows itself.
+    pub fn piece_failed(&mut self, piece: u32, now: Instant) {
+        if let [culprit] = self.picker.piece_failed(piece)[..] {
+            self.disconnect(culprit, DisconnectReason::BadPiece);
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.fill_requests(key, now);
+        }
+    }
+
+    /// Pieces whose hashes are not known yet (progressive torrents).
+    pub fn set_hashes_unknown(&mut self, pieces: impl IntoIterator<Item = u32>) {
+        self.picker.set_hashes_unknown(pieces);
+    }
+
+    /// The hash of `piece` arrived from the trusted source; it may now be
+    /// requested.
+    pub fn hash_known(&mut self, piece: u32, now: Instant) {
+        self.picker.hash_known(piece);
+        self.refresh_all(now);
+    }
+
+    /// A stream reader wants bytes from `offset` on.
+    pub fn set_reader(&mut self, reader: ReaderKey, offset: u64, now: Instant) {
+        self.picker.set_reader(reader, offset);
+        self.refresh_all(now);
+    }
+
+    pub fn remove_reader(&mut self, reader: ReaderKey) {
+        self.picker.remove_reader(reader);
+    }
+
+    /// Time passed: rechoke, time out requests, keep connections alive.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_rechoke {
+            self.next_rechoke = now + self.config.rechoke_every;
+            self.rechoke(now);
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + TICK;
+            let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+            for key in keys {
+                self.tick_peer(key, now);
+            }
+        }
+    }
+
+    // ---- outputs
+
+    /// The next thing for the engine to do.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Moves everything queued for `key` into `out`, in order.
+    pub fn poll_transmit(&mut self, key: PeerKey, out: &mut Vec<Transmit>) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            for t in peer.outbox.drain(..) {
+                if let Transmit::Block(r) = &t {
+                    self.stats.uploaded += u64::from(r.length);
+                }
+                out.push(t);
+            }
+        }
+    }
+
+    /// Whether anything is queued for `key`.
+    pub fn has_transmit(&self, key: PeerKey) -> bool {
+        self.peers.get(&key).is_some_and(|p| !p.outbox.is_empty())
+    }
+
+    /// When [`Swarm::handle_timeout`] next has work.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_rechoke.min(self.next_tick)
+    }
+
+    // ---- internals
+
+    fn dispatch(
+        &mut self,
+        key: PeerKey,
+        message: Message,
+        now: Instant,
+    ) -> Result<(), DisconnectReason> {
+        match message {
+            Message::KeepAlive | Message::Port(_) | Message::Suggest { .. } => {}
+            Message::AllowedFast { .. } | Message::Extended { .. } => {}
+            Message::Hashes(_) | Message::HashReject(_) => {}
+            Message::Choke => self.peer_choked_us(key),
+            Message::Unchoke => {
+                self.peer_mut(key)?.peer_choking = false;
+                self.fill_requests(key, now);
+            }
+            Message::Interested | Message::NotInterested => {
+                let interested = message == Message::Interested;
+                self.choker.set_interested(key, interested, now);
+                // A free slot is given at once rather than at the next
+                // rechoke; rotation still waits for its period.
+                self.rechoke(now);
+            }
+            Message::Have { piece } => self.peer_has(key, piece, now)?,
+            Message::Bitfield(bits) => {
+                let remote = Bitfield::from_payload(&bits, self.picker.piece_count())
+                    .map_err(|e| DisconnectReason::Protocol(e.to_string()))?;
+                self.replace_remote(key, Remote::Some(remote), now);
+            }
+            Message::HaveAll => {
+                self.require_fast(key, "have all")?;
+                self.replace_remote(key, Remote::All, now);
+            }
+            Message::HaveNone => {
+                self.require_fast(key, "have none")?;
+                let pieces = self.picker.piece_count();
+                self.replace_remote(key, Remote::Some(Bitfield::new(pieces)), now);
+            }
+            Message::Request(r) => self.peer_requested(key, r, now)?,
+            Message::Cancel(r) => self.peer_mut(key)?.outbox_cancel(&r),
+            Message::Piece(p) => self.block_arrived(key, p, now),
+            Message::Reject(r) => {
+                self.require_fast(key, "reject")?;
+                self.request_gone(key, r);
+            }
+            Message::HashRequest(r) => {
+                // Peers get piece layers from the .torrent; bay keeps no
+                // block-level trees to prove single blocks with.
+                self.peer_mut(key)?
+                    .queue(Transmit::Message(Message::HashReject(r)), now);
+            }
+        }
+        Ok(())
+    }
+
+    fn peer_mut(&mut self, key: PeerKey) -> Result<&mut PeerState, DisconnectReason> {
+        self.peers
+            .get_mut(&key)
+            .ok_or_else(|| DisconnectReason::Protocol("unknown peer".into()))
+    }
+
+    fn require_fast(&mut self, key: PeerKey, what: &str) -> Result<(), DisconnectReason> {
+        if self.peer_mut(key)?.fast {
+            Ok(())
+        } else {
+            Err(DisconnectReason::Protocol(format!(
+                "sent {what} without the fast extension"
+            )))
+        }
+    }
+
+    fn queue_our_pieces(&self, peer: &mut PeerState, now: Instant) {
+        let have = self.picker.have();
+        let first = if peer.fast && have.is_full() {
+            Message::HaveAll
+        } else if peer.fast && have.count() == 0 {
+            Message::HaveNone
+        } else {
+            Message::Bitfield(Bytes::copy_from_slice(have.as_payload()))
+        };
+        peer.queue(Transmit::Message(first), now);
+    }
+
+    fn peer_has(&mut self, key: PeerKey, piece: u32, now: Instant) -> Result<(), DisconnectReason> {
+        if piece >= self.picker.piece_count() {
+            return Err(DisconnectReason::Protocol(format!(
+                "have for piece {piece} of {}",
+                self.picker.piece_count()
+            )));
+        }
+        if self.peer_mut(key)?.remote.add(piece) {
+            self.picker.peer_has_piece(piece);
+            self.update_interest(key, now);
+            self.fill_requests(key, now);
+        }
+        Ok(())
+    }
+
+    /// A (first or repeated) bitfield, have-all or have-none replaces what
+    /// we knew of the peer.
+    fn replace_remote(&mut self, key: PeerKey, remote: Remote, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let old = std::mem::replace(&mut peer.remote, remote);
+        self.picker.peer_forgotten(old.as_has());
+        if let Some(peer) = self.peers.get(&key) {
+            self.picker.peer_joined(peer.remote.as_has());
+        }
+        self.update_interest(key, now);
+        self.fill_requests(key, now);
+    }
+
+    fn peer_choked_us(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        peer.peer_choking = true;
+        // Without the fast extension a choke cancels every request; with
+        // it the peer rejects them one by one, but asking others now is
+        // faster than waiting.
+        for (block, _) in peer.outstanding.drain(..) {
+            self.picker.request_dropped(key, block);
+        }
+    }
+
+    fn peer_requested(
+        &mut self,
+        key: PeerKey,
+        r: BlockRequest,
+        now: Instant,
+    ) -> Result<(), DisconnectReason> {
+        let valid = r.length > 0
+            && r.length <= BLOCK_SIZE
+            && r.piece < self.picker.piece_count()
+            && u64::from(r.begin) + u64::from(r.length)
+                <= u64::from(self.picker.piece_size(r.piece));
+        if !valid {
+            return Err(DisconnectReason::Protocol(format!("bad request {r:?}")));
+        }
+        let serve = self.choker.is_unchoked(key) && self.picker.have().has(r.piece);
+        let max_queued = self.config.max_queued_requests;
+        let peer = self.peer_mut(key)?;
+        if serve && peer.queued_blocks() < max_queued {
+            peer.queue(Transmit::Block(r), now);
+        } else if peer.fast {
+            peer.queue(Transmit::Message(Message::Reject(r)), now);
+        } else if serve {
+            return Err(DisconnectReason::Protocol(
+                "too many requests queued".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn block_arrived(&mut self, key: PeerKey, p: Piece, now: Instant) {
+        let block = Block {
+            piece: p.piece,
+            offset: p.begin,
+            len: u32::try_from(p.block.len()).unwrap_or(u32::MAX),
+        };
+        let received = self.picker.block_received(key, block);
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.forget_request(&block);
+        }
+        if received.unwanted {
+            self.stats.wasted += u64::from(block.len);
+            return;
+        }
+        self.stats.downloaded += u64::from(block.len);
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.received_in_window += u64::from(block.len);
+        }
+        for other in received.cancel {
+            if let Some(peer) = self.peers.get_mut(&other) {
+                peer.forget_request(&block);
+                let r = BlockRequest {
+                    piece: block.piece,
+                    begin: block.offset,
+                    length: block.len,
+                };
+                peer.queue(Transmit::Message(Message::Cancel(r)), now);
+            }
+        }
+        self.events.push_back(Event::StoreBlock {
+            piece: p.piece,
+            begin: p.begin,
+            data: p.block,
+        });
+        if received.piece_complete {
+            self.events.push_back(Event::VerifyPiece { piece: p.piece });
+        }
+        self.fill_requests(key, now);
+    }
+
+    fn request_gone(&mut self, key: PeerKey, r: BlockRequest) {
+        let block = Block {
+            piece: r.piece,
+            offset: r.begin,
+            len: r.length,
+        };
+        if let Some(peer) = self.peers.get_mut(&key) {
+            if peer.forget_request(&block) {
+                self.picker.request_dropped(key, block);
+            }
+        }
+    }
+
+    fn update_interest(&mut self, key: PeerKey, now: Instant) {
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        let interested = self.picker.is_interesting(peer.remote.as_has());
+        if let Some(peer) = self.peers.get_mut(&key) {
+            if interested != peer.am_interested {
+                peer.am_interested = interested;
+                let m = if interested {
+                    Message::Interested
+                } else {
+                    Message::NotInterested
+                };
+                peer.queue(Transmit::Message(m), now);
+            }
+        }
+    }
+
+    fn fill_requests(&mut self, key: PeerKey, now: Instant) {
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        if peer.peer_choking || !peer.am_interested {
+            return;
+        }
+        let want = peer.pipeline.saturating_sub(peer.outstanding.len());
+        if want == 0 {
+            return;
+        }
+        let mut blocks = Vec::new();
+        self.picker
+            .pick(key, peer.remote.as_has(), want, &mut blocks);
+        if let Some(peer) = self.peers.get_mut(&key) {
+            for b in blocks {
+                peer.outstanding.push((b, now));
+                let r = BlockRequest {
+                    piece: b.piece,
+                    begin: b.offset,
+                    length: b.len,
+                };
+                peer.queue(Transmit::Message(Message::Request(r)), now);
+            }
+        }
+    }
+
+    fn refresh_all(&mut self, now: Instant) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.update_interest(key, now);
+            self.fill_requests(key, now);
+        }
+    }
+
+    fn rechoke(&mut self, now: Instant) {
+        for change in self.choker.rechoke(now) {
+            let Some(peer) = self.peers.get_mut(&change.peer) else {
+                continue;
+            };
+            if change.unchoke {
+                peer.queue(Transmit::Message(Message::Unchoke), now);
+            } else {
+                // Queued blocks are no longer owed; with the fast
+                // extension each is rejected explicitly.
+                for r in peer.take_queued_blocks() {
+                    if peer.fast {
+                        peer.queue(Transmit::Message(Message::Reject(r)), now);
+                    }
+                }
+                peer.queue(Transmit::Message(Message::Choke), now);
+            }
+        }
+    }
+
+    fn tick_peer(&mut self, key: PeerKey, now: Instant) {
+        let (timeout, keepalive, idle) = (
+            self.config.request_timeout,
+            self.config.keepalive_every,
+            self.config.idle_timeout,
+        );
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if now.saturating_duration_since(peer.last_received) >= idle {
+            self.disconnect(key, DisconnectReason::Idle);
+            return;
+        }
+        let expired = peer.take_expired(now, timeout);
+        peer.resize_pipeline(now, self.config.request_queue_time, self.config.pipeline);
+        if now.saturating_duration_since(peer.last_queued) >= keepalive {
+            peer.queue(Transmit::Message(Message::KeepAlive), now);
+        }
+        for block in &expired {
+            self.picker.request_dropped(key, *block);
+        }
+        if !expired.is_empty() {
+            // Give the blocks to faster peers first.
+            let keys: Vec<PeerKey> = self.peers.keys().copied().filter(|&k| k != key).collect();
+            for other in keys {
+                self.fill_requests(other, now);
+            }
+        }
+        self.fill_requests(key, now);
+    }
+
+    fn disconnect(&mut self, key: PeerKey, reason: DisconnectReason) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.closing {
+            return;
+        }
+        peer.closing = true;
+        peer.peer_choking = true;
+        peer.am_interested = false;
+        peer.outbox.clear();
+        for (block, _) in peer.outstanding.drain(..) {
+            self.picker.request_dropped(key, block);
+        }
+        self.events
+            .push_back(Event::Disconnect { peer: key, reason });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+//! What the swarm knows about one connected peer.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bay_wire::peer::{BlockRequest, BLOCK_SIZE};
+
+use super::Transmit;
+use crate::bitfield::Bitfield;
+use crate::picker::{Block, PeerHas};
+
+/// The pieces a peer has told us about.
+#[derive(Debug)]
+pub(super) enum Remote {
+    All,
+    Some(Bitfield),
+}
+
+impl Remote {
+    pub(super) fn as_has(&self) -> PeerHas<'_> {
+        match self {
+            Remote::All => PeerHas::All,
+            Remote::Some(b) => PeerHas::Some(b),
+        }
+    }
+
+    pub(super) fn has(&self, piece: u32) -> bool {
+        match self {
+            Remote::All => true,
+            Remote::Some(b) => b.has(piece),
+        }
+    }
+
+    /// Records a HAVE; returns whether it was news.
+    pub(super) fn add(&mut self, piece: u32) -> bool {
+        match self {
+            Remote::All => false,
+            Remote::Some(b) => b.set(piece),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct PeerState {
+    pub(super) peer_id: [u8; 20],
+    pub(super) fast: bool,
+    pub(super) remote: Remote,
+    pub(super) peer_choking: bool,
+    pub(super) am_interested: bool,
+    pub(super) closing: bool,
+    /// Our requests to it, with when they were sent.
+    pub(super) outstanding: Vec<(Block, Instant)>,
+    pub(super) outbox: VecDeque<Transmit>,
+    pub(super) last_received: Instant,
+    pub(super) last_queued: Instant,
+    /// Requests we keep in flight to it.
+    pub(super) pipeline: usize,
+    pub(super) received_in_window: u64,
+    pub(super) window_start: Instant,
+}
+
+impl PeerState {
+    pub(super) fn new(peer_id: [u8; 20], fast: bool, pieces: u32, now: Instant) -> PeerState {
+        PeerState {
+            peer_id,
+            fast,
+            remote: Remote::Some(Bitfield::new(pieces)),
+            peer_choking: true,
+            am_interested: false,
+            closing: false,
+            outstanding: Vec::new(),
+            outbox: VecDeque::new(),
+            last_received: now,
+            last_queued: now,
+            pipeline: 2,
+            received_in_window: 0,
+            window_start: now,
+        }
+    }
+
+    /// Sizes the request pipeline to what the peer delivered lately: the
+    /// blocks it delivers in `queue_time`. While the pipeline, not the
+    /// peer, is the limit, that is more than the pipeline, so it grows.
+    pub(super) fn resize_pipeline(&mut self, now: Instant, queue_time: Duration, max: usize) {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed.is_zero() {
+            return;
+        }
+        let idle = self.received_in_window == 0 && self.outstanding.is_empty();
+        if !idle {
+            let rate = self.received_in_window as f64 / elapsed.as_secs_f64();
+            let by_rate = (rate * queue_time.as_secs_f64() / f64::from(BLOCK_SIZE)) as usize;
+            self.pipeline = by_rate.clamp(2, max.max(2));
+        }
+        self.received_in_window = 0;
+        self.window_start = now;
+    }
+
+    pub(super) fn queue(&mut self, t: Transmit, now: Instant) {
+        if self.closing {
+            return;
+        }
+        self.outbox.push_back(t);
+        self.last_queued = now;
+    }
+
+    pub(super) fn queued_blocks(&self) -> usize {
+        self.outbox
+            .iter()
+            .filter(|t| matches!(t, Transmit::Block(_)))
+            .count()
+    }
+
+    /// Drops a queued block the peer cancelled (if not already sent).
+    pub(super) fn outbox_cancel(&mut self, r: &BlockRequest) {
+        self.outbox
+            .retain(|t| !matches!(t, Transmit::Block(q) if q == r));
+    }
+
+    pub(super) fn take_queued_blocks(&mut self) -> Vec<BlockRequest> {
+        let mut taken = Vec::new();
+        self.outbox.retain(|t| match t {
+            Transmit::Block(r) => {
+                taken.push(*r);
+                false
+            }
+            Transmit::Message(_) => true,
+        });
+        taken
+    }
+
+    /// Forgets one of our requests; returns whether it was outstanding.
+    pub(super) fn forget_request(&mut self, block: &Block) -> bool {
+        let before = self.outstanding.len();
+        self.outstanding.retain(|(b, _)| b != block);
+        self.outstanding.len() != before
+    }
+
+    /// Removes and returns requests older than `timeout`.
+    pub(super) fn take_expired(&mut self, now: Instant, timeout: Duration) -> Vec<Block> {
+        let mut expired = Vec::new();
+        self.outstanding.retain(|(b, sent)| {
+            let old = now.saturating_duration_since(*sent) >= timeout;
+            if old {
+                expired.push(*b);
+            }
+            !old
+        });
+        expired
+    }
+}

@@ -1,0 +1,479 @@
+//! Whole swarms over in-memory links with a virtual clock. Every message
+//! crosses the real wire encoder and decoder, so these runs exercise the
+//! protocol as peers on sockets would, minus the sockets.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bay_wire::merkle;
+use bay_wire::peer::{Decoder, Frame, Limits, Status};
+use bytes::BytesMut;
+
+use super::*;
+
+const PIECE: u32 = 32 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Behaviour {
+    Honest,
+    /// Flips a byte in every block it uploads.
+    Corrupt,
+    /// Takes requests and never answers them.
+    Silent,
+}
+
+struct Node {
+    swarm: Swarm,
+    data: Vec<u8>,
+    behaviour: Behaviour,
+    hashes: Vec<merkle::Hash>,
+    disconnects: Vec<(PeerKey, DisconnectReason)>,
+}
+
+struct Net {
+    nodes: Vec<Node>,
+    links: BTreeSet<(usize, usize)>,
+    inflight: VecDeque<(usize, usize, Message)>,
+    /// What each (from, to) link has yet to carry, in order.
+    backlog: BTreeMap<(usize, usize), VecDeque<Transmit>>,
+    /// Blocks a node can upload per step, over all its links.
+    upload_per_step: usize,
+    now: Instant,
+    truth: Vec<u8>,
+}
+
+fn truth(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 1000) as u8).collect()
+}
+
+fn peer_id(i: usize) -> [u8; 20] {
+    let mut id = [b'-'; 20];
+    id[..8].copy_from_slice(format!("-BY{i:04}-").as_bytes());
+    id
+}
+
+impl Net {
+    fn new(len: usize, seeds: &[Behaviour], leechers: usize) -> Net {
+        let truth = truth(len);
+        let geometry = Geometry {
+            total_len: len as u64,
+            piece_len: PIECE,
+        };
+        let hashes: Vec<merkle::Hash> = truth
+            .chunks(PIECE as usize)
+            .map(|p| merkle::piece_hash(p, u64::from(PIECE), len as u64).unwrap())
+            .collect();
+        let now = Instant::now();
+        let pieces = hashes.len() as u32;
+        let mut nodes = Vec::new();
+        for (i, b) in seeds.iter().enumerate() {
+            nodes.push(Node {
+                swarm: Swarm::new(
+                    SwarmConfig::default(),
+                    geometry,
+                    [9; 20],
+                    peer_id(i),
+                    &Bitfield::full(pieces),
+                    now,
+                ),
+                data: truth.clone(),
+                behaviour: *b,
+                hashes: hashes.clone(),
+                disconnects: Vec::new(),
+            });
+        }
+        for i in seeds.len()..seeds.len() + leechers {
+            nodes.push(Node {
+                swarm: Swarm::new(
+                    SwarmConfig::default(),
+                    geometry,
+                    [9; 20],
+                    peer_id(i),
+                    &Bitfield::new(pieces),
+                    now,
+                ),
+                data: vec![0; len],
+                behaviour: Behaviour::Honest,
+                hashes: hashes.clone(),
+                disconnects: Vec::new(),
+            });
+        }
+        Net {
+            nodes,
+            links: BTreeSet::new(),
+            inflight: VecDeque::new(),
+            backlog: BTreeMap::new(),
+            upload_per_step: usize::MAX,
+            now,
+            truth,
+        }
+    }
+
+    fn connect_all(&mut self) {
+        let n = self.nodes.len();
+        for a in 0..n {
+            for b in a + 1..n {
+                self.connect(a, b);
+            }
+        }
+    }
+
+    fn connect(&mut self, a: usize, b: usize) {
+        let ha = self.nodes[a].swarm.handshake();
+        let hb = self.nodes[b].swarm.handshake();
+        let now = self.now;
+        self.nodes[a]
+            .swarm
+            .peer_connected(b as PeerKey, &hb, now)
+            .unwrap();
+        self.nodes[b]
+            .swarm
+            .peer_connected(a as PeerKey, &ha, now)
+            .unwrap();
+        self.links.insert((a.min(b), a.max(b)));
+    }
+
+    fn linked(&self, a: usize, b: usize) -> bool {
+        self.links.contains(&(a.min(b), a.max(b)))
+    }
+
+    fn cut(&mut self, a: usize, b: usize) {
+        if self.links.remove(&(a.min(b), a.max(b))) {
+            self.backlog.remove(&(a, b));
+            self.backlog.remove(&(b, a));
+            self.nodes[a].swarm.peer_disconnected(b as PeerKey);
+            self.nodes[b].swarm.peer_disconnected(a as PeerKey);
+        }
+    }
+
+    /// Runs the engine's duties for one node: events, then transmits.
+    fn drive(&mut self, i: usize) {
+        let now = self.now;
+        while let Some(event) = self.nodes[i].swarm.poll_event() {
+            let node = &mut self.nodes[i];
+            match event {
+                Event::StoreBlock { piece, begin, data } => {
+                    let at = (piece * PIECE + begin) as usize;
+                    node.data[at..at + data.len()].copy_from_slice(&data);
+                }
+                Event::VerifyPiece { piece } => {
+                    let start = (piece * PIECE) as usize;
+                    let end = (start + PIECE as usize).min(node.data.len());
+                    let ok = merkle::verify_piece(
+                        &node.hashes[piece as usize],
+                        &node.data[start..end],
+                        u64::from(PIECE),
+                        node.data.len() as u64,
+                    )
+                    .is_ok();
+                    if ok {
+                        node.swarm.piece_verified(piece, now);
+                    } else {
+                        node.swarm.piece_failed(piece, now);
+                    }
+                }
+                Event::Disconnect { peer, reason } => {
+                    node.disconnects.push((peer, reason));
+                    self.cut(i, peer as usize);
+                }
+                Event::Complete => {}
+            }
+        }
+        let peers: Vec<usize> = (0..self.nodes.len())
+            .filter(|&j| j != i && self.linked(i, j))
+            .collect();
+        for &j in &peers {
+            let mut out = Vec::new();
+            self.nodes[i].swarm.poll_transmit(j as PeerKey, &mut out);
+            self.backlog.entry((i, j)).or_default().extend(out);
+        }
+        // Share the node's upload between its links, a block at a time.
+        let mut budget = self.upload_per_step;
+        let mut progress = true;
+        while progress {
+            progress = false;
+            for &j in &peers {
+                loop {
+                    let queue = self.backlog.entry((i, j)).or_default();
+                    let Some(t) = queue.front() else { break };
+                    let is_block = matches!(t, Transmit::Block(_));
+                    if is_block && budget == 0 {
+                        break;
+                    }
+                    let t = queue.pop_front().unwrap();
+                    if let Some(m) = self.to_message(i, t) {
+                        self.inflight.push_back((i, j, m));
+                    }
+                    progress = true;
+                    if is_block {
+                        budget -= 1;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// What would go over the wire for a transmit, through the real codec.
+    fn to_message(&self, from: usize, t: Transmit) -> Option<Message> {
+        let node = &self.nodes[from];
+        let message = match t {
+            Transmit::Message(m) => m,
+            Transmit::Block(r) => {
+                if node.behaviour == Behaviour::Silent {
+                    return None;
+                }
+                let at = (r.piece * PIECE + r.begin) as usize;
+                let mut block = node.data[at..at + r.length as usize].to_vec();
+                if node.behaviour == Behaviour::Corrupt {
+                    block[0] ^= 0x55;
+                }
+                Message::Piece(Piece {
+                    piece: r.piece,
+                    begin: r.begin,
+                    block: block.into(),
+                })
+            }
+        };
+        let mut wire = BytesMut::new();
+        message.encode(&mut wire).unwrap();
+        let mut decoder = Decoder::after_handshake(Limits::default());
+        match decoder.decode(&mut wire).unwrap() {
+            Status::Complete(Frame::Message(m), _) => Some(m),
+            other => panic!("codec lost a message: {other:?}"),
+        }
+    }
+
+    fn step(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.drive(i);
+        }
+        while let Some((from, to, m)) = self.inflight.pop_front() {
+            if self.linked(from, to) {
+                let now = self.now;
+                self.nodes[to].swarm.handle_message(from as PeerKey, m, now);
+            }
+        }
+        self.now += Duration::from_millis(10);
+        let now = self.now;
+        for node in &mut self.nodes {
+            if now >= node.swarm.poll_timeout() {
+                node.swarm.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Steps until every listed node is complete; returns virtual seconds.
+    fn run_until_complete(&mut self, nodes: std::ops::Range<usize>, max_steps: usize) -> f64 {
+        let start = self.now;
+        for _ in 0..max_steps {
+            if nodes.clone().all(|i| self.nodes[i].swarm.is_complete()) {
+                return self.now.duration_since(start).as_secs_f64();
+            }
+            self.step();
+        }
+        let state: BTreeMap<usize, u32> = nodes
+            .map(|i| (i, self.nodes[i].swarm.have().count()))
+            .collect();
+        panic!("not complete after {max_steps} steps: {state:?}");
+    }
+}
+
+#[test]
+fn one_seed_many_leechers_all_complete_with_exact_bytes() {
+    let mut net = Net::new(8_000_000, &[Behaviour::Honest], 4);
+    net.upload_per_step = 8;
+    net.connect_all();
+    let secs = net.run_until_complete(1..5, 100_000);
+    for node in &net.nodes[1..] {
+        assert!(node.data == net.truth);
+        assert!(node.disconnects.is_empty(), "{:?}", node.disconnects);
+    }
+    // Leechers trade among themselves: the seed uploads well under
+    // 4 copies' worth.
+    let seed_up = net.nodes[0].swarm.stats().uploaded;
+    let total: u64 = net.nodes[1..]
+        .iter()
+        .map(|n| n.swarm.stats().downloaded)
+        .sum();
+    assert!(total >= 4 * 8_000_000, "{total}");
+    // The seed alone could push one copy in 8e6 / (8 x 16 KiB per 10 ms)
+    // = 0.61 s, four copies in 2.4 s; trading gets everyone done sooner.
+    assert!(
+        seed_up < 2 * 8_000_000,
+        "seed uploaded {seed_up} of {total}"
+    );
+    assert!(secs < 1.5, "{secs} s");
+}
+
+#[test]
+fn a_corrupt_peer_is_dropped_and_the_download_completes_from_others() {
+    let mut net = Net::new(400_000, &[Behaviour::Corrupt, Behaviour::Honest], 1);
+    net.connect_all();
+    net.run_until_complete(2..3, 50_000);
+    assert!(net.nodes[2].data == net.truth);
+    assert!(net.nodes[2]
+        .disconnects
+        .contains(&(0, DisconnectReason::BadPiece)));
+    assert!(
+        net.nodes[2].disconnects.iter().all(|(peer, _)| *peer == 0),
+        "the honest peer was never blamed: {:?}",
+        net.nodes[2].disconnects
+    );
+    assert!(!net.linked(0, 2));
+}
+
+#[test]
+fn a_silent_peer_times_out_and_others_finish_the_job() {
+    let mut net = Net::new(300_000, &[Behaviour::Silent, Behaviour::Honest], 1);
+    net.connect_all();
+    net.run_until_complete(2..3, 100_000);
+    assert!(net.nodes[2].data == net.truth);
+}
+
+#[test]
+fn requests_to_a_silent_peer_are_asked_again_after_the_timeout() {
+    let mut net = Net::new(100_000, &[Behaviour::Silent], 1);
+    net.connect_all();
+    let timeout = SwarmConfig::default().request_timeout;
+    let requests_sent = |net: &Net| net.nodes[1].swarm.stats().downloaded;
+    for _ in 0..100 {
+        net.step();
+    }
+    assert_eq!(requests_sent(&net), 0);
+    let asked_before = net.nodes[1]
+        .swarm
+        .peers
+        .get(&0)
+        .map(|p| p.outstanding.len());
+    assert_eq!(asked_before, Some(7), "every block of the 4 pieces asked");
+    let first_sent = net.nodes[1].swarm.peers[&0].outstanding[0].1;
+    while net.now < first_sent + timeout + Duration::from_secs(2) {
+        net.step();
+    }
+    let resent = net.nodes[1].swarm.peers[&0].outstanding[0].1;
+    assert!(
+        resent >= first_sent + timeout,
+        "requests were re-issued after the timeout"
+    );
+}
+
+#[test]
+fn a_peer_lost_mid_piece_leaves_no_hole() {
+    let mut net = Net::new(600_000, &[Behaviour::Honest, Behaviour::Honest], 1);
+    net.connect_all();
+    for _ in 0..3 {
+        net.step();
+    }
+    assert!(!net.nodes[2].swarm.is_complete());
+    net.cut(0, 2);
+    net.run_until_complete(2..3, 50_000);
+    assert!(net.nodes[2].data == net.truth);
+}
+
+#[test]
+fn unknown_hashes_hold_requests_until_known() {
+    let mut net = Net::new(200_000, &[Behaviour::Honest], 1);
+    let pieces = net.nodes[1]
+        .swarm
+        .geometry()
+        .total_len
+        .div_ceil(u64::from(PIECE)) as u32;
+    net.nodes[1].swarm.set_hashes_unknown(0..pieces);
+    net.connect_all();
+    for _ in 0..50 {
+        net.step();
+    }
+    assert_eq!(net.nodes[1].swarm.stats().downloaded, 0);
+    let now = net.now;
+    net.nodes[1].swarm.hash_known(2, now);
+    for _ in 0..50 {
+        net.step();
+    }
+    assert_eq!(
+        net.nodes[1].swarm.have().iter().collect::<Vec<_>>(),
+        vec![2]
+    );
+    for p in 0..pieces {
+        let now = net.now;
+        net.nodes[1].swarm.hash_known(p, now);
+    }
+    net.run_until_complete(1..2, 10_000);
+}
+
+#[test]
+fn a_reader_gets_its_piece_first() {
+    let mut net = Net::new(2_000_000, &[Behaviour::Honest], 1);
+    let now = net.now;
+    net.nodes[1]
+        .swarm
+        .set_reader(1, 40 * u64::from(PIECE) + 3, now);
+    net.connect_all();
+    for _ in 0..200 {
+        net.step();
+        if net.nodes[1].swarm.have().count() > 0 {
+            break;
+        }
+    }
+    assert!(
+        net.nodes[1].swarm.have().has(40),
+        "{:?}",
+        net.nodes[1].swarm.have().iter().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn malformed_peer_messages_disconnect() {
+    let mut net = Net::new(100_000, &[Behaviour::Honest], 1);
+    net.connect_all();
+    let now = net.now;
+    net.nodes[0]
+        .swarm
+        .handle_message(1, Message::Have { piece: 999 }, now);
+    assert!(matches!(
+        net.nodes[0].swarm.poll_event(),
+        Some(Event::Disconnect {
+            peer: 1,
+            reason: DisconnectReason::Protocol(_)
+        })
+    ));
+    let mut other = Net::new(100_000, &[Behaviour::Honest], 1);
+    other.connect_all();
+    let bad = BlockRequest {
+        piece: 0,
+        begin: 0,
+        length: 1 << 20,
+    };
+    other.nodes[0]
+        .swarm
+        .handle_message(1, Message::Request(bad), now);
+    assert!(matches!(
+        other.nodes[0].swarm.poll_event(),
+        Some(Event::Disconnect { peer: 1, .. })
+    ));
+}
+
+#[test]
+fn refuses_duplicates_self_and_strangers() {
+    let net = Net::new(100_000, &[Behaviour::Honest], 1);
+    let mut a = Swarm::new(
+        SwarmConfig::default(),
+        net.nodes[0].swarm.geometry(),
+        [9; 20],
+        peer_id(0),
+        &Bitfield::new(4),
+        net.now,
+    );
+    let me = a.handshake();
+    assert_eq!(a.peer_connected(1, &me, net.now), Err(Refused::Myself));
+    let other = Handshake::new([9; 20], peer_id(5));
+    assert_eq!(a.peer_connected(1, &other, net.now), Ok(()));
+    assert_eq!(
+        a.peer_connected(2, &other, net.now),
+        Err(Refused::Duplicate)
+    );
+    let stranger = Handshake::new([1; 20], peer_id(6));
+    assert_eq!(
+        a.peer_connected(3, &stranger, net.now),
+        Err(Refused::WrongTorrent)
+    );
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the programs bay's tests and demo drive. Idempotent; needs root
+# (or sudo) for apt-get.
+set -euo pipefail
+
+packages=(
+  python3-libtorrent   # reference BitTorrent v2 peer
+  docker-registry      # CNCF distribution, the real upstream registry
+  nginx-light          # HTTP baseline and test server
+  curl wrk             # HTTP clients for server tests
+  skopeo               # image client
+  openssl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The packaged nginx and registry start services on install; the tests run
+# their own instances on loopback ports, so stop the packaged ones.
+for svc in nginx docker-registry; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" || true
+  fi
+done
+
+if ! command -v cargo-fuzz >/dev/null 2>&1 && ! [ -x "$HOME/.cargo/bin/cargo-fuzz" ]; then
+  cargo install cargo-fuzz --locked
+fi

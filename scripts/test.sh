@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs bay's whole test suite on a fresh Debian machine: installs what the
+# tests drive (real registry, libtorrent, nginx, curl, wrk), checks format
+# and lints, builds, runs every test, then a short fuzz pass per target.
+#
+#   sudo scripts/test.sh            # everything
+#   BAY_FUZZ_SECONDS=0 scripts/test.sh   # skip the fuzz pass
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fuzz_seconds=${BAY_FUZZ_SECONDS:-10}
+
+scripts/install-deps.sh
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== build and test"
+# The end-to-end tests run the real binaries, so build them first.
+cargo build --workspace --bins --locked
+cargo test --workspace --locked
+
+if [ "$fuzz_seconds" != 0 ]; then
+  echo "== fuzz smoke (${fuzz_seconds}s per target)"
+  scripts/fuzz.sh "$fuzz_seconds"
+fi

@@ -1,0 +1,1 @@
+//! The BEP 10 extended handshake payload.
