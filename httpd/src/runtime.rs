@@ -127,7 +127,8 @@ impl ServerHandle {
 
 /// Starts the workers and returns once every one of them listens.
 ///
-/// `factory` makes one handler per worker thread. `shutdown` stops the
+/// `factory` makes one handler per worker thread, on that worker's
+/// runtime (it may `monoio::spawn` per-worker tasks). `shutdown` stops the
 /// server: each worker stops accepting, wakes its idle connections, and
 /// gives requests in flight up to `config.shutdown_grace`.
 pub fn serve<H, F>(
@@ -247,9 +248,11 @@ fn run_worker<H: Handler>(
             return;
         }
     };
-    let handler = Rc::new(factory());
     let config = Rc::new(config.clone());
     rt.block_on(async move {
+        // Inside the runtime, so that a handler may set up per-worker
+        // tasks and sockets as it is made.
+        let handler = Rc::new(factory());
         let listener = match monoio::net::TcpListener::from_std(listener) {
             Ok(l) => l,
             Err(e) => {

@@ -455,8 +455,13 @@ fn reuse_port_listeners_on_one_address() {
         };
         let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
         let factory = || {
-            |_req: bay_httpd::Request, _body: bay_httpd::RequestBody| async {
-                bay_httpd::Response::text(200, "ok")
+            // The factory runs on the worker's runtime: it may spawn.
+            let ticks = std::rc::Rc::new(std::cell::Cell::new(0u32));
+            let counter = std::rc::Rc::clone(&ticks);
+            monoio::spawn(async move { counter.set(counter.get() + 1) });
+            move |_req: bay_httpd::Request, _body: bay_httpd::RequestBody| {
+                let ticks = ticks.get();
+                async move { bay_httpd::Response::text(200, format!("{ticks}")) }
             }
         };
         let server = bay_httpd::serve(addr, factory, config, bay_httpd::Shutdown::new()).unwrap();
@@ -470,8 +475,11 @@ fn reuse_port_listeners_on_one_address() {
         assert_eq!(server.driver(), want);
         let url = format!("http://{}/", server.local_addr());
         for _ in 0..20 {
-            let out = curl(&["-w", "%{http_code}", "-o", "/dev/null", &url]);
-            assert_eq!(out, b"200");
+            assert_eq!(
+                curl(&[&url]),
+                b"1",
+                "{driver:?}: the spawned task did not run"
+            );
         }
         server.shutdown();
         server.join();
