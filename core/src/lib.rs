@@ -17,10 +17,14 @@
 //! - [`rate`]: token-bucket bandwidth limits.
 //! - [`store`]: content-addressed blobs on disk, partial downloads, eviction.
 //! - [`swarm`]: one torrent's swarm as a sans-IO state machine.
+//! - [`engine`]: the peer engine thread: connections, storage, timers.
+//! - [`progress`]: verified pieces shared across threads; stream readers.
 
 pub mod bitfield;
 pub mod choke;
+pub mod engine;
 pub mod picker;
+pub mod progress;
 pub mod rate;
 pub mod store;
 pub mod swarm;

@@ -1,16 +1,24 @@
 //! Percent-encoding of URL query components, binary safe.
 //!
 //! Tracker requests carry raw 20-byte values (info hash, peer id) in the
-//! query string, so decoding yields bytes, never text. Decoding follows the
-//! form convention trackers and clients share: `+` stands for a space, and
-//! `%XX` for any byte. It is strict: a `%` not followed by two hex digits,
-//! and a byte that may not appear raw in a query (controls, space, `#`,
-//! non-ASCII), are errors rather than guesses, because a lenient decoder
-//! turns one client's bug into another torrent's info hash.
+//! query string, so decoding yields bytes, never text: `%XX` stands for
+//! any byte, and every other allowed byte for itself.
+//!
+//! That includes `+`, which is *not* a space here. HTML forms use `+` for a
+//! space, but BitTorrent clients never form-encode: the tracker protocol's
+//! own rule lists `+` among the bytes a client may leave unescaped, so a
+//! raw `+` in an info hash is the byte 0x2B, and reading it as 0x20 would
+//! silently announce into another swarm. Clients that mean a space send
+//! `%20`.
+//!
+//! Decoding is strict: a `%` not followed by two hex digits, and a byte
+//! that may not appear raw in a query (controls, space, `#`, non-ASCII),
+//! are errors rather than guesses, because a lenient decoder turns one
+//! client's bug into another torrent's info hash.
 //!
 //! Encoding keeps only the RFC 3986 unreserved set (`A-Z a-z 0-9 - . _ ~`)
-//! raw and escapes every other byte with upper-case hex, which every
-//! tracker accepts and which never produces a `+` that could be misread.
+//! raw and escapes every other byte (`+` included) with upper-case hex,
+//! which every tracker reads the same way whatever its `+` rule.
 
 use thiserror::Error;
 
@@ -156,10 +164,6 @@ impl Iterator for Decoder<'_> {
                     _ => Err(PercentError::BadEscape { offset }),
                 }
             }
-            b'+' => {
-                self.pos += 1;
-                Ok(b' ')
-            }
             b if may_appear_raw(b) => {
                 self.pos += 1;
                 Ok(b)
@@ -190,7 +194,8 @@ mod tests {
 
     #[test]
     fn decodes_escapes_plus_and_raw_bytes() {
-        assert_eq!(decode(b"a%20b+c%7e%7E", 64), Ok(b"a b c~~".to_vec()));
+        assert_eq!(decode(b"a%20b+c%7e%7E", 64), Ok(b"a b+c~~".to_vec()));
+        assert_eq!(decode(b"%2B+", 64), Ok(b"++".to_vec()));
         assert_eq!(decode(b"%00%ff%FF", 64), Ok(vec![0, 0xff, 0xff]));
         assert_eq!(decode(b"", 64), Ok(Vec::new()));
     }

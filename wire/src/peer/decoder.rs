@@ -190,7 +190,7 @@ struct Header {
 impl Header {
     /// Bytes of the whole frame.
     fn total(&self) -> usize {
-        4 + self.length as usize
+        (self.length as usize).saturating_add(4)
     }
 }
 

@@ -8,6 +8,7 @@
 
 use thiserror::Error;
 
+use super::extended::ExtendedHandshakeProblem;
 use super::message::MessageId;
 
 /// Who caused a [`PeerError`].
@@ -105,7 +106,7 @@ pub enum PeerError {
     /// A BEP 10 extended handshake payload is not the dictionary BEP 10
     /// describes.
     #[error("extended handshake: {0}")]
-    BadExtendedHandshake(String),
+    BadExtendedHandshake(ExtendedHandshakeProblem),
     /// A payload is too long for a 32-bit length prefix.
     #[error("payload of {len} bytes does not fit a length prefix")]
     PayloadTooLong {

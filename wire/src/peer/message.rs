@@ -171,12 +171,16 @@ pub const MAX_LAYER: u32 = 63;
 
 impl HashRequest {
     /// Number of uncle hashes a hashes message answering this request
-    /// carries after the base hashes. BEP 52: "the first log2(length)-1
-    /// proof layers are omitted" because the base hashes themselves cover
-    /// them; one uncle comes from each remaining proof layer.
+    /// carries after the base hashes.
+    ///
+    /// BEP 52: "the first log2(length)-1 proof layers are omitted", because
+    /// the base hashes themselves cover them; one uncle comes from each
+    /// remaining proof layer. For a single base hash that is one more uncle
+    /// than proof layers (its own sibling), as libtorrent counts it:
+    /// `max(0, proof_layers - log2(length) + 1)`.
     pub fn uncle_count(&self) -> u64 {
         let covered = u64::from(self.length.max(1).ilog2());
-        u64::from(self.proof_layers).saturating_sub(covered)
+        (u64::from(self.proof_layers) + 1).saturating_sub(covered)
     }
 
     /// Number of hashes (base plus uncles) an answer carries.

@@ -21,6 +21,29 @@
 //! Zero copy: the decoder hands out piece blocks, bitfields, hash lists and
 //! extended payloads as [`bytes::Bytes`] slices of the receive buffer, so a
 //! 16 KiB block is never copied between the socket and the disk.
+//!
+//! ```
+//! use bay_wire::peer::{BytesMut, Decoder, Frame, Handshake, Limits, Message, Status};
+//!
+//! // What one read from the socket might hold: a handshake, then the start
+//! // of a have message.
+//! let mut buf = BytesMut::new();
+//! buf.extend_from_slice(&Handshake::new([1; 20], [2; 20]).to_bytes());
+//! buf.extend_from_slice(&[0, 0, 0, 5, 4, 0]);
+//!
+//! let mut decoder = Decoder::new(Limits::default());
+//! let Ok(Status::Complete(Frame::Handshake(theirs), _)) = decoder.decode(&mut buf) else {
+//!     panic!("no handshake");
+//! };
+//! assert!(theirs.reserved.fast_extension());
+//! // Three bytes of the have message are still on their way.
+//! assert_eq!(decoder.decode(&mut buf), Ok(Status::Partial { needed: 3 }));
+//! buf.extend_from_slice(&[0, 1, 2]);
+//! assert_eq!(
+//!     decoder.decode(&mut buf),
+//!     Ok(Status::Complete(Frame::Message(Message::Have { piece: 258 }), 9))
+//! );
+//! ```
 
 pub mod decoder;
 pub mod error;
@@ -28,8 +51,12 @@ pub mod extended;
 pub mod handshake;
 pub mod message;
 
+/// The buffer types the codec takes and hands out, re-exported so callers
+/// use the same `bytes` version as the decoder.
+pub use bytes::{Bytes, BytesMut};
 pub use decoder::{Decoder, Frame, Limits};
 pub use error::{Fault, HashRequestProblem, PeerError};
+pub use extended::{ExtendedHandshake, ExtendedHandshakeProblem, EXTENDED_HANDSHAKE_ID};
 pub use handshake::{Handshake, Reserved, HANDSHAKE_LEN, PROTOCOL};
 pub use message::{
     encode_piece_header, piece_header, BlockRequest, HashRequest, Hashes, Message, MessageId,

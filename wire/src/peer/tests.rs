@@ -26,9 +26,9 @@ fn spec_cases() -> Vec<(Message, Vec<u8>)> {
         length: 4,
         proof_layers: 5,
     };
-    // length 4 covers log2(4) = 2 proof layers, so 5 - 2 = 3 uncles follow
-    // the 4 base hashes.
-    let hashes: Vec<u8> = (0..7u8).flat_map(|i| [i; 32]).collect();
+    // BEP 52 omits the first log2(4) - 1 = 1 of the 5 proof layers, so 4
+    // uncles follow the 4 base hashes.
+    let hashes: Vec<u8> = (0..8u8).flat_map(|i| [i; 32]).collect();
     let with = |prefix: &[u8], tail: &[u8]| [prefix, tail].concat();
     vec![
         (Message::KeepAlive, vec![0, 0, 0, 0]),
@@ -110,7 +110,7 @@ fn spec_cases() -> Vec<(Message, Vec<u8>)> {
                 request,
                 hashes: Bytes::from(hashes.clone()),
             }),
-            with(&with(&[0, 0, 1, 17, 22], &hash_req), &hashes),
+            with(&with(&[0, 0, 1, 49, 22], &hash_req), &hashes),
         ),
         (
             Message::HashReject(request),
@@ -451,9 +451,10 @@ fn libtorrents_single_block_hash_request_is_accepted() {
 
 #[test]
 fn hashes_with_the_wrong_number_of_hashes_are_refused_whole() {
-    // length 2 with 3 proof layers: 2 base hashes and 3 - 1 = 2 uncles.
+    // length 2 with 3 proof layers: 2 base hashes and 3 uncles, none of
+    // the proof layers being covered by the base.
     let mut frame = hash_request_frame(22, 0, 0, 2, 3);
-    for count in [0usize, 3, 5] {
+    for count in [0usize, 4, 6] {
         let mut f = frame.clone();
         f.extend(std::iter::repeat_n(0xab, count * 32));
         let prefix = u32::try_from(f.len() - 4).unwrap();
@@ -463,13 +464,13 @@ fn hashes_with_the_wrong_number_of_hashes_are_refused_whole() {
         assert_eq!(
             got,
             Err(PeerError::HashCountMismatch {
-                expected: 4,
+                expected: 5,
                 got: count * 32
             })
         );
         assert_eq!(buf.len(), f.len(), "the frame stays in the buffer");
     }
-    frame.extend(std::iter::repeat_n(0xab, 4 * 32 + 1));
+    frame.extend(std::iter::repeat_n(0xab, 5 * 32 + 1));
     let prefix = u32::try_from(frame.len() - 4).unwrap();
     frame[..4].copy_from_slice(&prefix.to_be_bytes());
     assert!(matches!(
@@ -490,7 +491,34 @@ fn hashes_split_into_base_and_uncles() {
     let base: Vec<u8> = hashes.base().map(|h| h[0]).collect();
     let uncles: Vec<u8> = hashes.uncles().map(|h| h[0]).collect();
     assert_eq!(base, vec![0, 1, 2, 3]);
-    assert_eq!(uncles, vec![4, 5, 6]);
+    assert_eq!(uncles, vec![4, 5, 6, 7]);
+}
+
+#[test]
+fn uncle_counts_follow_bep52_and_libtorrent() {
+    let request = |length, proof_layers| HashRequest {
+        pieces_root: root(),
+        base_layer: 0,
+        index: 0,
+        length,
+        proof_layers,
+    };
+    // (length, proof layers, uncles)
+    for (length, proof, uncles) in [
+        (1, 0, 1),
+        (1, 3, 4),
+        (2, 0, 0),
+        (2, 3, 3),
+        (4, 1, 0),
+        (4, 5, 4),
+        (512, 8, 0),
+        (512, 10, 2),
+        (8192, 63, 51),
+    ] {
+        let r = request(length, proof);
+        assert_eq!(r.uncle_count(), uncles, "length {length} proof {proof}");
+        assert_eq!(r.answer_hash_count(), u64::from(length) + uncles);
+    }
 }
 
 #[test]

@@ -14,9 +14,9 @@
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
+use super::compact;
 use super::query::{self, QueryError};
 use super::response::{self, Reply, ResponseError};
-use super::udp::{exact_chunks, peer_v4_from_bytes, peer_v6_from_bytes};
 use super::{Event, InfoHash, PeerId};
 use crate::bencode::Node;
 
@@ -27,6 +27,8 @@ pub const MAX_QUERY_LEN: usize = 4096;
 pub const MAX_PARAMS: usize = 64;
 /// Longest `key` parameter accepted, once decoded.
 pub const MAX_KEY_LEN: usize = 64;
+/// Longest `trackerid` parameter accepted, once decoded.
+pub const MAX_TRACKER_ID_LEN: usize = 64;
 
 /// A peer's announce, as carried in the query string of an HTTP GET.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +60,9 @@ pub struct AnnounceRequest {
     pub ip: Option<IpAddr>,
     /// The client does not want peer ids in a dictionary peer list.
     pub no_peer_id: bool,
+    /// The `tracker id` of an earlier response, sent back as `trackerid`
+    /// (at most [`MAX_TRACKER_ID_LEN`] bytes).
+    pub tracker_id: Option<Vec<u8>>,
 }
 
 impl AnnounceRequest {
@@ -108,6 +113,9 @@ impl AnnounceRequest {
         if self.no_peer_id {
             query::push_pair(out, "no_peer_id", b"1");
         }
+        if let Some(id) = &self.tracker_id {
+            query::push_pair(out, "trackerid", id);
+        }
     }
 }
 
@@ -126,6 +134,7 @@ struct Fields {
     key: Option<Vec<u8>>,
     ip: Option<IpAddr>,
     no_peer_id: Option<bool>,
+    tracker_id: Option<Vec<u8>>,
 }
 
 impl Fields {
@@ -181,6 +190,10 @@ impl Fields {
                 let v = query::flag("no_peer_id", value)?;
                 query::set_once(&mut self.no_peer_id, "no_peer_id", v)
             }
+            b"trackerid" => {
+                let v = query::bytes("trackerid", value, MAX_TRACKER_ID_LEN)?;
+                query::set_once(&mut self.tracker_id, "trackerid", v)
+            }
             _ => Ok(()),
         }
     }
@@ -199,6 +212,7 @@ impl Fields {
             key: self.key,
             ip: self.ip,
             no_peer_id: self.no_peer_id.unwrap_or(false),
+            tracker_id: self.tracker_id,
         })
     }
 }
@@ -241,9 +255,13 @@ impl AnnounceResponse {
             response::push_int(out, "min interval", v);
         }
         // Always present, even empty: clients look for it.
-        response::push_bytes(out, "peers", &compact_v4(&self.peers));
+        let mut packed = Vec::new();
+        compact::encode_v4(&self.peers, &mut packed);
+        response::push_bytes(out, "peers", &packed);
         if !self.peers6.is_empty() {
-            response::push_bytes(out, "peers6", &compact_v6(&self.peers6));
+            packed.clear();
+            compact::encode_v6(&self.peers6, &mut packed);
+            response::push_bytes(out, "peers6", &packed);
         }
         if let Some(v) = &self.tracker_id {
             response::push_bytes(out, "tracker id", v);
@@ -286,13 +304,11 @@ impl AnnounceResponse {
                 .as_bytes()
                 .ok_or(ResponseError::InvalidField { key: "peers6" })?;
             r.peers6.extend(
-                exact_chunks::<18>(bytes)
-                    .ok_or(ResponseError::BadCompactLength {
-                        key: "peers6",
-                        len: bytes.len(),
-                        entry: 18,
-                    })?
-                    .map(peer_v6_from_bytes),
+                compact::decode_v6(bytes).ok_or(ResponseError::BadCompactLength {
+                    key: "peers6",
+                    len: bytes.len(),
+                    entry: compact::V6_LEN,
+                })?,
             );
         }
         Ok(Reply::Success(r))
@@ -302,15 +318,13 @@ impl AnnounceResponse {
     /// dictionaries (BEP 3).
     fn read_peers(&mut self, peers: &Node<'_>) -> Result<(), ResponseError> {
         if let Some(bytes) = peers.as_bytes() {
-            self.peers.extend(
-                exact_chunks::<6>(bytes)
-                    .ok_or(ResponseError::BadCompactLength {
-                        key: "peers",
-                        len: bytes.len(),
-                        entry: 6,
-                    })?
-                    .map(peer_v4_from_bytes),
-            );
+            self.peers.extend(compact::decode_v4(bytes).ok_or(
+                ResponseError::BadCompactLength {
+                    key: "peers",
+                    len: bytes.len(),
+                    entry: compact::V4_LEN,
+                },
+            )?);
             return Ok(());
         }
         let list = peers
@@ -349,24 +363,6 @@ fn dictionary_peer(entry: &Node<'_>) -> Result<Option<SocketAddr>, ResponseError
         IpAddr::V4(v4) => SocketAddr::V4(SocketAddrV4::new(v4, port)),
         IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, port, 0, 0)),
     }))
-}
-
-fn compact_v4(peers: &[SocketAddrV4]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(peers.len() * 6);
-    for p in peers {
-        out.extend_from_slice(&p.ip().octets());
-        out.extend_from_slice(&p.port().to_be_bytes());
-    }
-    out
-}
-
-fn compact_v6(peers: &[SocketAddrV6]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(peers.len() * 18);
-    for p in peers {
-        out.extend_from_slice(&p.ip().octets());
-        out.extend_from_slice(&p.port().to_be_bytes());
-    }
-    out
 }
 
 #[cfg(test)]
@@ -410,6 +406,7 @@ mod tests {
                 key: None,
                 ip: None,
                 no_peer_id: false,
+                tracker_id: None,
             })
         );
     }
@@ -431,6 +428,31 @@ mod tests {
         assert_eq!(r.numwant, Some(200));
         assert!(r.no_peer_id);
         assert_eq!(r.ip, Some(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)));
+    }
+
+    #[test]
+    fn parses_a_libtorrent_2_v2_announce() {
+        // The request line libtorrent 2.0 sent for a v2-only torrent whose
+        // info hash is b435d982...911a60a3: it announces the first 20 bytes.
+        let q = "info_hash=%b45%d9%82q%b2~h%ac%c8%a7%e2%9b%c2n%c6%cf%1agK\
+                 &peer_id=-LT2080-l!*YMZMMzqow&port=40539&uploaded=0&downloaded=0\
+                 &left=0&corrupt=0&key=3733B2ED&event=started&numwant=200&compact=1\
+                 &no_peer_id=1&supportcrypto=1&redundant=0";
+        let mut v2 = [0u8; 32];
+        let hex = "b435d98271b27e68acc8a7e29bc26ec6cf1a674bc45087101fb1aae3911a60a3";
+        for (i, b) in v2.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap_or_default();
+        }
+        let r = parse(q);
+        let Ok(r) = r else { panic!("{r:?}") };
+        assert_eq!(r.info_hash, InfoHash::from(crate::metainfo::InfoHashV2(v2)));
+        assert_eq!(r.peer_id, PeerId(*b"-LT2080-l!*YMZMMzqow"));
+        assert_eq!((r.port, r.uploaded, r.downloaded, r.left), (40539, 0, 0, 0));
+        assert_eq!(r.event, Event::Started);
+        assert_eq!(r.key.as_deref(), Some(&b"3733B2ED"[..]));
+        assert_eq!(r.numwant, Some(200));
+        assert_eq!(r.compact, Some(true));
+        assert!(r.no_peer_id);
     }
 
     #[test]
@@ -612,13 +634,14 @@ mod tests {
             key: Some(b"k+y".to_vec()),
             ip: Some(IpAddr::from([127, 0, 0, 1])),
             no_peer_id: true,
+            tracker_id: Some(b"t 1".to_vec()),
         };
         let q = r.to_query();
         assert_eq!(
             q,
             "info_hash=%124Vx%9A%BC%DE%F1%23Eg%89%AB%CD%EF%124Vx%9A\
              &peer_id=-BY0001-abcdefghijkl&port=6881&uploaded=1&downloaded=2&left=3\
-             &event=completed&compact=1&numwant=50&key=k%2By&ip=127.0.0.1&no_peer_id=1"
+             &event=completed&compact=1&numwant=50&key=k%2By&ip=127.0.0.1&no_peer_id=1&trackerid=t%201"
         );
         assert_eq!(parse(&q), Ok(r));
     }
@@ -644,13 +667,17 @@ mod tests {
                 proptest::option::of(proptest::collection::vec(any::<u8>(), 0..=MAX_KEY_LEN)),
                 proptest::option::of(ip),
                 any::<bool>(),
+                proptest::option::of(proptest::collection::vec(
+                    any::<u8>(),
+                    0..=MAX_TRACKER_ID_LEN,
+                )),
             ),
         )
             .prop_map(
                 |(
                     (h, p, port),
                     (uploaded, downloaded, left, event),
-                    (compact, numwant, key, ip, no_peer_id),
+                    (compact, numwant, key, ip, no_peer_id, tracker_id),
                 )| AnnounceRequest {
                     info_hash: InfoHash(h),
                     peer_id: PeerId(p),
@@ -664,6 +691,7 @@ mod tests {
                     key,
                     ip,
                     no_peer_id,
+                    tracker_id,
                 },
             )
     }

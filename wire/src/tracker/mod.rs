@@ -14,6 +14,7 @@
 //! - [`announce`]: HTTP announce request (BEP 3) and its response, with
 //!   compact IPv4 (BEP 23) and IPv6 (BEP 7) peer lists.
 //! - [`scrape`]: HTTP scrape request and response (BEP 48).
+//! - [`compact`]: the 6- and 18-byte peer records HTTP and UDP share.
 //! - [`udp`]: the UDP tracker protocol (BEP 15).
 //!
 //! Torrents are BitTorrent v2 (BEP 52), whose peers announce with the v2
@@ -21,6 +22,7 @@
 //! same width as a v1 SHA-1 hash, and this module does not care which it is.
 
 pub mod announce;
+pub mod compact;
 pub mod query;
 pub mod response;
 pub mod scrape;

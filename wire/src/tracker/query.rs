@@ -109,7 +109,11 @@ pub fn for_each_pair<'a>(
 }
 
 /// Stores `value` in `slot`, rejecting a second occurrence of `key`.
-pub fn set_once<T>(slot: &mut Option<T>, key: &'static str, value: T) -> Result<(), QueryError> {
+pub(crate) fn set_once<T>(
+    slot: &mut Option<T>,
+    key: &'static str,
+    value: T,
+) -> Result<(), QueryError> {
     if slot.is_some() {
         return Err(QueryError::Duplicate { key });
     }
@@ -118,25 +122,25 @@ pub fn set_once<T>(slot: &mut Option<T>, key: &'static str, value: T) -> Result<
 }
 
 /// Returns `slot`'s value or the typed error for a missing `key`.
-pub fn required<T>(slot: Option<T>, key: &'static str) -> Result<T, QueryError> {
+pub(crate) fn required<T>(slot: Option<T>, key: &'static str) -> Result<T, QueryError> {
     slot.ok_or(QueryError::Missing { key })
 }
 
 /// Decodes a value that must be exactly `N` bytes (info hash, peer id).
-pub fn fixed<const N: usize>(key: &'static str, raw: &[u8]) -> Result<[u8; N], QueryError> {
+pub(crate) fn fixed<const N: usize>(key: &'static str, raw: &[u8]) -> Result<[u8; N], QueryError> {
     percent::decode_array::<N>(raw)
         .map_err(|source| QueryError::Encoding { key, source })?
         .ok_or(QueryError::WrongLength { key, expected: N })
 }
 
 /// Decodes a value of at most `max` bytes.
-pub fn bytes(key: &'static str, raw: &[u8], max: usize) -> Result<Vec<u8>, QueryError> {
+pub(crate) fn bytes(key: &'static str, raw: &[u8], max: usize) -> Result<Vec<u8>, QueryError> {
     percent::decode(raw, max).map_err(|source| QueryError::Encoding { key, source })
 }
 
 /// Decodes an unsigned decimal number: ASCII digits only, no sign, no
 /// spaces, in range of `u64`.
-pub fn number(key: &'static str, raw: &[u8]) -> Result<u64, QueryError> {
+pub(crate) fn number(key: &'static str, raw: &[u8]) -> Result<u64, QueryError> {
     // u64::MAX has 20 digits; allow a few leading zeros beyond that.
     let mut buf = [0u8; 24];
     let len = percent::decode_to_slice(raw, &mut buf).map_err(|source| match source {
@@ -158,12 +162,15 @@ pub fn number(key: &'static str, raw: &[u8]) -> Result<u64, QueryError> {
 }
 
 /// Decodes a number that must fit in `T` (a port, a count).
-pub fn small_number<T: TryFrom<u64>>(key: &'static str, raw: &[u8]) -> Result<T, QueryError> {
+pub(crate) fn small_number<T: TryFrom<u64>>(
+    key: &'static str,
+    raw: &[u8],
+) -> Result<T, QueryError> {
     T::try_from(number(key, raw)?).map_err(|_| QueryError::InvalidNumber { key })
 }
 
 /// Decodes a `0`/`1` flag.
-pub fn flag(key: &'static str, raw: &[u8]) -> Result<bool, QueryError> {
+pub(crate) fn flag(key: &'static str, raw: &[u8]) -> Result<bool, QueryError> {
     match small_number::<u8>(key, raw) {
         Ok(0) => Ok(false),
         Ok(1) => Ok(true),
@@ -172,7 +179,7 @@ pub fn flag(key: &'static str, raw: &[u8]) -> Result<bool, QueryError> {
 }
 
 /// Decodes an IP address literal (IPv4 dotted quad or IPv6 text).
-pub fn ip(key: &'static str, raw: &[u8]) -> Result<IpAddr, QueryError> {
+pub(crate) fn ip(key: &'static str, raw: &[u8]) -> Result<IpAddr, QueryError> {
     // The longest IPv6 text form is 45 bytes.
     let mut buf = [0u8; 48];
     let len =
@@ -184,7 +191,7 @@ pub fn ip(key: &'static str, raw: &[u8]) -> Result<IpAddr, QueryError> {
 }
 
 /// Appends `&key=value` (or `key=value` first) with `value` escaped.
-pub fn push_pair(out: &mut String, key: &str, value: &[u8]) {
+pub(crate) fn push_pair(out: &mut String, key: &str, value: &[u8]) {
     if !out.is_empty() {
         out.push('&');
     }

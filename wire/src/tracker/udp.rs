@@ -20,10 +20,11 @@
 //! "tracker's choice" and decode to `None`; counts and intervals in
 //! responses are carried as `u32` bit patterns of the protocol's `int32`.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6};
 
 use thiserror::Error;
 
+use super::compact;
 use super::scrape::ScrapeStats;
 use super::{Event, InfoHash, PeerId};
 
@@ -42,8 +43,6 @@ const ANNOUNCE_REQUEST_LEN: usize = 98;
 const REQUEST_HEADER_LEN: usize = 16;
 const RESPONSE_HEADER_LEN: usize = 8;
 const ANNOUNCE_RESPONSE_HEADER_LEN: usize = 20;
-const PEER_V4_LEN: usize = 6;
-const PEER_V6_LEN: usize = 18;
 const SCRAPE_STATS_LEN: usize = 12;
 
 /// The id a tracker hands out on connect and expects back on every request.
@@ -389,7 +388,7 @@ fn decode_scrape(
     connection_id: ConnectionId,
     transaction_id: TransactionId,
 ) -> Result<ScrapeRequest, UdpError> {
-    let chunks = exact_chunks::<20>(hashes).ok_or(UdpError::BadLength {
+    let chunks = compact::records::<20>(hashes).ok_or(UdpError::BadLength {
         len: REQUEST_HEADER_LEN + hashes.len(),
     })?;
     let count = hashes.len() / 20;
@@ -453,7 +452,7 @@ impl Response {
             ACTION_ANNOUNCE => decode_announce_response(&mut r, transaction_id, family),
             ACTION_SCRAPE => {
                 let chunks =
-                    exact_chunks::<SCRAPE_STATS_LEN>(r.rest()).ok_or(UdpError::BadLength {
+                    compact::records::<SCRAPE_STATS_LEN>(r.rest()).ok_or(UdpError::BadLength {
                         len: datagram.len(),
                     })?;
                 let stats = chunks.map(scrape_stats_from_bytes).collect();
@@ -483,20 +482,8 @@ impl Response {
                 out.extend_from_slice(&a.leechers.to_be_bytes());
                 out.extend_from_slice(&a.seeders.to_be_bytes());
                 match &a.peers {
-                    PeerList::V4(peers) => {
-                        out.reserve(peers.len() * PEER_V4_LEN);
-                        for p in peers {
-                            out.extend_from_slice(&p.ip().octets());
-                            out.extend_from_slice(&p.port().to_be_bytes());
-                        }
-                    }
-                    PeerList::V6(peers) => {
-                        out.reserve(peers.len() * PEER_V6_LEN);
-                        for p in peers {
-                            out.extend_from_slice(&p.ip().octets());
-                            out.extend_from_slice(&p.port().to_be_bytes());
-                        }
-                    }
+                    PeerList::V4(peers) => compact::encode_v4(peers, out),
+                    PeerList::V6(peers) => compact::encode_v6(peers, out),
                 }
             }
             Response::Scrape(s) => {
@@ -544,19 +531,10 @@ fn decode_announce_response(
         });
     };
     let peers = match family {
-        AddressFamily::V4 => PeerList::V4(
-            exact_chunks::<PEER_V4_LEN>(r.rest())
-                .ok_or(UdpError::BadLength { len })?
-                .map(peer_v4_from_bytes)
-                .collect(),
-        ),
-        AddressFamily::V6 => PeerList::V6(
-            exact_chunks::<PEER_V6_LEN>(r.rest())
-                .ok_or(UdpError::BadLength { len })?
-                .map(peer_v6_from_bytes)
-                .collect(),
-        ),
-    };
+        AddressFamily::V4 => compact::decode_v4(r.rest()).map(PeerList::V4),
+        AddressFamily::V6 => compact::decode_v6(r.rest()).map(PeerList::V6),
+    }
+    .ok_or(UdpError::BadLength { len })?;
     Ok(Response::Announce(AnnounceResponse {
         transaction_id,
         interval,
@@ -564,30 +542,6 @@ fn decode_announce_response(
         seeders,
         peers,
     }))
-}
-
-/// Splits `bytes` into `N`-byte records, or `None` if a partial record
-/// is left over.
-pub(crate) fn exact_chunks<const N: usize>(bytes: &[u8]) -> Option<impl Iterator<Item = &[u8; N]>> {
-    if !bytes.len().is_multiple_of(N) {
-        return None;
-    }
-    // chunks_exact yields only N-byte slices, so the conversion never fails.
-    Some(bytes.chunks_exact(N).filter_map(|c| c.try_into().ok()))
-}
-
-/// Reads a compact IPv4 peer: address then port, both big-endian.
-pub(crate) fn peer_v4_from_bytes(b: &[u8; PEER_V4_LEN]) -> SocketAddrV4 {
-    let [a, b2, c, d, p0, p1] = *b;
-    SocketAddrV4::new(Ipv4Addr::new(a, b2, c, d), u16::from_be_bytes([p0, p1]))
-}
-
-/// Reads a compact IPv6 peer: address then port, both big-endian.
-pub(crate) fn peer_v6_from_bytes(b: &[u8; PEER_V6_LEN]) -> SocketAddrV6 {
-    let mut r = Reader::new(b);
-    let ip = r.array::<16>().unwrap_or([0; 16]);
-    let port = r.u16().unwrap_or(0);
-    SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0)
 }
 
 fn scrape_stats_from_bytes(b: &[u8; SCRAPE_STATS_LEN]) -> ScrapeStats {
@@ -649,6 +603,7 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::net::Ipv6Addr;
 
     fn announce_request() -> AnnounceRequest {
         AnnounceRequest {
@@ -723,6 +678,51 @@ mod tests {
         assert_eq!(
             Request::decode(&bytes),
             Ok(Request::Announce(announce_request()))
+        );
+    }
+
+    fn from_hex(hex: &str) -> Vec<u8> {
+        (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(hex.get(i * 2..i * 2 + 2).unwrap_or("zz"), 16))
+            .collect::<Result<_, _>>()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn decodes_libtorrent_2_datagrams() {
+        // What libtorrent 2.0 sent to a UDP tracker for a v2-only torrent.
+        let connect = from_hex("000004172710198000000000876f3142");
+        assert_eq!(
+            Request::decode(&connect),
+            Ok(Request::Connect(ConnectRequest {
+                transaction_id: TransactionId(i32::from_be_bytes([0x87, 0x6f, 0x31, 0x42]))
+            }))
+        );
+        // 98 bytes of announce, then the BEP 41 URLData option "/announce".
+        let announce = from_hex(
+            "1122334455667788000000014b780645b435d98271b27e68acc8a7e29bc26ec6cf1a674b\
+             2d4c54323038302d764c61336576513758783229000000000000000000000000000000000000\
+             0000000000000000000200000000e205c738000000c89d5302092f616e6e6f756e6365",
+        );
+        assert_eq!(announce.len(), 109);
+        let mut hash = [0u8; 20];
+        hash.copy_from_slice(&from_hex("b435d98271b27e68acc8a7e29bc26ec6cf1a674b"));
+        assert_eq!(
+            Request::decode(&announce),
+            Ok(Request::Announce(AnnounceRequest {
+                connection_id: ConnectionId(0x1122_3344_5566_7788),
+                transaction_id: TransactionId(0x4b78_0645),
+                info_hash: InfoHash(hash),
+                peer_id: PeerId(*b"-LT2080-vLa3evQ7Xx2)"),
+                downloaded: 0,
+                left: 0,
+                uploaded: 0,
+                event: Event::Started,
+                ip: None,
+                key: 0xe205_c738,
+                num_want: Some(200),
+                port: 40275,
+            }))
         );
     }
 

@@ -1,0 +1,361 @@
+//! One peer connection: handshake, then a single task that sends what the
+//! swarm queued and feeds it what arrives, waiting on socket readiness in
+//! between. Blocks go out by sendfile(2) from the blob file.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bay_wire::peer::{
+    encode_piece_header, Decoder, Frame, Handshake, Limits, Status, HANDSHAKE_LEN,
+};
+use bytes::{Bytes, BytesMut};
+use monoio::net::{TcpListener, TcpStream};
+
+use super::sys;
+use super::torrent::{Link, Torrent};
+use super::EngineState;
+use crate::swarm::Transmit;
+
+/// Most bytes read from one connection before others get a turn.
+const READ_TURN: usize = 1 << 20;
+const RECV_CHUNK: usize = 256 * 1024;
+
+pub(super) async fn accept_loop(state: Rc<EngineState>, listener: TcpListener) {
+    while !state.stopping.get() {
+        let accepted = monoio::select! {
+            r = listener.accept() => r,
+            _ = state.stop.notified() => break,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                if state.is_banned(addr.ip())
+                    || state.connections.get() >= state.config.max_connections
+                {
+                    continue;
+                }
+                monoio::spawn(serve(state.clone(), stream, addr, None));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a peer failed");
+                // Out of descriptors and the like: don't spin.
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+pub(super) async fn dial(state: Rc<EngineState>, torrent: Rc<Torrent>, addr: SocketAddr) {
+    if state.is_banned(addr.ip()) {
+        return;
+    }
+    let connect = monoio::time::timeout(state.config.connect_timeout, TcpStream::connect(addr));
+    match connect.await {
+        Ok(Ok(stream)) => serve(state, stream, addr, Some(torrent)).await,
+        Ok(Err(e)) => tracing::debug!(%addr, error = %e, "cannot connect to peer"),
+        Err(_) => tracing::debug!(%addr, "connecting to peer timed out"),
+    }
+}
+
+/// Runs a connection to its end. `torrent` is set when we dialled.
+async fn serve(
+    state: Rc<EngineState>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    torrent: Option<Rc<Torrent>>,
+) {
+    state.connections.set(state.connections.get() + 1);
+    if let Err(e) = session(&state, &stream, addr, torrent).await {
+        tracing::debug!(%addr, error = %e, "peer connection ended");
+    }
+    let left = state.connections.get().saturating_sub(1);
+    state.connections.set(left);
+    if left == 0 {
+        state.idle.notify();
+    }
+}
+
+async fn session(
+    state: &Rc<EngineState>,
+    stream: &TcpStream,
+    addr: SocketAddr,
+    dialled: Option<Rc<Torrent>>,
+) -> io::Result<()> {
+    sys::set_nonblocking(stream)?;
+    let _ = stream.set_nodelay(true);
+    let mut io = Io::new(stream);
+    if let Some(t) = &dialled {
+        let ours = t.swarm.borrow().handshake();
+        io.out.push_bytes(Bytes::copy_from_slice(&ours.to_bytes()));
+    }
+    let mut decoder = Decoder::new(Limits::default());
+    let theirs = monoio::time::timeout(
+        state.config.handshake_timeout,
+        io.read_handshake(&mut decoder),
+    )
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no handshake"))??;
+    let torrent = match dialled {
+        Some(t) => t,
+        None => {
+            let t = state
+                .torrent(&theirs.info_hash)
+                .ok_or_else(|| io::Error::other("handshake for a torrent we do not have"))?;
+            let ours = t.swarm.borrow().handshake();
+            io.out.push_bytes(Bytes::copy_from_slice(&ours.to_bytes()));
+            t
+        }
+    };
+    if torrent.is_closed() {
+        return Ok(());
+    }
+    let key = state.next_key();
+    torrent
+        .swarm
+        .borrow_mut()
+        .peer_connected(key, &theirs, Instant::now())
+        .map_err(io::Error::other)?;
+    let link = Rc::new(Link::new(addr));
+    torrent.links.borrow_mut().insert(key, link.clone());
+    torrent.drive(state);
+    let result = pump(state, &mut io, &torrent, key, &link, &mut decoder).await;
+    torrent.links.borrow_mut().remove(&key);
+    torrent.swarm.borrow_mut().peer_disconnected(key);
+    torrent.drive(state);
+    result
+}
+
+/// Moves bytes both ways until the connection ends.
+async fn pump(
+    state: &Rc<EngineState>,
+    io: &mut Io<'_>,
+    torrent: &Rc<Torrent>,
+    key: u32,
+    link: &Link,
+    decoder: &mut Decoder,
+) -> io::Result<()> {
+    let mut transmits = Vec::new();
+    loop {
+        if link.closing.get() || state.stopping.get() {
+            // Best effort: let queued messages (a reject, a have) leave.
+            let _ = io.out.flush(io.stream, Some(&torrent.file));
+            return Ok(());
+        }
+        torrent
+            .swarm
+            .borrow_mut()
+            .poll_transmit(key, &mut transmits);
+        for t in transmits.drain(..) {
+            io.out.push_transmit(t, torrent);
+        }
+        io.out.flush(io.stream, Some(&torrent.file))?;
+        let (got, eof) = io.fill(READ_TURN)?;
+        // Bytes may also be left over from the handshake read.
+        if !io.rbuf.is_empty() {
+            let now = Instant::now();
+            loop {
+                match decoder.decode(&mut io.rbuf) {
+                    Ok(Status::Complete(Frame::Message(m), _)) => {
+                        torrent.swarm.borrow_mut().handle_message(key, m, now);
+                    }
+                    Ok(Status::Complete(Frame::Handshake(_), _)) => {
+                        return Err(io::Error::other("a second handshake"));
+                    }
+                    Ok(Status::Partial { .. }) => break,
+                    Err(e) => return Err(io::Error::other(e)),
+                }
+            }
+            torrent.drive(state);
+        }
+        if eof {
+            return Ok(());
+        }
+        if got > 0 {
+            // A peer that never stops sending must not keep the other
+            // connections of this thread waiting.
+            yield_now().await;
+            continue;
+        }
+        let pending_out = !io.out.is_empty();
+        monoio::select! {
+            r = io.stream.readable(false) => r?,
+            r = writable_if(io.stream, pending_out) => r?,
+            _ = link.wake.notified() => {},
+        }
+    }
+}
+
+/// Lets the runtime run other tasks before this one goes on.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+async fn writable_if(stream: &TcpStream, wanted: bool) -> io::Result<()> {
+    if wanted {
+        stream.writable(false).await
+    } else {
+        std::future::pending().await
+    }
+}
+
+/// Buffers of one connection.
+struct Io<'s> {
+    stream: &'s TcpStream,
+    rbuf: BytesMut,
+    out: OutQueue,
+}
+
+impl<'s> Io<'s> {
+    fn new(stream: &'s TcpStream) -> Io<'s> {
+        Io {
+            stream,
+            rbuf: BytesMut::with_capacity(RECV_CHUNK),
+            out: OutQueue::default(),
+        }
+    }
+
+    /// Reads what the socket has, up to `limit` bytes. Returns bytes read
+    /// and whether the peer closed.
+    fn fill(&mut self, limit: usize) -> io::Result<(usize, bool)> {
+        let mut total = 0;
+        while total < limit {
+            match sys::recv(self.stream, &mut self.rbuf, RECV_CHUNK) {
+                Ok(0) => return Ok((total, true)),
+                Ok(n) => total += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((total, false))
+    }
+
+    async fn read_handshake(&mut self, decoder: &mut Decoder) -> io::Result<Handshake> {
+        loop {
+            self.out.flush(self.stream, None)?;
+            match decoder.decode(&mut self.rbuf) {
+                Ok(Status::Complete(Frame::Handshake(h), _)) => return Ok(h),
+                Ok(Status::Complete(Frame::Message(_), _)) => {
+                    return Err(io::Error::other("message before handshake"))
+                }
+                Ok(Status::Partial { .. }) => {}
+                Err(e) => return Err(io::Error::other(e)),
+            }
+            let (got, eof) = self.fill(HANDSHAKE_LEN)?;
+            if eof {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            if got == 0 {
+                let pending_out = !self.out.is_empty();
+                monoio::select! {
+                    r = self.stream.readable(false) => r?,
+                    r = writable_if(self.stream, pending_out) => r?,
+                }
+            }
+        }
+    }
+}
+
+/// Output of one connection, in order: encoded messages, and blocks to be
+/// sent from the blob file.
+#[derive(Default)]
+struct OutQueue {
+    chunks: VecDeque<Chunk>,
+    scratch: BytesMut,
+}
+
+enum Chunk {
+    Bytes(Bytes),
+    /// `len` bytes of the blob file at `offset`.
+    File {
+        offset: u64,
+        len: usize,
+    },
+}
+
+impl OutQueue {
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn push_bytes(&mut self, b: Bytes) {
+        self.chunks.push_back(Chunk::Bytes(b));
+    }
+
+    fn push_transmit(&mut self, t: Transmit, torrent: &Torrent) {
+        match t {
+            Transmit::Message(m) => {
+                // Encoding into our own buffer cannot fail for lack of room.
+                if m.encode(&mut self.scratch).is_ok() {
+                    let b = self.scratch.split().freeze();
+                    self.push_bytes(b);
+                }
+            }
+            Transmit::Block(r) => {
+                let _ = encode_piece_header(&mut self.scratch, r.piece, r.begin, r.length);
+                let header = self.scratch.split().freeze();
+                self.push_bytes(header);
+                let piece_len = u64::from(torrent.swarm.borrow().geometry().piece_len);
+                self.chunks.push_back(Chunk::File {
+                    offset: u64::from(r.piece) * piece_len + u64::from(r.begin),
+                    len: r.length as usize,
+                });
+            }
+        }
+    }
+
+    /// Sends what the socket takes without blocking. Blocks can only be
+    /// queued once a torrent (and so `file`) is known.
+    fn flush(&mut self, stream: &TcpStream, file: Option<&File>) -> io::Result<()> {
+        loop {
+            let more = self.chunks.len() > 1;
+            let Some(chunk) = self.chunks.front_mut() else {
+                break;
+            };
+            let result = match chunk {
+                Chunk::Bytes(b) => sys::send(stream, b, more).map(|n| {
+                    let _ = b.split_to(n);
+                    b.is_empty()
+                }),
+                Chunk::File { offset, len } => {
+                    let file =
+                        file.ok_or_else(|| io::Error::other("block queued before handshake"))?;
+                    sys::sendfile(stream, file, *offset, *len).and_then(|n| {
+                        if n == 0 {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "blob file shorter than its torrent",
+                            ));
+                        }
+                        *offset += n as u64;
+                        *len -= n;
+                        Ok(*len == 0)
+                    })
+                }
+            };
+            match result {
+                Ok(true) => {
+                    self.chunks.pop_front();
+                }
+                Ok(false) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}

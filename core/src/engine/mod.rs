@@ -1,0 +1,449 @@
+//! The piece engine: the I/O around [`crate::swarm::Swarm`].
+//!
+//! One thread runs a monoio runtime (io_uring or epoll) that owns every
+//! torrent and every peer connection of the process. Other threads talk to
+//! it through [`Engine`] (commands over a crossbeam channel) and watch
+//! downloads through [`Progress`] and [`BlobReader`], which cross threads.
+//!
+//! Connections are driven by readiness: the socket is non-blocking, the
+//! runtime says when it is readable or writable, and the engine makes the
+//! system calls itself. That way a block goes to a peer by sendfile(2)
+//! from the blob file under either driver, and a connection is a single
+//! task with no read or write left in flight when it stops.
+//!
+//! Layout: [`torrent`] (one swarm with its storage, and the event loop
+//! between them), [`conn`] (one peer connection), [`mailbox`] and
+//! [`notify`] (wake-ups across and within threads), [`sys`] (the system
+//! calls).
+
+mod conn;
+mod mailbox;
+mod notify;
+mod sys;
+mod torrent;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bay_httpd::{build_runtime, resolve_driver, Driver, RunningDriver};
+use bay_wire::metainfo::Metainfo;
+use bay_wire::oci::Digest;
+
+use crate::picker::ReaderKey;
+use crate::progress::{BlobReader, Progress};
+use crate::store::{Store, StoreError};
+use crate::swarm::{SwarmConfig, SwarmStats};
+use mailbox::{mailbox, Inbox, Outbox};
+use notify::Notify;
+use torrent::Torrent;
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where peers connect to us.
+    pub listen: SocketAddr,
+    /// Our BitTorrent peer id.
+    pub peer_id: [u8; 20],
+    pub swarm: SwarmConfig,
+    pub driver: Driver,
+    /// Most peer connections over all torrents.
+    pub max_connections: usize,
+    pub connect_timeout: Duration,
+    /// How long a new connection may take to send its handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl EngineConfig {
+    pub fn new(listen: SocketAddr, peer_id: [u8; 20]) -> EngineConfig {
+        EngineConfig {
+            listen,
+            peer_id,
+            swarm: SwarmConfig::default(),
+            driver: Driver::Auto,
+            max_connections: 512,
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A peer id for this process: `-BY0100-` then random bytes.
+pub fn new_peer_id() -> [u8; 20] {
+    let mut id = *b"-BY0100-000000000000";
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+        ^ u128::from(std::process::id()) << 64;
+    let mut x = (seed as u64) ^ ((seed >> 64) as u64) | 1;
+    for b in id.iter_mut().skip(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = b'0' + (x % 36) as u8;
+        if *b > b'9' {
+            *b += b'a' - b'9' - 1;
+        }
+    }
+    id
+}
+
+/// What went wrong, for an operator.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("cannot listen for peers on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot start the peer engine: {0}")]
+    Start(io::Error),
+    #[error("the peer engine has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("torrent not usable: {0}")]
+    Torrent(String),
+}
+
+/// A blob to share: its digest and its v2 metainfo.
+#[derive(Debug, Clone)]
+pub struct TorrentSpec {
+    pub digest: Digest,
+    pub metainfo: Metainfo,
+}
+
+/// A torrent's state, for status pages and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TorrentStatus {
+    pub info_hash: [u8; 20],
+    pub complete: bool,
+    pub stats: SwarmStats,
+}
+
+enum Command {
+    AddTorrent {
+        spec: Box<TorrentSpec>,
+        reply: crossbeam_channel::Sender<Result<Added, EngineError>>,
+    },
+    Connect {
+        info_hash: [u8; 20],
+        addr: SocketAddr,
+    },
+    Status {
+        info_hash: [u8; 20],
+        reply: crossbeam_channel::Sender<Option<TorrentStatus>>,
+    },
+    SetReader {
+        info_hash: [u8; 20],
+        reader: ReaderKey,
+        offset: u64,
+    },
+    RemoveReader {
+        info_hash: [u8; 20],
+        reader: ReaderKey,
+    },
+    Shutdown,
+}
+
+struct Added {
+    progress: Arc<Progress>,
+    file: File,
+}
+
+/// A handle on the engine thread; dropping it stops the engine.
+#[derive(Debug)]
+pub struct Engine {
+    outbox: Outbox<Command>,
+    local_addr: SocketAddr,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::AddTorrent { .. } => "AddTorrent",
+            Command::Connect { .. } => "Connect",
+            Command::Status { .. } => "Status",
+            Command::SetReader { .. } => "SetReader",
+            Command::RemoveReader { .. } => "RemoveReader",
+            Command::Shutdown => "Shutdown",
+        })
+    }
+}
+
+impl Engine {
+    /// Binds the peer listener and starts the engine thread.
+    pub fn start(config: EngineConfig, store: Store) -> Result<Engine, EngineError> {
+        let listener =
+            std::net::TcpListener::bind(config.listen).map_err(|source| EngineError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(EngineError::Start)?;
+        let driver = resolve_driver(config.driver).map_err(EngineError::Start)?;
+        let (outbox, inbox) = mailbox();
+        let thread = std::thread::Builder::new()
+            .name("bay-peers".into())
+            .spawn(move || {
+                let mut runtime = match build_runtime(driver) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot build the peer engine runtime");
+                        return;
+                    }
+                };
+                // The epoll driver expects non-blocking descriptors; io_uring
+                // takes them as they are.
+                if driver == RunningDriver::Legacy {
+                    if let Err(e) = listener.set_nonblocking(true) {
+                        tracing::error!(error = %e, "peer listener unusable");
+                        return;
+                    }
+                }
+                runtime.block_on(run(config, store, listener, inbox));
+            })
+            .map_err(EngineError::Start)?;
+        tracing::info!(%local_addr, ?driver, "peer engine listening");
+        Ok(Engine {
+            outbox,
+            local_addr,
+            thread: Some(thread),
+        })
+    }
+
+    /// Where peers reach this engine.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Starts sharing a blob: seeding it if the store has it, else
+    /// downloading it (resuming a partial download).
+    pub fn add_torrent(&self, spec: TorrentSpec) -> Result<TorrentHandle, EngineError> {
+        let info_hash = spec.metainfo.info_hash().truncated();
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let spec = Box::new(spec);
+        if !self.outbox.send(Command::AddTorrent { spec, reply }) {
+            return Err(EngineError::Stopped);
+        }
+        let added = answer.recv().map_err(|_| EngineError::Stopped)??;
+        Ok(TorrentHandle {
+            info_hash,
+            progress: added.progress,
+            file: added.file,
+            outbox: self.outbox.clone(),
+        })
+    }
+
+    /// Dials a peer for a torrent already added.
+    pub fn connect(&self, info_hash: [u8; 20], addr: SocketAddr) {
+        self.outbox.send(Command::Connect { info_hash, addr });
+    }
+
+    pub fn status(&self, info_hash: [u8; 20]) -> Option<TorrentStatus> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.outbox.send(Command::Status { info_hash, reply });
+        answer.recv().ok().flatten()
+    }
+
+    /// Stops the engine: connections close, the thread ends.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.outbox.send(Command::Shutdown);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("the peer engine thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+static NEXT_READER: AtomicU64 = AtomicU64::new(1);
+
+/// A torrent added to the engine.
+#[derive(Debug)]
+pub struct TorrentHandle {
+    info_hash: [u8; 20],
+    progress: Arc<Progress>,
+    file: File,
+    outbox: Outbox<Command>,
+}
+
+impl TorrentHandle {
+    pub fn info_hash(&self) -> [u8; 20] {
+        self.info_hash
+    }
+
+    pub fn progress(&self) -> &Arc<Progress> {
+        &self.progress
+    }
+
+    /// Reads `range` of the blob as it is verified; the swarm fetches the
+    /// pieces just ahead of the reader first.
+    pub fn reader(&self, range: std::ops::Range<u64>) -> Result<BlobReader, EngineError> {
+        let file = self.file.try_clone().map_err(EngineError::Start)?;
+        let reader = NEXT_READER.fetch_add(1, Ordering::Relaxed);
+        let info_hash = self.info_hash;
+        self.outbox.send(Command::SetReader {
+            info_hash,
+            reader,
+            offset: range.start,
+        });
+        let outbox = self.outbox.clone();
+        let on_drop = Box::new(move || {
+            outbox.send(Command::RemoveReader { info_hash, reader });
+        });
+        Ok(BlobReader::new(
+            self.progress.clone(),
+            file,
+            range,
+            Some(on_drop),
+        ))
+    }
+}
+
+/// State of the engine thread.
+struct EngineState {
+    config: EngineConfig,
+    store: Store,
+    torrents: RefCell<HashMap<[u8; 20], Rc<Torrent>>>,
+    banned: RefCell<HashSet<IpAddr>>,
+    connections: Cell<usize>,
+    next_key: Cell<u32>,
+    stopping: Cell<bool>,
+    stop: Notify,
+    /// Notified when the last connection closes.
+    idle: Notify,
+}
+
+impl EngineState {
+    fn next_key(&self) -> u32 {
+        let k = self.next_key.get();
+        self.next_key.set(k.wrapping_add(1));
+        k
+    }
+
+    fn torrent(&self, info_hash: &[u8; 20]) -> Option<Rc<Torrent>> {
+        self.torrents.borrow().get(info_hash).cloned()
+    }
+
+    fn ban(&self, ip: IpAddr) {
+        tracing::warn!(%ip, "banning peer that sent a bad piece");
+        self.banned.borrow_mut().insert(ip);
+    }
+
+    fn is_banned(&self, ip: IpAddr) -> bool {
+        self.banned.borrow().contains(&ip)
+    }
+}
+
+async fn run(
+    config: EngineConfig,
+    store: Store,
+    listener: std::net::TcpListener,
+    inbox: Inbox<Command>,
+) {
+    let state = Rc::new(EngineState {
+        config,
+        store,
+        torrents: RefCell::new(HashMap::new()),
+        banned: RefCell::new(HashSet::new()),
+        connections: Cell::new(0),
+        next_key: Cell::new(0),
+        stopping: Cell::new(false),
+        stop: Notify::default(),
+        idle: Notify::default(),
+    });
+    match monoio::net::TcpListener::from_std(listener) {
+        Ok(l) => {
+            monoio::spawn(conn::accept_loop(state.clone(), l));
+        }
+        Err(e) => tracing::error!(error = %e, "peer listener unusable"),
+    }
+    while let Some(command) = inbox.recv().await {
+        if !handle_command(&state, command) {
+            break;
+        }
+    }
+    state.stopping.set(true);
+    state.stop.notify();
+    let torrents: Vec<Rc<Torrent>> = state.torrents.borrow().values().cloned().collect();
+    for t in torrents {
+        t.close_all();
+    }
+    // Let connection tasks see the flag and close their sockets.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while state.connections.get() > 0 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if monoio::time::timeout(left, state.idle.notified())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// Returns false when the engine should stop.
+fn handle_command(state: &Rc<EngineState>, command: Command) -> bool {
+    match command {
+        Command::AddTorrent { spec, reply } => {
+            let _ = reply.send(add_torrent(state, *spec));
+        }
+        Command::Connect { info_hash, addr } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                monoio::spawn(conn::dial(state.clone(), t, addr));
+            }
+        }
+        Command::Status { info_hash, reply } => {
+            let status = state.torrent(&info_hash).map(|t| t.status());
+            let _ = reply.send(status);
+        }
+        Command::SetReader {
+            info_hash,
+            reader,
+            offset,
+        } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.set_reader(reader, offset);
+            }
+        }
+        Command::RemoveReader { info_hash, reader } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.remove_reader(reader);
+            }
+        }
+        Command::Shutdown => return false,
+    }
+    true
+}
+
+fn add_torrent(state: &Rc<EngineState>, spec: TorrentSpec) -> Result<Added, EngineError> {
+    let info_hash = spec.metainfo.info_hash().truncated();
+    if let Some(t) = state.torrent(&info_hash) {
+        return t.added();
+    }
+    let torrent = Rc::new(Torrent::open(state, spec)?);
+    let added = torrent.added()?;
+    state
+        .torrents
+        .borrow_mut()
+        .insert(info_hash, torrent.clone());
+    monoio::spawn(torrent::run_timers(state.clone(), torrent));
+    Ok(added)
+}

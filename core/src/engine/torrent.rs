@@ -1,0 +1,283 @@
+//! One torrent on the engine thread: its swarm, where its bytes live, and
+//! the loop that carries the swarm's events out (store a block, check a
+//! piece, close a connection) and wakes connections with output.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bay_wire::oci::Digest;
+
+use super::notify::Notify;
+use super::{Added, EngineError, EngineState, TorrentSpec, TorrentStatus};
+use crate::bitfield::Bitfield;
+use crate::picker::{PeerKey, ReaderKey};
+use crate::progress::Progress;
+use crate::store::{BlobRef, PartialBlob, PieceError};
+use crate::swarm::{DisconnectReason, Event, Geometry, Swarm};
+
+/// Where a torrent's bytes are.
+enum Storage {
+    Partial(PartialBlob),
+    Complete {
+        _pin: BlobRef,
+    },
+    /// Between the last piece and the rename into the store, or after a
+    /// failure: nothing more is written.
+    Closed,
+}
+
+/// A connection as the torrent sees it.
+pub(super) struct Link {
+    pub(super) addr: SocketAddr,
+    pub(super) wake: Notify,
+    pub(super) closing: Cell<bool>,
+}
+
+impl Link {
+    pub(super) fn new(addr: SocketAddr) -> Link {
+        Link {
+            addr,
+            wake: Notify::default(),
+            closing: Cell::new(false),
+        }
+    }
+
+    pub(super) fn close(&self) {
+        self.closing.set(true);
+        self.wake.notify();
+    }
+}
+
+pub(super) struct Torrent {
+    pub(super) info_hash: [u8; 20],
+    digest: Digest,
+    torrent_bytes: Vec<u8>,
+    pub(super) swarm: RefCell<Swarm>,
+    storage: RefCell<Storage>,
+    /// The blob's file, open for sendfile to peers. A partial download's
+    /// file is renamed into the store when complete; this descriptor keeps
+    /// pointing at it.
+    pub(super) file: Rc<File>,
+    progress: Arc<Progress>,
+    pub(super) links: RefCell<HashMap<PeerKey, Rc<Link>>>,
+    timer: Notify,
+}
+
+impl Torrent {
+    pub(super) fn open(state: &EngineState, spec: TorrentSpec) -> Result<Torrent, EngineError> {
+        let info = spec.metainfo.info();
+        let [file_entry] = info.files.as_slice() else {
+            return Err(EngineError::Torrent(format!(
+                "{} files; bay shares one blob per torrent",
+                info.files.len()
+            )));
+        };
+        let total_len = file_entry.length;
+        let piece_len = u32::try_from(info.piece_length)
+            .map_err(|_| EngineError::Torrent("piece length over 4 GiB".into()))?;
+        if total_len == 0 {
+            return Err(EngineError::Torrent("empty blob".into()));
+        }
+        let geometry = Geometry {
+            total_len,
+            piece_len,
+        };
+        let pieces = info.num_pieces();
+        let (storage, have, file) = match state.store.get(&spec.digest)? {
+            Some(blob) => {
+                if blob.len() != total_len {
+                    return Err(EngineError::Torrent(format!(
+                        "stored blob is {} bytes, the torrent says {total_len}",
+                        blob.len()
+                    )));
+                }
+                let file = blob.file().try_clone().map_err(EngineError::Start)?;
+                (
+                    Storage::Complete { _pin: blob },
+                    Bitfield::full(pieces),
+                    file,
+                )
+            }
+            None => {
+                let mut partial =
+                    state
+                        .store
+                        .begin_partial(&spec.digest, total_len, info.piece_length)?;
+                for piece in 0..pieces {
+                    let hash = spec.metainfo.piece_hash(piece).ok_or_else(|| {
+                        EngineError::Torrent(format!("no hash for piece {piece}"))
+                    })?;
+                    partial
+                        .set_piece_hash(piece, hash)
+                        .map_err(|e| EngineError::Torrent(e.to_string()))?;
+                }
+                let have = partial.have().clone();
+                let file = partial.data_file()?;
+                (Storage::Partial(partial), have, file)
+            }
+        };
+        let info_hash = spec.metainfo.info_hash().truncated();
+        let swarm = Swarm::new(
+            state.config.swarm.clone(),
+            geometry,
+            info_hash,
+            state.config.peer_id,
+            &have,
+            Instant::now(),
+        );
+        let progress = Progress::new(have, info.piece_length, total_len);
+        Ok(Torrent {
+            info_hash,
+            digest: spec.digest,
+            torrent_bytes: spec.metainfo.to_bytes(),
+            swarm: RefCell::new(swarm),
+            storage: RefCell::new(storage),
+            file: Rc::new(file),
+            progress,
+            links: RefCell::new(HashMap::new()),
+            timer: Notify::default(),
+        })
+    }
+
+    pub(super) fn added(&self) -> Result<Added, EngineError> {
+        Ok(Added {
+            progress: self.progress.clone(),
+            file: self.file.try_clone().map_err(EngineError::Start)?,
+        })
+    }
+
+    pub(super) fn status(&self) -> TorrentStatus {
+        let swarm = self.swarm.borrow();
+        TorrentStatus {
+            info_hash: self.info_hash,
+            complete: swarm.is_complete(),
+            stats: swarm.stats(),
+        }
+    }
+
+    pub(super) fn set_reader(&self, reader: ReaderKey, offset: u64) {
+        self.swarm
+            .borrow_mut()
+            .set_reader(reader, offset, Instant::now());
+        self.wake_links();
+    }
+
+    pub(super) fn remove_reader(&self, reader: ReaderKey) {
+        self.swarm.borrow_mut().remove_reader(reader);
+    }
+
+    pub(super) fn close_all(&self) {
+        for link in self.links.borrow().values() {
+            link.close();
+        }
+        self.timer.notify();
+    }
+
+    /// Carries out what the swarm asked for, then wakes connections that
+    /// have something to send.
+    pub(super) fn drive(&self, state: &EngineState) {
+        loop {
+            let event = self.swarm.borrow_mut().poll_event();
+            let Some(event) = event else { break };
+            match event {
+                Event::StoreBlock { piece, begin, data } => {
+                    let result = match &mut *self.storage.borrow_mut() {
+                        Storage::Partial(p) => p.write_block(piece, begin, &data),
+                        _ => Ok(()),
+                    };
+                    if let Err(e) = result {
+                        self.fail(&format!("cannot store piece {piece}: {e}"));
+                    }
+                }
+                Event::VerifyPiece { piece } => self.verify(piece),
+                Event::Disconnect { peer, reason } => {
+                    if let Some(link) = self.links.borrow().get(&peer) {
+                        tracing::debug!(addr = %link.addr, ?reason, "closing peer");
+                        if reason == DisconnectReason::BadPiece {
+                            state.ban(link.addr.ip());
+                        }
+                        link.close();
+                    }
+                }
+                Event::Complete => self.finish(state),
+            }
+        }
+        self.wake_links();
+    }
+
+    fn wake_links(&self) {
+        let swarm = self.swarm.borrow();
+        for (key, link) in self.links.borrow().iter() {
+            if swarm.has_transmit(*key) {
+                link.wake.notify();
+            }
+        }
+    }
+
+    fn verify(&self, piece: u32) {
+        let result = match &mut *self.storage.borrow_mut() {
+            Storage::Partial(p) => p.verify_piece(piece),
+            Storage::Complete { .. } => Ok(()),
+            Storage::Closed => return,
+        };
+        let now = Instant::now();
+        match result {
+            Ok(()) => {
+                self.swarm.borrow_mut().piece_verified(piece, now);
+                self.progress.piece_done(piece);
+            }
+            Err(PieceError::Mismatch { .. }) => {
+                tracing::warn!(piece, digest = %self.digest, "piece failed its hash");
+                self.swarm.borrow_mut().piece_failed(piece, now);
+            }
+            Err(e) => self.fail(&format!("cannot check piece {piece}: {e}")),
+        }
+    }
+
+    /// Every piece checked out: move the blob into the store.
+    fn finish(&self, state: &EngineState) {
+        let storage = std::mem::replace(&mut *self.storage.borrow_mut(), Storage::Closed);
+        let Storage::Partial(partial) = storage else {
+            *self.storage.borrow_mut() = storage;
+            return;
+        };
+        match partial.finish() {
+            Ok(blob) => {
+                if let Err(e) = state.store.put_torrent(&self.digest, &self.torrent_bytes) {
+                    tracing::warn!(error = %e, "cannot keep the torrent beside the blob");
+                }
+                tracing::info!(digest = %self.digest, "download complete");
+                *self.storage.borrow_mut() = Storage::Complete { _pin: blob };
+                self.progress.set_complete();
+            }
+            Err(e) => self.fail(&format!("blob does not match its digest: {e}")),
+        }
+    }
+
+    fn fail(&self, why: &str) {
+        tracing::error!(digest = %self.digest, why, "download abandoned");
+        *self.storage.borrow_mut() = Storage::Closed;
+        self.progress.set_failed(why.to_string());
+        self.close_all();
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        matches!(*self.storage.borrow(), Storage::Closed)
+    }
+}
+
+/// Runs the swarm's timers for as long as the engine runs.
+pub(super) async fn run_timers(state: Rc<EngineState>, torrent: Rc<Torrent>) {
+    while !state.stopping.get() {
+        let deadline = torrent.swarm.borrow().poll_timeout();
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let _ = monoio::time::timeout(wait, torrent.timer.notified()).await;
+        torrent.swarm.borrow_mut().handle_timeout(Instant::now());
+        torrent.drive(&state);
+    }
+}
