@@ -42,6 +42,7 @@ enum HeadRead {
 /// Serves one accepted connection until it closes.
 pub(crate) async fn serve_connection<H: Handler>(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     handler: Rc<H>,
     cfg: Rc<ServerConfig>,
     drain: Rc<Drain>,
@@ -51,7 +52,7 @@ pub(crate) async fn serve_connection<H: Handler>(
     let mut io = ConnIo::new(stream);
     let mut first = true;
     loop {
-        let req = match read_head(&mut io, &cfg, &drain, first).await {
+        let mut req = match read_head(&mut io, &cfg, &drain, first).await {
             HeadRead::Request(r) => r,
             HeadRead::Closed => return,
             HeadRead::Reject(status, why) => {
@@ -60,6 +61,7 @@ pub(crate) async fn serve_connection<H: Handler>(
                 return;
             }
         };
+        req.peer = Some(peer);
         first = false;
         match exchange(io, req, &*handler, &cfg, &drain).await {
             Some(next) if !drain.is_draining() => io = next,

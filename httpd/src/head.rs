@@ -224,6 +224,7 @@ fn build_request(req: &httparse::Request<'_, '_>) -> Result<Request, HeadError> 
         framing,
         keep_alive,
         expect_continue,
+        peer: None,
     })
 }
 

@@ -279,6 +279,7 @@ async fn accept_loop<H: Handler>(
                 Ok((stream, peer)) => {
                     let conn = serve_connection(
                         stream,
+                        peer,
                         Rc::clone(&handler),
                         Rc::clone(&config),
                         Rc::clone(&drain),
