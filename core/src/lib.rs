@@ -19,6 +19,7 @@
 //! - [`swarm`]: one torrent's swarm as a sans-IO state machine.
 //! - [`engine`]: the peer engine thread: connections, storage, timers.
 //! - [`progress`]: verified pieces shared across threads; stream readers.
+//! - [`registry`]: the upstream registry client: auth, blobs, manifests.
 
 pub mod bitfield;
 pub mod choke;
@@ -26,5 +27,6 @@ pub mod engine;
 pub mod picker;
 pub mod progress;
 pub mod rate;
+pub mod registry;
 pub mod store;
 pub mod swarm;
