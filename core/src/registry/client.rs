@@ -435,7 +435,15 @@ impl RegistryClient {
         let learned = lock(&self.shared.learned).get(self.registry()).cloned();
         match (learned, auth) {
             (Some(Learned::Bearer(bearer)), _) => {
-                let token = self.token(op, &bearer, key, auth, &None).await?;
+                // No 401 was seen this time; a refusal carries the
+                // challenge the registry would have sent.
+                let challenge = AuthChallenge::Bearer(BearerChallenge {
+                    scope: Some(key.scope.clone()),
+                    error: None,
+                    ..bearer.clone()
+                });
+                let challenge = Some(challenge.to_string());
+                let token = self.token(op, &bearer, key, auth, &challenge).await?;
                 Ok((Sent::FreshToken, Some(token.header_value())))
             }
             (Some(Learned::Basic), Auth::Basic(credentials)) => {

@@ -150,3 +150,70 @@ impl Registries {
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::cache::{AccessKey, TokenKey};
+    use super::*;
+
+    /// Every type that holds a credential or token, formatted with `{:?}`
+    /// (and `{:#?}`), shows none of it.
+    #[test]
+    fn debug_never_shows_secrets() {
+        let (password, token, header) = ("pw-7f3a", "tok-9c1e", "Bearer hdr-55d2");
+        let basic = Auth::basic("user-x1", password);
+        let relayed = Auth::from_header(Some(header.as_bytes()));
+        let registries = Registries::new(RegistryConfig::default()).unwrap();
+        let now = Instant::now();
+        let key = TokenKey {
+            registry: "r".into(),
+            scope: "repository:a:pull".into(),
+            credential: basic.id(),
+        };
+        lock(&registries.shared.tokens).insert(
+            key.clone(),
+            BearerToken::new(token),
+            Duration::from_secs(60),
+            now,
+        );
+        let access_key = AccessKey {
+            registry: "r".into(),
+            repository: "a".into(),
+            digest: bay_wire::oci::Digest::sha256_of(b"x"),
+            credential: relayed.id(),
+        };
+        lock(&registries.shared.access).insert(access_key.clone(), true, now);
+        let error = RegistryError::Unauthorized {
+            registry: "r".into(),
+            what: "blob".into(),
+            challenge: Some("Bearer realm=\"https://auth/token\"".into()),
+        };
+        let shown: Vec<String> = [
+            format!("{basic:?}"),
+            format!("{relayed:?}"),
+            format!("{:?}", BasicCredentials::new("user-x1", password)),
+            format!("{:?}", AuthorizationValue::new(header)),
+            format!("{:?}", basic.id()),
+            format!("{key:?}"),
+            format!("{access_key:?}"),
+            format!("{:?}", BearerToken::new(token)),
+            format!("{:?}", lock(&registries.shared.tokens)),
+            format!("{:?}", lock(&registries.shared.access)),
+            format!("{registries:?}"),
+            format!("{registries:#?}"),
+            format!("{error:?}"),
+        ]
+        .into();
+        for s in &shown {
+            for secret in [password, token, "hdr-55d2", "user-x1"] {
+                assert!(!s.contains(secret), "{secret} shown in {s}");
+            }
+        }
+        assert_eq!(
+            lock(&registries.shared.tokens).get(&key, now),
+            Some(BearerToken::new(token))
+        );
+    }
+}
