@@ -10,6 +10,8 @@ packages=(
   curl wrk             # HTTP clients for server tests
   skopeo               # image client
   openssl
+  apache2-utils        # htpasswd -B for the registry's htpasswd auth tests
+  python3-jwt python3-cryptography  # the token server the registry tests run
 )
 
 missing=()

@@ -23,6 +23,7 @@
 //! - [`size`]: byte sizes as operators write them.
 //! - [`announce`]: telling trackers about a torrent, learning its peers.
 //! - [`webseed`]: piece ranges fetched over HTTP(S) from a URL or registry.
+//! - [`registry`]: the upstream registry client: auth, blobs, manifests.
 
 pub mod announce;
 pub mod bitfield;
@@ -33,6 +34,7 @@ pub mod picker;
 pub mod progress;
 pub mod rate;
 pub mod size;
+pub mod registry;
 pub mod store;
 pub mod swarm;
 pub mod webseed;
