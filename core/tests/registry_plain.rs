@@ -232,3 +232,39 @@ fn access_answers_are_kept_while_the_registry_is_down() {
         assert!(err.should_fall_back(), "{driver}: {err}");
     });
 }
+
+/// A registry that accepts the connection and never answers: the response
+/// timeout ends the wait with an error that says to fall back.
+#[test]
+fn silent_registry_times_out() {
+    // Connections queue in the backlog; nothing ever reads them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let name = format!("127.0.0.1:{}", silent.local_addr().unwrap().port());
+    on_both_drivers(|driver| {
+        let name = name.clone();
+        async move {
+            let config = RegistryConfig {
+                insecure: vec![name.clone()],
+                timeouts: bay_core::registry::Timeouts {
+                    response: std::time::Duration::from_millis(300),
+                    ..Default::default()
+                },
+                ..RegistryConfig::default()
+            };
+            let client = bay_core::registry::RegistryClient::new(&name, config).unwrap();
+            let repo = RepositoryName::parse("a/b").unwrap();
+            let started = std::time::Instant::now();
+            let err = client
+                .get_blob(&repo, &Digest::sha256_of(b"x"), None, &Auth::Anonymous)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, RegistryError::Timeout { .. }),
+                "{driver}: {err}"
+            );
+            assert!(err.should_fall_back());
+            assert!(err.to_string().contains(&name), "{err}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        }
+    });
+}

@@ -18,12 +18,12 @@ fn tls_with_a_test_ca() {
     let name = format!("127.0.0.1:{}", registry.port);
     let base = format!("https://{name}");
     let data = registry_support::blob(300_000, 3);
-    let digest = {
-        // curl trusts the test CA for the push.
-        let ca = tls.ca.to_str().unwrap().to_owned();
-        std::env::set_var("CURL_CA_BUNDLE", &ca);
-        push_blob(&base, "bay/tls", &data)
-    };
+    let digest = push_blob(
+        &base,
+        "bay/tls",
+        &data,
+        &["--cacert", tls.ca.to_str().unwrap()],
+    );
     let repo = RepositoryName::parse("bay/tls").unwrap();
 
     on_both_drivers(|driver| {

@@ -9,7 +9,9 @@ mod registry_support;
 
 use bay_core::registry::{Auth, Registries, RegistryConfig, RegistryError};
 use bay_wire::oci::{Reference, RepositoryName};
-use registry_support::{on_both_drivers, seed_storage, start_registry, RegistryAuth, TokenServer};
+use registry_support::{
+    on_both_drivers, seed_storage, start_registry, start_registry_on, RegistryAuth, TokenServer,
+};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -161,4 +163,64 @@ fn fetch_token_directly(tokens: &TokenServer, repo: &str) -> String {
     let start = text.find("\"token\": \"").unwrap() + "\"token\": \"".len();
     let end = start + text[start..].find('"').unwrap();
     text[start..end].to_owned()
+}
+
+/// A cached token the registry stops accepting (here: the registry now
+/// trusts another token issuer) is dropped, and a new one is fetched from
+/// the realm the registry's new challenge names.
+#[test]
+fn refused_cached_token_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("storage");
+    let image = seed_storage(dir.path(), &storage, "bay/rotated", 50_000);
+    let repo = RepositoryName::parse("bay/rotated").unwrap();
+    on_both_drivers(|driver| {
+        let (dir, storage, image, repo) = (dir.path(), &storage, &image, &repo);
+        async move {
+            let run = dir.join(driver);
+            let (first_dir, second_dir) = (run.join("first"), run.join("second"));
+            std::fs::create_dir_all(&first_dir).unwrap();
+            std::fs::create_dir_all(&second_dir).unwrap();
+            let token_auth = |t: &TokenServer| RegistryAuth::Token {
+                realm: t.realm(),
+                service: t.service.clone(),
+                issuer: t.issuer.clone(),
+                root_cert: t.cert.clone(),
+            };
+            let first = TokenServer::start(&first_dir, "bob", "t0ken-pw");
+            let second = TokenServer::start(&second_dir, "bob", "t0ken-pw");
+            let registry = start_registry(&run, storage, None, &token_auth(&first));
+            let port = registry.port;
+            let name = format!("127.0.0.1:{port}");
+            let config = RegistryConfig {
+                insecure: vec![
+                    name.clone(),
+                    format!("127.0.0.1:{}", first.server.port),
+                    format!("127.0.0.1:{}", second.server.port),
+                ],
+                ..RegistryConfig::default()
+            };
+            let client = bay_core::registry::RegistryClient::new(&name, config).unwrap();
+            let bob = Auth::basic("bob", "t0ken-pw");
+            client
+                .head_blob(repo, &image.layer_digest, &bob)
+                .await
+                .unwrap();
+            assert_eq!((first.hits(), second.hits()), (1, 0), "{driver}");
+
+            drop(registry);
+            let _registry = start_registry_on(port, &run, storage, None, &token_auth(&second));
+            let head = client
+                .head_blob(repo, &image.layer_digest, &bob)
+                .await
+                .unwrap();
+            assert_eq!(head.length, Some(image.layer.len() as u64));
+            assert_eq!((first.hits(), second.hits()), (1, 1), "{driver}");
+            client
+                .head_blob(repo, &image.layer_digest, &bob)
+                .await
+                .unwrap();
+            assert_eq!(second.hits(), 1, "{driver}: new token not kept");
+        }
+    });
 }

@@ -1,7 +1,7 @@
 //! [`RegistryClient`]: blob and manifest reads against one registry, and
 //! the auth dance around each request.
 //!
-//! Every operation goes through [`RegistryClient::send`], which decides
+//! Every operation goes through one private `send`, which decides
 //! which `Authorization` to send (the caller's own; a cached token; a token
 //! fetched ahead because the registry is known to want one; Basic; or
 //! nothing) and what to do with a 401 (fetch a token, or try Basic, once).

@@ -126,7 +126,17 @@ pub fn start_registry(
     tls: Option<&TlsFiles>,
     auth: &RegistryAuth,
 ) -> Server {
-    let port = free_port();
+    start_registry_on(free_port(), dir, storage, tls, auth)
+}
+
+/// [`start_registry`] on a given port (to restart a registry in place).
+pub fn start_registry_on(
+    port: u16,
+    dir: &Path,
+    storage: &Path,
+    tls: Option<&TlsFiles>,
+    auth: &RegistryAuth,
+) -> Server {
     let mut yaml = format!(
         "version: 0.1\n\
          log:\n  level: info\n  formatter: text\n\
@@ -196,8 +206,8 @@ pub fn push_image(base: &str, repo: &str, layer_len: usize, seed: u64) -> Image 
         r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
         Digest::sha256_of(&layer)
     );
-    let layer_digest = push_blob(base, repo, &layer);
-    let config_digest = push_blob(base, repo, config.as_bytes());
+    let layer_digest = push_blob(base, repo, &layer, &[]);
+    let config_digest = push_blob(base, repo, config.as_bytes(), &[]);
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}]}}"#,
         config.len(),
@@ -223,9 +233,11 @@ pub fn push_image(base: &str, repo: &str, layer_len: usize, seed: u64) -> Image 
 }
 
 /// Monolithic upload: POST for a session, PUT the bytes with the digest.
-pub fn push_blob(base: &str, repo: &str, data: &[u8]) -> Digest {
+/// `opts` go to every curl call (`--cacert` for a TLS registry).
+pub fn push_blob(base: &str, repo: &str, data: &[u8], opts: &[&str]) -> Digest {
     let digest = Digest::sha256_of(data);
-    let head = curl(&[
+    let with = |args: &[&str]| curl(&[opts, args].concat());
+    let head = with(&[
         "-X",
         "POST",
         "-D",
@@ -250,7 +262,7 @@ pub fn push_blob(base: &str, repo: &str, data: &[u8]) -> Digest {
     let joiner = if location.contains('?') { '&' } else { '?' };
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), data).unwrap();
-    curl(&[
+    with(&[
         "-X",
         "PUT",
         "-H",
