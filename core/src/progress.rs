@@ -139,6 +139,22 @@ impl Progress {
         .await
     }
 
+    /// Completes once the blob is complete (or the download failed).
+    pub async fn wait_complete(&self) -> Result<(), ProgressError> {
+        poll_fn(|cx| {
+            let mut state = self.lock();
+            if state.complete {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(why) = &state.failed {
+                return Poll::Ready(Err(ProgressError::Failed(why.clone())));
+            }
+            state.wakers.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
     /// Blocks this thread until the blob is complete.
     pub fn wait_complete_blocking(&self, timeout: Duration) -> Result<(), ProgressError> {
         self.wait_blocking(timeout, |s| s.complete)

@@ -8,6 +8,7 @@
 //! It must not reach into bay-proxy; what both need lives in bay-core.
 
 pub mod mktorrent;
+pub mod origin;
 pub mod peers;
 
 /// The `bay-tracker` command line.

@@ -11,7 +11,12 @@ use bay_httpd::{serve, Listen, ServerConfig, ServerHandle, Shutdown};
 
 use crate::config::TrackerConfig;
 use crate::peers::{PeerStore, PeerStoreConfig};
-use crate::service::{handle, Shared, TrackerMetrics};
+use crate::origin::{Origin, OriginWorker};
+use crate::service::{Shared, TrackerMetrics, Worker};
+use bay_core::allow::{AllowList, AllowPattern};
+use bay_core::engine::{new_peer_id, Engine, EngineConfig};
+use bay_core::registry::{Registries, RegistryConfig};
+use bay_core::store::Store;
 
 /// A running tracker.
 #[derive(Debug)]
@@ -78,12 +83,20 @@ pub fn start(
         Some(l) => Listen::Std(l),
         None => Listen::Addr(config.listen),
     };
+    let origin = match start_origin(config) {
+        Ok(o) => o.map(Arc::new),
+        Err(e) => return Err(std::io::Error::other(e)),
+    };
     let for_workers = shared.clone();
     let server = serve(
         listen,
-        move || {
-            let shared = for_workers.clone();
-            move |req, body| handle(shared.clone(), req, body)
+        move || Worker {
+            shared: for_workers.clone(),
+            origin: origin.as_ref().map(|o| OriginWorker {
+                origin: o.clone(),
+                shared: for_workers.clone(),
+                http: o.registries.http_client(),
+            }),
         },
         server_config,
         shutdown.clone(),
@@ -104,6 +117,41 @@ pub fn start(
         shutdown,
         shared,
     })
+}
+
+/// The origin seeder: only when the operator allowed some registry.
+fn start_origin(config: &TrackerConfig) -> Result<Option<Origin>, String> {
+    if config.allow_registry.is_empty() {
+        tracing::warn!("no --allow-registry: running as a plain tracker, no origin seeder");
+        return Ok(None);
+    }
+    let patterns = config
+        .allow_registry
+        .iter()
+        .map(|p| AllowPattern::parse(p).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let registries = Registries::new(RegistryConfig {
+        insecure: config.insecure_registry.clone(),
+        extra_ca_file: config.ca_file.clone(),
+        ..RegistryConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let budget = config.cache_bytes().map_err(|e| e.to_string())?;
+    let store = Store::open(&config.root, budget).map_err(|e| e.to_string())?;
+    let engine = Engine::start(
+        EngineConfig::new(config.peer_listen, new_peer_id()),
+        store.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let peer_addr = config.public_addr.unwrap_or_else(|| engine.local_addr());
+    tracing::info!(%peer_addr, "origin seeder ready");
+    Ok(Some(Origin::new(
+        registries,
+        AllowList::new(patterns),
+        engine,
+        store,
+        peer_addr,
+    )))
 }
 
 fn expire_until(shared: &Shared, shutdown: &Shutdown) {

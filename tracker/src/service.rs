@@ -11,6 +11,7 @@ use bay_httpd::{Method, Request, RequestBody, Response};
 use bay_wire::tracker::response::encode_failure;
 use bay_wire::tracker::{AnnounceRequest, ScrapeRequest};
 
+use crate::origin::OriginWorker;
 use crate::peers::PeerStore;
 
 /// What every worker shares.
@@ -18,6 +19,23 @@ use crate::peers::PeerStore;
 pub struct Shared {
     pub peers: PeerStore,
     pub metrics: TrackerMetrics,
+}
+
+/// One worker's request handler.
+#[derive(Debug)]
+pub struct Worker {
+    pub shared: Arc<Shared>,
+    pub origin: Option<OriginWorker>,
+}
+
+impl bay_httpd::Handler for Worker {
+    async fn handle(&self, req: Request, body: RequestBody) -> Response {
+        match (req.path(), &self.origin) {
+            ("/origin/v1/blobs", Some(o)) if req.method == Method::Post => o.blob(&req).await,
+            ("/origin/v1/hashes", Some(o)) => o.hashes(&req).await,
+            _ => handle(self.shared.clone(), req, body).await,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
