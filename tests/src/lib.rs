@@ -3,3 +3,11 @@
 //!
 //! Helpers here start and stop those programs and poll with deadlines;
 //! nothing here sleeps to synchronise.
+
+pub mod clients;
+pub mod error;
+pub mod image;
+pub mod netns;
+pub mod process;
+pub mod registry;
+pub mod tls;

@@ -1,0 +1,396 @@
+//! The real upstream registry for end-to-end tests: CNCF distribution
+//! (Debian `docker-registry`) on a free 127.0.0.1 port with filesystem
+//! storage in a temporary folder, plain HTTP or TLS with a test CA, with or
+//! without htpasswd basic auth.
+//!
+//! It logs one JSON line per request with the bytes it wrote; [`Registry::requests`]
+//! reads them back so tests can prove how often each layer left the registry.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::error::{HarnessError, Result};
+use crate::process::{free_port, Daemon};
+use crate::tls::{ServerCert, TestCa};
+
+/// How long the registry gets to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A user name and password for basic auth. Debug never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+}
+
+impl Credentials {
+    /// Credentials from a user name and password.
+    pub fn new(user: &str, password: &str) -> Credentials {
+        Credentials {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        }
+    }
+
+    /// `user:password`, the form skopeo's `--creds` flags take.
+    pub fn joined(&self) -> String {
+        format!("{}:{}", self.user, self.password)
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// How to run the registry.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Serve HTTPS with a certificate from a fresh test CA.
+    pub tls: bool,
+    /// DNS names the server certificate is valid for, besides IP 127.0.0.1.
+    pub dns_names: Vec<String>,
+    /// Require these credentials (htpasswd, bcrypt).
+    pub auth: Option<Credentials>,
+}
+
+impl RegistryOptions {
+    /// Plain HTTP, no auth.
+    pub fn plain() -> RegistryOptions {
+        RegistryOptions::default()
+    }
+
+    /// HTTPS with a test CA, certificate also valid for `dns_names`.
+    pub fn tls(dns_names: &[&str]) -> RegistryOptions {
+        RegistryOptions {
+            tls: true,
+            dns_names: dns_names.iter().map(|s| (*s).to_owned()).collect(),
+            auth: None,
+        }
+    }
+
+    /// Adds htpasswd basic auth with these credentials.
+    pub fn with_auth(mut self, creds: Credentials) -> RegistryOptions {
+        self.auth = Some(creds);
+        self
+    }
+}
+
+/// TLS material of a registry started with [`RegistryOptions::tls`].
+#[derive(Debug, Clone)]
+pub struct RegistryTls {
+    /// The test CA.
+    pub ca: TestCa,
+    /// The registry's certificate and key.
+    pub server: ServerCert,
+    /// A folder holding only `ca.crt`, the layout skopeo's and podman's
+    /// `--cert-dir` and containerd's per-host folders expect.
+    pub cert_dir: PathBuf,
+}
+
+/// One request as the registry logged it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// HTTP method.
+    pub method: String,
+    /// Request target (path and query).
+    pub uri: String,
+    /// Response status.
+    pub status: u16,
+    /// Response body bytes written.
+    pub written: u64,
+}
+
+impl RequestRecord {
+    /// The digest if this is a request for `/v2/<name>/blobs/<digest>`.
+    pub fn blob_digest(&self) -> Option<&str> {
+        let path = self.uri.split('?').next()?;
+        let rest = path.strip_prefix("/v2/")?;
+        let (_, digest) = rest.rsplit_once("/blobs/")?;
+        (digest.contains(':') && !digest.contains('/')).then_some(digest)
+    }
+}
+
+/// A running registry; stopped and its storage removed on drop.
+#[derive(Debug)]
+pub struct Registry {
+    daemon: Option<Daemon>,
+    port: u16,
+    tls: Option<RegistryTls>,
+    auth: Option<Credentials>,
+    config: PathBuf,
+    dir: TempDir,
+}
+
+impl Registry {
+    /// Starts a registry and waits until it listens.
+    pub fn start(options: RegistryOptions) -> Result<Registry> {
+        let dir = tempfile::Builder::new()
+            .prefix("bay-registry-")
+            .tempdir()
+            .map_err(|e| HarnessError::io("create temp dir", std::env::temp_dir(), e))?;
+        let root = dir.path();
+        let storage = root.join("storage");
+        mkdir(&storage)?;
+        let tls = match options.tls {
+            true => Some(make_tls(root, &options.dns_names)?),
+            false => None,
+        };
+        let htpasswd = match &options.auth {
+            Some(creds) => Some(write_htpasswd(root, creds)?),
+            None => None,
+        };
+        let port = free_port()?;
+        let config = root.join("config.yml");
+        let text = config_yaml(port, &storage, tls.as_ref(), htpasswd.as_deref());
+        std::fs::write(&config, text).map_err(|e| HarnessError::io("write", &config, e))?;
+        let mut registry = Registry {
+            daemon: None,
+            port,
+            tls,
+            auth: options.auth,
+            config,
+            dir,
+        };
+        registry.restart()?;
+        Ok(registry)
+    }
+
+    /// Starts the registry again after [`Registry::stop`], on the same port
+    /// with the same storage.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let mut cmd = Command::new("docker-registry");
+        cmd.arg("serve").arg(&self.config);
+        let mut daemon = Daemon::spawn("registry", cmd, self.dir.path())?;
+        daemon.wait_for_port(self.addr(), START_TIMEOUT)?;
+        self.daemon = Some(daemon);
+        Ok(())
+    }
+
+    /// Stops the registry (its storage stays until drop).
+    pub fn stop(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            d.stop();
+        }
+    }
+
+    /// The registry's address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The registry's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:PORT`, the registry part of image references.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT` or `https://…`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.host())
+    }
+
+    /// The TLS material, if the registry serves HTTPS.
+    pub fn tls(&self) -> Option<&RegistryTls> {
+        self.tls.as_ref()
+    }
+
+    /// The credentials it requires, if any.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.auth.as_ref()
+    }
+
+    /// The registry's log file (JSON lines plus an access log).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("registry.log")
+    }
+
+    /// Every completed request logged so far, in order.
+    pub fn requests(&self) -> Result<Vec<RequestRecord>> {
+        let path = self.log_path();
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| HarnessError::io("read", &path, e))?;
+        Ok(parse_log(&text))
+    }
+
+    /// Response bytes written for successful `GET /v2/*/blobs/<digest>`,
+    /// summed per digest: how much of each blob left the registry.
+    pub fn blob_bytes_served(&self) -> Result<BTreeMap<String, u64>> {
+        Ok(blob_bytes(&self.requests()?))
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Parses distribution's JSON log lines; lines of other shapes (the access
+/// log, start-up messages) are skipped.
+pub fn parse_log(text: &str) -> Vec<RequestRecord> {
+    text.lines().filter_map(parse_log_line).collect()
+}
+
+fn parse_log_line(line: &str) -> Option<RequestRecord> {
+    let value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
+    let written = value.get("http.response.written")?.as_u64()?;
+    Some(RequestRecord {
+        method: value.get("http.request.method")?.as_str()?.to_owned(),
+        uri: value.get("http.request.uri")?.as_str()?.to_owned(),
+        status: u16::try_from(value.get("http.response.status")?.as_u64()?).ok()?,
+        written,
+    })
+}
+
+/// Sums bytes written by successful blob GETs per digest.
+pub fn blob_bytes(records: &[RequestRecord]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for r in records {
+        if r.method != "GET" || !(200..300).contains(&r.status) {
+            continue;
+        }
+        if let Some(digest) = r.blob_digest() {
+            *out.entry(digest.to_owned()).or_insert(0) += r.written;
+        }
+    }
+    out
+}
+
+fn mkdir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| HarnessError::io("create dir", path, e))
+}
+
+fn make_tls(root: &Path, dns_names: &[String]) -> Result<RegistryTls> {
+    let pki = root.join("pki");
+    mkdir(&pki)?;
+    let ca = TestCa::create(&pki)?;
+    let server = ca.issue_server("registry", dns_names)?;
+    let cert_dir = root.join("certs.d");
+    mkdir(&cert_dir)?;
+    let ca_copy = cert_dir.join("ca.crt");
+    std::fs::copy(ca.cert(), &ca_copy).map_err(|e| HarnessError::io("copy CA to", &ca_copy, e))?;
+    Ok(RegistryTls {
+        ca,
+        server,
+        cert_dir,
+    })
+}
+
+/// Writes a bcrypt htpasswd file; the password goes over stdin so it never
+/// appears on a command line.
+fn write_htpasswd(root: &Path, creds: &Credentials) -> Result<PathBuf> {
+    let mut child = Command::new("htpasswd")
+        .args(["-niB", &creds.user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| HarnessError::Spawn {
+            program: "htpasswd".into(),
+            source,
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(format!("{}\n", creds.password).as_bytes())
+            .map_err(|e| HarnessError::io("write password to", "htpasswd", e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| HarnessError::io("wait for", "htpasswd", e))?;
+    if !out.status.success() {
+        return Err(HarnessError::Failed {
+            program: "htpasswd -niB".into(),
+            status: out.status,
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    let path = root.join("htpasswd");
+    std::fs::write(&path, &out.stdout).map_err(|e| HarnessError::io("write", &path, e))?;
+    Ok(path)
+}
+
+fn config_yaml(
+    port: u16,
+    storage: &Path,
+    tls: Option<&RegistryTls>,
+    htpasswd: Option<&Path>,
+) -> String {
+    let mut y = format!(
+        "version: 0.1\n\
+         log:\n  level: info\n  formatter: json\n\
+         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+         http:\n  addr: 127.0.0.1:{port}\n  secret: bay-test-secret\n",
+        storage.display()
+    );
+    if let Some(tls) = tls {
+        y.push_str(&format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            tls.server.cert.display(),
+            tls.server.key.display()
+        ));
+    }
+    if let Some(path) = htpasswd {
+        y.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: bay-test\n    path: {}\n",
+            path.display()
+        ));
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_digest_only_for_blob_paths() {
+        let rec = |uri: &str| RequestRecord {
+            method: "GET".into(),
+            uri: uri.into(),
+            status: 200,
+            written: 5,
+        };
+        assert_eq!(
+            rec("/v2/a/b/blobs/sha256:ab?ns=x").blob_digest(),
+            Some("sha256:ab")
+        );
+        assert_eq!(rec("/v2/a/manifests/latest").blob_digest(), None);
+        assert_eq!(rec("/v2/a/blobs/uploads/").blob_digest(), None);
+    }
+
+    #[test]
+    fn log_lines_of_other_shapes_are_skipped() {
+        let text = "127.0.0.1 - - [x] \"GET /v2/ HTTP/1.1\" 200 2\n\
+            {\"http.request.method\":\"GET\",\"http.request.uri\":\"/v2/r/blobs/sha256:00\",\"http.response.status\":200,\"http.response.written\":7}\n\
+            {\"msg\":\"listening\"}\n";
+        let recs = parse_log(text);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(blob_bytes(&recs).get("sha256:00"), Some(&7));
+    }
+
+    #[test]
+    fn credentials_debug_hides_password() {
+        let shown = format!("{:?}", Credentials::new("alice", "hunter2"));
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}
