@@ -21,7 +21,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(25);
 /// How long a stopped program gets to exit after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Lines of log printed when a handle drops during a panic.
-const PANIC_TAIL_LINES: usize = 40;
+const PANIC_TAIL_LINES: usize = 20;
 
 /// A running program owned by a test; stopped on drop.
 #[derive(Debug)]

@@ -112,13 +112,25 @@ impl Containerd {
         if access.plain_http {
             cmd.arg("--plain-http");
         }
-        if let Some(ca) = access.ca_cert() {
-            cmd.arg("--tlscacert").arg(ca);
-        }
+        let hosts_dir = match (hosts_dir, access.ca_cert()) {
+            (None, Some(ca)) => {
+                // ctr speaks plain HTTP to loopback registries unless a
+                // hosts.toml names the https scheme.
+                let host = reference.split('/').next().unwrap_or(reference);
+                let mirror = MirrorHost {
+                    ca: Some(ca),
+                    ..MirrorHost::pull_resolve(&format!("https://{host}"))
+                };
+                let dir = self.scratch_dir("tls-hosts.d")?;
+                let server = format!("https://{host}");
+                Some(write_hosts_toml(&dir, host, &server, &[mirror])?)
+            }
+            (dir, _) => dir.map(Path::to_path_buf),
+        };
         if let Some(creds) = &access.creds {
             cmd.arg("--user").arg(creds.joined());
         }
-        if let Some(dir) = hosts_dir {
+        if let Some(dir) = &hosts_dir {
             cmd.arg("--hosts-dir").arg(dir);
         }
         cmd.arg(reference);

@@ -209,6 +209,9 @@ const HOSTS_FILE: &str = "/etc/hosts";
 /// A `127.0.0.1 NAME` line in /etc/hosts for the guard's lifetime. The file
 /// is edited in place (it is often a bind mount) and the line removed on
 /// drop, leaving the file byte for byte as it was.
+///
+/// Go programs (dockerd, containerd) cache /etc/hosts for a few seconds:
+/// add entries before starting the daemons that must see them.
 #[derive(Debug)]
 pub struct HostsEntry {
     line: String,
