@@ -10,6 +10,12 @@ packages=(
   curl wrk             # HTTP clients for server tests
   skopeo               # image client
   openssl
+  containerd           # image client daemon (driven with ctr)
+  podman               # image client (vfs storage)
+  docker.io            # dockerd and docker CLI
+  apache2-utils        # htpasswd for the registry's basic auth
+  iproute2             # ip netns, tc, ss for the namespace hosts
+  iperf3 iputils-ping  # checks of the namespace links
 )
 
 missing=()

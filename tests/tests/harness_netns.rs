@@ -1,0 +1,108 @@
+//! Namespace hosts for the cluster benchmark: hosts reach each other across
+//! the bridge, the tc rate limit holds roughly, and dropping the cluster
+//! leaves no namespace, route or process behind.
+
+use std::process::Command;
+use std::time::Duration;
+
+use bay_tests::netns::{namespaces_with_prefix, route_exists, Cluster, Rate};
+use bay_tests::process::run;
+
+fn ping(cluster: &Cluster, from: usize, to: usize) {
+    let target = cluster.host(to).expect("host").ip.to_string();
+    let mut cmd = cluster.command(from, "ping").expect("host");
+    cmd.args(["-c", "1", "-W", "2", &target]);
+    run(&mut cmd).expect("ping across the bridge");
+}
+
+/// Received throughput in bits per second from iperf3's JSON report.
+fn iperf3_received_bps(json: &[u8]) -> f64 {
+    let value: serde_json::Value = serde_json::from_slice(json).expect("iperf3 JSON");
+    value["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .expect("end.sum_received.bits_per_second")
+}
+
+#[test]
+fn hosts_ping_across_the_bridge_and_the_rate_limit_holds() {
+    let rate = Rate::mbit(100);
+    let cluster = Cluster::create(2, Some(rate)).expect("cluster");
+    let prefix = cluster.prefix().to_owned();
+    let subnet = cluster.subnet();
+    assert!(
+        route_exists(&subnet).expect("ip route"),
+        "blackhole for {subnet}"
+    );
+    assert_eq!(
+        namespaces_with_prefix(&prefix).expect("ip netns").len(),
+        3,
+        "two hosts and the hub"
+    );
+    ping(&cluster, 0, 1);
+    ping(&cluster, 1, 0);
+
+    let logs = tempfile::tempdir().expect("tempdir");
+    let server_ip = cluster.host(1).expect("host").ip.to_string();
+    let server = cluster
+        .spawn(
+            1,
+            "iperf3-server",
+            "iperf3",
+            &["-s", "-1", "-B", &server_ip, "-p", "5201"],
+            logs.path(),
+        )
+        .expect("iperf3 server");
+    cluster
+        .wait_for_listen(1, 5201, Duration::from_secs(10))
+        .expect("iperf3 listening");
+    let mut client = cluster.command(0, "iperf3").expect("host");
+    client.args(["-c", &server_ip, "-p", "5201", "-t", "2", "-J"]);
+    let report = run(&mut client).expect("iperf3 client");
+    let bps = iperf3_received_bps(&report.stdout);
+    let limit = rate.bits_per_second() as f64;
+    eprintln!("iperf3 through a {limit} bit/s link: {bps:.0} bit/s");
+    assert!(bps < 1.5 * limit, "rate limit not enforced: {bps} bit/s");
+    assert!(bps > 0.3 * limit, "link far below its rate: {bps} bit/s");
+
+    drop(server);
+    drop(cluster);
+    assert!(
+        namespaces_with_prefix(&prefix)
+            .expect("ip netns")
+            .is_empty(),
+        "namespaces left behind"
+    );
+    assert!(
+        !route_exists(&subnet).expect("ip route"),
+        "route left behind"
+    );
+}
+
+#[test]
+fn cleanup_kills_what_still_runs_inside() {
+    let cluster = Cluster::create(1, None).expect("cluster");
+    let prefix = cluster.prefix().to_owned();
+    let netns = cluster.host(0).expect("host").netns.clone();
+    let logs = tempfile::tempdir().expect("tempdir");
+    let sleeper = cluster
+        .spawn(0, "sleeper", "sleep", &["300"], logs.path())
+        .expect("sleep");
+    let pid = sleeper.pid().to_string();
+    // The handle is forgotten, as if a test lost it: the cluster must still
+    // leave nothing running.
+    std::mem::forget(sleeper);
+    let pids = run(Command::new("ip").args(["netns", "pids", &netns])).expect("ip netns pids");
+    assert!(String::from_utf8_lossy(&pids.stdout)
+        .lines()
+        .any(|l| l.trim() == pid));
+    drop(cluster);
+    assert!(namespaces_with_prefix(&prefix)
+        .expect("ip netns")
+        .is_empty());
+    bay_tests::process::wait_until("the process to be gone", Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true)
+    })
+    .expect("process killed");
+}
