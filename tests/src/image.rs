@@ -10,14 +10,13 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 use crate::clients::PulledImage;
 use crate::error::{HarnessError, Result};
-use crate::process::run;
+use crate::process::{command_in, run};
 use crate::registry::Registry;
 
 /// Media type of the OCI image manifest.
@@ -147,7 +146,13 @@ impl TestImage {
     /// Pushes the image to `registry` as `repo:TAG` with skopeo, keeping
     /// every digest as built.
     pub fn push(&self, registry: &Registry, repo: &str) -> Result<()> {
-        let mut cmd = Command::new("skopeo");
+        self.push_from(registry.netns(), registry, repo)
+    }
+
+    /// Pushes as [`TestImage::push`] does, running skopeo inside network
+    /// namespace `netns` (for a registry on a namespace host).
+    pub fn push_from(&self, netns: Option<&str>, registry: &Registry, repo: &str) -> Result<()> {
+        let mut cmd = command_in(netns, "skopeo");
         cmd.args([
             "copy",
             "--quiet",

@@ -13,7 +13,10 @@
 //! cannot send that traffic out of the machine; claiming that route also
 //! reserves the subnet against other runs. Everything goes on drop: the
 //! processes inside the namespaces, the namespaces (and with them their
-//! links), and the route.
+//! links), and the route. A run that was killed outright cannot clean up:
+//! namespace names and the subnet claims (files under [`CLAIMS_DIR`]) carry
+//! the owning process id, and [`sweep_stale`] (run by every
+//! [`Cluster::create`]) removes whatever belongs to a process that is gone.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -22,10 +25,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::error::{HarnessError, Result};
-use crate::process::{run, run_stdout, wait_until, Daemon};
+use crate::process::{command_in, listening_in, run, run_stdout, wait_until, Daemon};
 
 /// First two octets of every test subnet.
 pub const SUBNET_PREFIX: [u8; 2] = [10, 213];
+/// Where subnet claims are recorded: one file per claimed third octet,
+/// holding the owning cluster's prefix.
+pub const CLAIMS_DIR: &str = "/run/bay-test-netns";
 static RUNS: AtomicU32 = AtomicU32::new(0);
 
 /// A link rate in bits per second.
@@ -81,6 +87,7 @@ impl Cluster {
                 format!("{hosts} not in 1..=250"),
             ));
         }
+        sweep_stale();
         let run_no = RUNS.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("bay{}r{run_no}", std::process::id());
         let mut cluster = Cluster {
@@ -130,9 +137,7 @@ impl Cluster {
 
     /// `ip netns exec <host i> PROGRAM`: add arguments and run.
     pub fn command(&self, host: usize, program: &str) -> Result<Command> {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.host(host)?.netns, program]);
-        Ok(cmd)
+        Ok(command_in(Some(&self.host(host)?.netns), program))
     }
 
     /// Starts a long-running program inside host `host`, logging to `log_dir`.
@@ -153,17 +158,10 @@ impl Cluster {
     /// (checked with `ss`, so no connection is made to the listener).
     pub fn wait_for_listen(&self, host: usize, port: u16, timeout: Duration) -> Result<()> {
         let netns = self.host(host)?.netns.clone();
-        let filter = format!("sport = :{port}");
         wait_until(
             &format!("a listener on port {port} in {netns}"),
             timeout,
-            || {
-                Command::new("ip")
-                    .args(["netns", "exec", &netns, "ss", "-Htln", &filter])
-                    .output()
-                    .map(|o| o.status.success() && !o.stdout.is_empty())
-                    .unwrap_or(false)
-            },
+            || listening_in(&netns, port),
         )
     }
 
@@ -182,6 +180,7 @@ impl Cluster {
                 Ok(_) => {
                     self.subnet = subnet;
                     self.route = true;
+                    record_claim(third, &self.prefix);
                     return Ok(());
                 }
                 Err(e) => last = Some(e),
@@ -246,7 +245,52 @@ impl Drop for Cluster {
         }
         if self.route {
             let _ = run(Command::new("ip").args(["route", "del", "blackhole", &self.subnet()]));
+            let third = self.subnet.octets()[2];
+            let _ = std::fs::remove_file(Path::new(CLAIMS_DIR).join(third.to_string()));
         }
+    }
+}
+
+/// Removes namespaces, routes and processes left by harness runs whose
+/// process no longer exists (killed before they could clean up).
+pub fn sweep_stale() {
+    if let Ok(names) = namespaces_with_prefix("bay") {
+        for netns in names.iter().filter(|n| owner_is_gone(n)) {
+            kill_processes_in(netns);
+            let _ = run(Command::new("ip").args(["netns", "del", netns]));
+        }
+    }
+    let Ok(claims) = std::fs::read_dir(CLAIMS_DIR) else {
+        return;
+    };
+    for claim in claims.flatten() {
+        let prefix = std::fs::read_to_string(claim.path()).unwrap_or_default();
+        let third = claim.file_name().to_string_lossy().into_owned();
+        if owner_is_gone(prefix.trim()) {
+            let cidr = format!("{}.{}.{third}.0/24", SUBNET_PREFIX[0], SUBNET_PREFIX[1]);
+            let _ = run(Command::new("ip").args(["route", "del", "blackhole", &cidr]));
+            let _ = std::fs::remove_file(claim.path());
+        }
+    }
+}
+
+/// Whether `name` (`bay<pid>r<n>…`) belongs to a process that has exited.
+fn owner_is_gone(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("bay") else {
+        return false;
+    };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let well_formed = rest[digits.len()..].starts_with('r');
+    match digits.parse::<u32>() {
+        Ok(pid) if well_formed => !Path::new(&format!("/proc/{pid}")).exists(),
+        _ => false,
+    }
+}
+
+fn record_claim(third: u8, prefix: &str) {
+    let dir = Path::new(CLAIMS_DIR);
+    if std::fs::create_dir_all(dir).is_ok() {
+        let _ = std::fs::write(dir.join(third.to_string()), prefix);
     }
 }
 
@@ -316,4 +360,24 @@ fn ip(args: &[&str]) -> Result<()> {
 
 fn ip_tc(args: &[&str]) -> Result<()> {
     run(Command::new("tc").args(args)).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_of_a_name_is_its_pid() {
+        let me = format!("bay{}r3-h0", std::process::id());
+        assert!(!owner_is_gone(&me));
+        assert!(owner_is_gone("bay4294967290r0-hub"));
+        assert!(!owner_is_gone("bayfoo"), "not ours: leave alone");
+        assert!(!owner_is_gone("other123r0"));
+    }
+
+    #[test]
+    fn burst_holds_ten_milliseconds_or_32_kib() {
+        assert_eq!(Rate::mbit(1000).burst_bytes(), 1_250_000);
+        assert_eq!(Rate::mbit(1).burst_bytes(), 32 * 1024);
+    }
 }

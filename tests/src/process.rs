@@ -207,6 +207,30 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> Result<()> {
     })
 }
 
+/// `PROGRAM` run here, or inside network namespace `netns` through
+/// `ip netns exec` (which execs it, so the pid is the program's own).
+pub fn command_in(netns: Option<&str>, program: &str) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns, program]);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Whether something listens on TCP `port` inside network namespace
+/// `netns` (asked of `ss`, so no connection is made to the listener).
+pub fn listening_in(netns: &str, port: u16) -> bool {
+    let filter = format!("sport = :{port}");
+    Command::new("ip")
+        .args(["netns", "exec", netns, "ss", "-Htln", &filter])
+        .output()
+        .map(|o| o.status.success() && !o.stdout.is_empty())
+        .unwrap_or(false)
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind(("127.0.0.1", 0))

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -17,7 +17,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::error::{HarnessError, Result};
-use crate::process::{free_port, Daemon};
+use crate::netns::NetHost;
+use crate::process::{command_in, free_port, listening_in, Daemon};
 use crate::tls::{ServerCert, TestCa};
 
 /// How long the registry gets to start listening.
@@ -65,7 +66,14 @@ pub struct RegistryOptions {
     pub dns_names: Vec<String>,
     /// Require these credentials (htpasswd, bcrypt).
     pub auth: Option<Credentials>,
+    /// Run inside this namespace host, on its address and port
+    /// [`NETNS_PORT`], instead of on 127.0.0.1.
+    pub on: Option<NetHost>,
 }
+
+/// The registry's port when it runs on a namespace host (the namespace is
+/// fresh, so any port is free there).
+pub const NETNS_PORT: u16 = 5000;
 
 impl RegistryOptions {
     /// Plain HTTP, no auth.
@@ -79,7 +87,14 @@ impl RegistryOptions {
             tls: true,
             dns_names: dns_names.iter().map(|s| (*s).to_owned()).collect(),
             auth: None,
+            on: None,
         }
+    }
+
+    /// Runs the registry on namespace host `host` instead of 127.0.0.1.
+    pub fn on_host(mut self, host: &NetHost) -> RegistryOptions {
+        self.on = Some(host.clone());
+        self
     }
 
     /// Adds htpasswd basic auth with these credentials.
@@ -128,6 +143,8 @@ impl RequestRecord {
 #[derive(Debug)]
 pub struct Registry {
     daemon: Option<Daemon>,
+    ip: Ipv4Addr,
+    netns: Option<String>,
     port: u16,
     tls: Option<RegistryTls>,
     auth: Option<Credentials>,
@@ -145,20 +162,28 @@ impl Registry {
         let root = dir.path();
         let storage = root.join("storage");
         mkdir(&storage)?;
+        let ip = options.on.as_ref().map_or(Ipv4Addr::LOCALHOST, |h| h.ip);
+        let netns = options.on.as_ref().map(|h| h.netns.clone());
         let tls = match options.tls {
-            true => Some(make_tls(root, &options.dns_names)?),
+            true => Some(make_tls(root, ip, &options.dns_names)?),
             false => None,
         };
         let htpasswd = match &options.auth {
             Some(creds) => Some(write_htpasswd(root, creds)?),
             None => None,
         };
-        let port = free_port()?;
+        let port = match netns {
+            Some(_) => NETNS_PORT,
+            None => free_port()?,
+        };
         let config = root.join("config.yml");
-        let text = config_yaml(port, &storage, tls.as_ref(), htpasswd.as_deref());
+        let addr = SocketAddr::from((ip, port));
+        let text = config_yaml(addr, &storage, tls.as_ref(), htpasswd.as_deref());
         std::fs::write(&config, text).map_err(|e| HarnessError::io("write", &config, e))?;
         let mut registry = Registry {
             daemon: None,
+            ip,
+            netns,
             port,
             tls,
             auth: options.auth,
@@ -173,10 +198,18 @@ impl Registry {
     /// with the same storage.
     pub fn restart(&mut self) -> Result<()> {
         self.stop();
-        let mut cmd = Command::new("docker-registry");
+        let mut cmd = command_in(self.netns.as_deref(), "docker-registry");
         cmd.arg("serve").arg(&self.config);
         let mut daemon = Daemon::spawn("registry", cmd, self.dir.path())?;
-        daemon.wait_for_port(self.addr(), START_TIMEOUT)?;
+        match &self.netns {
+            Some(ns) => {
+                let port = self.port;
+                daemon.wait_until("registry to listen", START_TIMEOUT, || {
+                    listening_in(ns, port)
+                })?
+            }
+            None => daemon.wait_for_port(self.addr(), START_TIMEOUT)?,
+        }
         self.daemon = Some(daemon);
         Ok(())
     }
@@ -188,19 +221,25 @@ impl Registry {
         }
     }
 
-    /// The registry's address.
+    /// The registry's address (127.0.0.1, or its namespace host's address,
+    /// reachable only from inside the namespaces).
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        SocketAddr::from((self.ip, self.port))
     }
 
-    /// The registry's port on 127.0.0.1.
+    /// The registry's port.
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// `127.0.0.1:PORT`, the registry part of image references.
+    /// The namespace it runs in, if any.
+    pub fn netns(&self) -> Option<&str> {
+        self.netns.as_deref()
+    }
+
+    /// `IP:PORT`, the registry part of image references.
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.addr().to_string()
     }
 
     /// `http://127.0.0.1:PORT` or `https://…`.
@@ -280,11 +319,12 @@ fn mkdir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|e| HarnessError::io("create dir", path, e))
 }
 
-fn make_tls(root: &Path, dns_names: &[String]) -> Result<RegistryTls> {
+fn make_tls(root: &Path, ip: Ipv4Addr, dns_names: &[String]) -> Result<RegistryTls> {
     let pki = root.join("pki");
     mkdir(&pki)?;
     let ca = TestCa::create(&pki)?;
-    let server = ca.issue_server("registry", dns_names)?;
+    let ips = [IpAddr::V4(ip)];
+    let server = ca.issue_server("registry", &ips, dns_names)?;
     let cert_dir = root.join("certs.d");
     mkdir(&cert_dir)?;
     let ca_copy = cert_dir.join("ca.crt");
@@ -330,7 +370,7 @@ fn write_htpasswd(root: &Path, creds: &Credentials) -> Result<PathBuf> {
 }
 
 fn config_yaml(
-    port: u16,
+    addr: SocketAddr,
     storage: &Path,
     tls: Option<&RegistryTls>,
     htpasswd: Option<&Path>,
@@ -339,7 +379,7 @@ fn config_yaml(
         "version: 0.1\n\
          log:\n  level: info\n  formatter: json\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-         http:\n  addr: 127.0.0.1:{port}\n  secret: bay-test-secret\n",
+         http:\n  addr: {addr}\n  secret: bay-test-secret\n",
         storage.display()
     );
     if let Some(tls) = tls {

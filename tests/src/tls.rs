@@ -3,6 +3,7 @@
 //! 127.0.0.1 and whatever DNS names a test needs, so TLS paths are tested
 //! with real verification instead of switched off.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -53,13 +54,22 @@ impl TestCa {
         &self.cert
     }
 
-    /// Issues a server certificate named `name` for IP 127.0.0.1 and `dns_names`.
-    pub fn issue_server(&self, name: &str, dns_names: &[String]) -> Result<ServerCert> {
+    /// Issues a server certificate named `name` for IP 127.0.0.1, `ips` and
+    /// `dns_names`.
+    pub fn issue_server(
+        &self,
+        name: &str,
+        ips: &[IpAddr],
+        dns_names: &[String],
+    ) -> Result<ServerCert> {
         let key = self.dir.join(format!("{name}.key"));
         let csr = self.dir.join(format!("{name}.csr"));
         let cert = self.dir.join(format!("{name}.crt"));
         let ext = self.dir.join(format!("{name}.ext"));
         let mut san = String::from("subjectAltName=IP:127.0.0.1");
+        for ip in ips {
+            san.push_str(&format!(",IP:{ip}"));
+        }
         for dns in dns_names {
             san.push_str(",DNS:");
             san.push_str(dns);

@@ -1,12 +1,18 @@
 //! Namespace hosts for the cluster benchmark: hosts reach each other across
 //! the bridge, the tc rate limit holds roughly, and dropping the cluster
-//! leaves no namespace, route or process behind.
+//! leaves no namespace, route or process behind; the registry runs on a
+//! host of its own and hosts pull from it at once.
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bay_tests::netns::{namespaces_with_prefix, route_exists, Cluster, Rate};
+use bay_tests::clients::{skopeo, Access};
+use bay_tests::image::{ImageSpec, TestImage};
+use bay_tests::netns::{
+    namespaces_with_prefix, route_exists, sweep_stale, Cluster, Rate, CLAIMS_DIR,
+};
 use bay_tests::process::run;
+use bay_tests::registry::{Registry, RegistryOptions};
 
 fn ping(cluster: &Cluster, from: usize, to: usize) {
     let target = cluster.host(to).expect("host").ip.to_string();
@@ -105,4 +111,86 @@ fn cleanup_kills_what_still_runs_inside() {
             .unwrap_or(true)
     })
     .expect("process killed");
+}
+
+#[test]
+fn hosts_pull_from_a_registry_on_its_own_host_at_once() {
+    let cluster = Cluster::create(3, Some(Rate::mbit(200))).expect("cluster");
+    let registry_host = cluster.host(0).expect("host").clone();
+    let registry = Registry::start(RegistryOptions::plain().on_host(&registry_host))
+        .expect("registry on host 0");
+    assert_eq!(registry.addr().ip(), registry_host.ip);
+    let image = TestImage::build(&ImageSpec::small(40)).expect("image");
+    let pusher = cluster.host(1).expect("host").netns.clone();
+    image
+        .push_from(Some(&pusher), &registry, "harness/cluster")
+        .expect("push from host 1");
+
+    let reference = image.reference(&registry, "harness/cluster");
+    let access = Access::to_registry(&registry);
+    let dest = tempfile::tempdir().expect("tempdir");
+    let pulls: Vec<_> = (1..3)
+        .map(|i| {
+            let netns = cluster.host(i).expect("host").netns.clone();
+            let dir = dest.path().join(format!("host{i}"));
+            let cmd = skopeo::copy_command(Some(&netns), &reference, &access, &dir);
+            (dir, cmd)
+        })
+        .collect();
+    let timings: Vec<(Duration, std::path::PathBuf)> = std::thread::scope(|s| {
+        let handles: Vec<_> = pulls
+            .into_iter()
+            .map(|(dir, mut cmd)| {
+                s.spawn(move || {
+                    let start = Instant::now();
+                    run(&mut cmd).expect("skopeo pull in a namespace");
+                    (start.elapsed(), dir)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("pull thread"))
+            .collect()
+    });
+    for (took, dir) in &timings {
+        eprintln!("pull into {} took {took:?}", dir.display());
+        image
+            .check(&skopeo::read_dir_layout(dir).expect("layout"))
+            .expect("digests");
+    }
+    let served = registry.blob_bytes_served().expect("log");
+    for layer in &image.layers {
+        assert_eq!(
+            served.get(&layer.digest),
+            Some(&(2 * layer.size)),
+            "two pulls, two copies"
+        );
+    }
+}
+
+#[test]
+fn leftovers_of_a_killed_run_are_swept() {
+    // A process id above any pid_max: this "run" is certainly gone.
+    let dead = "bay4294967290r0";
+    let netns = format!("{dead}-hub");
+    run(Command::new("ip").args(["netns", "add", &netns])).expect("ip netns add");
+    let cidr = (1..=250)
+        .map(|third| format!("10.213.{third}.0/24"))
+        .find(|cidr| {
+            !route_exists(cidr).expect("ip route")
+                && run(Command::new("ip").args(["route", "add", "blackhole", cidr])).is_ok()
+        })
+        .expect("a free test subnet");
+    let third = cidr.split('.').nth(2).expect("octet").to_owned();
+    std::fs::create_dir_all(CLAIMS_DIR).expect("claims dir");
+    std::fs::write(std::path::Path::new(CLAIMS_DIR).join(&third), dead).expect("claim");
+
+    sweep_stale();
+    assert!(namespaces_with_prefix(dead).expect("ip netns").is_empty());
+    assert!(
+        !route_exists(&cidr).expect("ip route"),
+        "{cidr} left behind"
+    );
+    assert!(!std::path::Path::new(CLAIMS_DIR).join(&third).exists());
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 use super::{manifest_layers, Access, PulledImage};
 use crate::error::{HarnessError, Result};
 use crate::image::file_digest;
-use crate::process::run;
+use crate::process::{command_in, run};
 
 /// Pulls `reference` (`HOST/REPO:TAG`) into a new temporary folder, checks
 /// every blob against its digest, and removes the folder.
@@ -21,7 +21,26 @@ pub fn pull(reference: &str, access: &Access) -> Result<PulledImage> {
 
 /// Pulls `reference` into `dest` (skopeo's `dir:` layout) and checks it.
 pub fn pull_into(reference: &str, access: &Access, dest: &Path) -> Result<PulledImage> {
-    let mut cmd = Command::new("skopeo");
+    pull_into_in(None, reference, access, dest)
+}
+
+/// Pulls as [`pull_into`] does, with skopeo running inside network
+/// namespace `netns`.
+pub fn pull_into_in(
+    netns: Option<&str>,
+    reference: &str,
+    access: &Access,
+    dest: &Path,
+) -> Result<PulledImage> {
+    run(&mut copy_command(netns, reference, access, dest))?;
+    read_dir_layout(dest)
+}
+
+/// The `skopeo copy docker://REF dir:DEST` command, for callers that start
+/// many pulls at once and time each (check the result with
+/// [`read_dir_layout`]).
+pub fn copy_command(netns: Option<&str>, reference: &str, access: &Access, dest: &Path) -> Command {
+    let mut cmd = command_in(netns, "skopeo");
     cmd.args(["copy", "--quiet"]);
     cmd.arg(format!("--src-tls-verify={}", !access.plain_http));
     if let Some(dir) = &access.cert_dir {
@@ -32,8 +51,7 @@ pub fn pull_into(reference: &str, access: &Access, dest: &Path) -> Result<Pulled
     }
     cmd.arg(format!("docker://{reference}"));
     cmd.arg(format!("dir:{}", dest.display()));
-    run(&mut cmd)?;
-    read_dir_layout(dest)
+    cmd
 }
 
 /// Reads a skopeo `dir:` layout: manifest digest and verified layers.
