@@ -11,3 +11,4 @@ pub mod netns;
 pub mod process;
 pub mod registry;
 pub mod tls;
+pub mod token;

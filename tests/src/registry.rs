@@ -1,7 +1,7 @@
 //! The real upstream registry for end-to-end tests: CNCF distribution
 //! (Debian `docker-registry`) on a free 127.0.0.1 port with filesystem
-//! storage in a temporary folder, plain HTTP or TLS with a test CA, with or
-//! without htpasswd basic auth.
+//! storage in a temporary folder, plain HTTP or TLS with a test CA, without auth or
+//! with htpasswd basic auth or bearer tokens from a [`TokenServer`].
 //!
 //! It logs one JSON line per request with the bytes it wrote; [`Registry::requests`]
 //! reads them back so tests can prove how often each layer left the registry.
@@ -20,6 +20,7 @@ use crate::error::{HarnessError, Result};
 use crate::netns::NetHost;
 use crate::process::{command_in, free_port, listening_in, Daemon};
 use crate::tls::{ServerCert, TestCa};
+use crate::token::{self, TokenServer};
 
 /// How long the registry gets to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,9 +67,22 @@ pub struct RegistryOptions {
     pub dns_names: Vec<String>,
     /// Require these credentials (htpasswd, bcrypt).
     pub auth: Option<Credentials>,
+    /// Require bearer tokens from this token server instead.
+    pub token: Option<TokenAuth>,
     /// Run inside this namespace host, on its address and port
     /// [`NETNS_PORT`], instead of on 127.0.0.1.
     pub on: Option<NetHost>,
+}
+
+/// Token auth settings taken from a [`TokenServer`].
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    /// The token endpoint.
+    pub realm: String,
+    /// The signing certificate the registry trusts.
+    pub cert: PathBuf,
+    /// The credentials the token server accepts (what clients present).
+    pub creds: Credentials,
 }
 
 /// The registry's port when it runs on a namespace host (the namespace is
@@ -87,8 +101,20 @@ impl RegistryOptions {
             tls: true,
             dns_names: dns_names.iter().map(|s| (*s).to_owned()).collect(),
             auth: None,
+            token: None,
             on: None,
         }
+    }
+
+    /// Requires bearer tokens issued by `server` (and no htpasswd).
+    pub fn with_token(mut self, server: &TokenServer) -> RegistryOptions {
+        self.token = Some(TokenAuth {
+            realm: server.realm(),
+            cert: server.cert().to_owned(),
+            creds: server.credentials().clone(),
+        });
+        self.auth = None;
+        self
     }
 
     /// Runs the registry on namespace host `host` instead of 127.0.0.1.
@@ -100,6 +126,7 @@ impl RegistryOptions {
     /// Adds htpasswd basic auth with these credentials.
     pub fn with_auth(mut self, creds: Credentials) -> RegistryOptions {
         self.auth = Some(creds);
+        self.token = None;
         self
     }
 }
@@ -168,9 +195,18 @@ impl Registry {
             true => Some(make_tls(root, ip, &options.dns_names)?),
             false => None,
         };
-        let htpasswd = match &options.auth {
-            Some(creds) => Some(write_htpasswd(root, creds)?),
-            None => None,
+        let auth = match (&options.auth, &options.token) {
+            (Some(creds), _) => Some(AuthConfig::Htpasswd(write_htpasswd(root, creds)?)),
+            (None, Some(token)) => {
+                let cert = root.join("token-signer.crt");
+                std::fs::copy(&token.cert, &cert)
+                    .map_err(|e| HarnessError::io("copy token certificate to", &cert, e))?;
+                Some(AuthConfig::Token {
+                    realm: token.realm.clone(),
+                    cert,
+                })
+            }
+            (None, None) => None,
         };
         let port = match netns {
             Some(_) => NETNS_PORT,
@@ -178,7 +214,7 @@ impl Registry {
         };
         let config = root.join("config.yml");
         let addr = SocketAddr::from((ip, port));
-        let text = config_yaml(addr, &storage, tls.as_ref(), htpasswd.as_deref());
+        let text = config_yaml(addr, &storage, tls.as_ref(), auth.as_ref());
         std::fs::write(&config, text).map_err(|e| HarnessError::io("write", &config, e))?;
         let mut registry = Registry {
             daemon: None,
@@ -186,7 +222,7 @@ impl Registry {
             netns,
             port,
             tls,
-            auth: options.auth,
+            auth: options.auth.or(options.token.map(|t| t.creds)),
             config,
             dir,
         };
@@ -369,11 +405,17 @@ fn write_htpasswd(root: &Path, creds: &Credentials) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// How the registry authenticates clients.
+enum AuthConfig {
+    Htpasswd(PathBuf),
+    Token { realm: String, cert: PathBuf },
+}
+
 fn config_yaml(
     addr: SocketAddr,
     storage: &Path,
     tls: Option<&RegistryTls>,
-    htpasswd: Option<&Path>,
+    auth: Option<&AuthConfig>,
 ) -> String {
     let mut y = format!(
         "version: 0.1\n\
@@ -389,11 +431,18 @@ fn config_yaml(
             tls.server.key.display()
         ));
     }
-    if let Some(path) = htpasswd {
-        y.push_str(&format!(
+    match auth {
+        Some(AuthConfig::Htpasswd(path)) => y.push_str(&format!(
             "auth:\n  htpasswd:\n    realm: bay-test\n    path: {}\n",
             path.display()
-        ));
+        )),
+        Some(AuthConfig::Token { realm, cert }) => y.push_str(&format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            token::SERVICE,
+            token::ISSUER,
+            cert.display()
+        )),
+        None => {}
     }
     y
 }

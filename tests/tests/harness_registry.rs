@@ -5,6 +5,7 @@
 use bay_tests::clients::{skopeo, Access};
 use bay_tests::image::{ImageSpec, TestImage};
 use bay_tests::registry::{Credentials, Registry, RegistryOptions};
+use bay_tests::token::TokenServer;
 
 fn assert_each_layer_served_once(registry: &Registry, image: &TestImage) {
     let served = registry.blob_bytes_served().expect("registry log");
@@ -107,4 +108,49 @@ fn stopped_registry_restarts_with_its_content() {
     registry.restart().expect("restart");
     let pulled = skopeo::pull(&reference, &Access::to_registry(&registry)).expect("pull");
     image.check(&pulled).expect("digests");
+}
+
+#[test]
+fn token_auth_registry_serves_clients_with_credentials_only() {
+    let token = TokenServer::start(Credentials::new("erin", "token-pw")).expect("token server");
+    let registry = Registry::start(RegistryOptions::plain().with_token(&token)).expect("registry");
+    let image = TestImage::build(&ImageSpec::small(5)).expect("image");
+    image
+        .push(&registry, "harness/token")
+        .expect("push with a token");
+    let reference = image.reference(&registry, "harness/token");
+
+    let access = Access::to_registry(&registry);
+    assert!(access.creds.is_some());
+    let pulled = skopeo::pull(&reference, &access).expect("pull with a token");
+    image.check(&pulled).expect("digests");
+    let requests = token.requests();
+    assert!(
+        requests.iter().any(|r| r.user.as_deref() == Some("erin")
+            && r.scopes
+                .iter()
+                .any(|s| s == "repository:harness/token:pull")),
+        "a pull token was issued to erin: {requests:?}"
+    );
+
+    let anonymous = Access {
+        creds: None,
+        ..access.clone()
+    };
+    let err = skopeo::pull(&reference, &anonymous).expect_err("an anonymous token grants nothing");
+    let text = err.to_string();
+    assert!(
+        text.contains("unauthorized") || text.contains("denied"),
+        "{text}"
+    );
+    let wrong = Access {
+        creds: Some(Credentials::new("erin", "wrong")),
+        ..access
+    };
+    let err = skopeo::pull(&reference, &wrong).expect_err("wrong password");
+    assert!(
+        !err.to_string().contains("token-pw"),
+        "password leaked: {err}"
+    );
+    assert!(token.requests().iter().any(|r| r.rejected));
 }
