@@ -1,7 +1,9 @@
 //! podman 4 as a client, run as root with all its state in a temporary
 //! folder: vfs storage (works on any file system, needs no fuse), cgroupfs
-//! and a file events backend (no systemd needed), and its own
-//! registries.conf and signature policy so the host's are never read.
+//! and a file events backend (no systemd needed), its own registries.conf,
+//! containers.conf and signature policy so the host's are never read, and
+//! file locks and libpod state under the temporary folder instead of
+//! /dev/shm and /run/libpod, so parallel tests never share them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,7 +50,17 @@ impl Podman {
             r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
         )
         .map_err(|e| HarnessError::io("write", &policy, e))?;
-        for sub in ["root", "runroot", "tmp"] {
+        let d = dir.path();
+        let containers_conf = d.join("containers.conf");
+        let conf = format!(
+            "[engine]\nlock_type = \"file\"\ntmp_dir = \"{}\"\nevents_logfile_path = \"{}\"\n\n[network]\nnetwork_config_dir = \"{}\"\n",
+            d.join("libpod").display(),
+            d.join("events.log").display(),
+            d.join("networks").display()
+        );
+        std::fs::write(&containers_conf, conf)
+            .map_err(|e| HarnessError::io("write", &containers_conf, e))?;
+        for sub in ["root", "runroot", "tmp", "libpod", "networks"] {
             let p = dir.path().join(sub);
             std::fs::create_dir_all(&p).map_err(|e| HarnessError::io("create", &p, e))?;
         }
@@ -69,6 +81,7 @@ impl Podman {
         let d = self.dir.path();
         let mut cmd = Command::new("podman");
         cmd.env("CONTAINERS_REGISTRIES_CONF", &self.registries_conf)
+            .env("CONTAINERS_CONF", d.join("containers.conf"))
             .env("TMPDIR", d.join("tmp"))
             .arg("--root")
             .arg(d.join("root"))
