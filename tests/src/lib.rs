@@ -11,4 +11,5 @@ pub mod netns;
 pub mod process;
 pub mod registry;
 pub mod tls;
+pub mod tmpfs;
 pub mod token;
