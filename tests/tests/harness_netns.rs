@@ -97,10 +97,21 @@ fn cleanup_kills_what_still_runs_inside() {
     // The handle is forgotten, as if a test lost it: the cluster must still
     // leave nothing running.
     std::mem::forget(sleeper);
-    let pids = run(Command::new("ip").args(["netns", "pids", &netns])).expect("ip netns pids");
-    assert!(String::from_utf8_lossy(&pids.stdout)
-        .lines()
-        .any(|l| l.trim() == pid));
+    // `ip netns exec` enters the namespace just after it starts.
+    bay_tests::process::wait_until(
+        "the sleeper in its namespace",
+        Duration::from_secs(5),
+        || {
+            run(Command::new("ip").args(["netns", "pids", &netns]))
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .any(|l| l.trim() == pid)
+                })
+                .unwrap_or(false)
+        },
+    )
+    .expect("sleeper inside the namespace");
     drop(cluster);
     assert!(namespaces_with_prefix(&prefix)
         .expect("ip netns")
