@@ -138,3 +138,33 @@ fn dockerd_pulls_from_the_registry_directly_and_by_a_hosts_name() {
         .expect("docker pull by name");
     image.check(&pulled).expect("digests");
 }
+
+#[test]
+fn podman_pulls_through_a_registries_conf_mirror() {
+    let (registry, image) = registry_with_image(RegistryOptions::plain(), 22, "harness/pmirror");
+    // Only the mirror answers, so a pull that works went through it.
+    let upstream = format!("127.0.0.1:{}", closed_port().expect("port"));
+    let podman = Podman::with_mirror(&upstream, &registry.host(), true).expect("podman");
+    let reference = format!("{upstream}/harness/pmirror:{}", image.tag);
+    let pulled = podman
+        .pull(&reference, &Access::default())
+        .expect("podman pull via mirror");
+    image.check(&pulled).expect("digests");
+    assert!(!registry.blob_bytes_served().expect("log").is_empty());
+}
+
+#[test]
+fn dockerd_pulls_docker_hub_names_through_registry_mirrors() {
+    let (registry, image) = registry_with_image(RegistryOptions::plain(), 31, "harness/hub");
+    let options = DockerdOptions {
+        registry_mirrors: vec![registry.url()],
+        insecure_registries: vec![registry.host()],
+    };
+    let dockerd = Dockerd::start(&options).expect("dockerd");
+    // A Docker Hub name: only the mirror can serve it on this machine.
+    let reference = format!("harness/hub:{}", image.tag);
+    let pulled = dockerd
+        .pull(&reference, &Access::default())
+        .expect("docker pull via registry-mirrors");
+    image.check(&pulled).expect("digests");
+}

@@ -35,6 +35,12 @@ impl Podman {
         Podman::with_registries_conf(&conf)
     }
 
+    /// podman whose pulls of `upstream` (host:port) go to `mirror` first
+    /// (plain HTTP when `mirror_insecure`), then to `upstream` itself.
+    pub fn with_mirror(upstream: &str, mirror: &str, mirror_insecure: bool) -> Result<Podman> {
+        Podman::with_registries_conf(&mirror_registries_conf(upstream, mirror, mirror_insecure))
+    }
+
     /// podman with a registries.conf of the caller's making (for mirrors).
     pub fn with_registries_conf(text: &str) -> Result<Podman> {
         let dir = tempfile::Builder::new()
@@ -119,6 +125,15 @@ impl Podman {
         let out = run_stdout(self.command().args(["image", "inspect", reference]))?;
         parse_inspect(&out, "podman image inspect")
     }
+}
+
+/// A registries.conf sending pulls of `upstream` to `mirror` first.
+pub fn mirror_registries_conf(upstream: &str, mirror: &str, mirror_insecure: bool) -> String {
+    format!(
+        "unqualified-search-registries = []\n\n\
+         [[registry]]\nprefix = \"{upstream}\"\nlocation = \"{upstream}\"\ninsecure = true\n\n\
+         [[registry.mirror]]\nlocation = \"{mirror}\"\ninsecure = {mirror_insecure}\n"
+    )
 }
 
 /// Reads `Digest` and `RootFS.Layers` from the first object of an inspect
