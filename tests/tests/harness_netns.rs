@@ -205,3 +205,33 @@ fn leftovers_of_a_killed_run_are_swept() {
     );
     assert!(!std::path::Path::new(CLAIMS_DIR).join(&third).exists());
 }
+
+#[test]
+fn a_failing_test_still_removes_everything() {
+    let seen = std::sync::Mutex::new(None);
+    let outcome = std::panic::catch_unwind(|| {
+        let cluster = Cluster::create(2, Some(Rate::mbit(50))).expect("cluster");
+        let host = cluster.host(0).expect("host").clone();
+        let registry = Registry::start(RegistryOptions::plain().on_host(&host)).expect("registry");
+        *seen.lock().expect("lock") = Some((
+            cluster.prefix().to_owned(),
+            cluster.subnet(),
+            registry.log_path(),
+        ));
+        panic!("the test fails here, with the cluster and registry running");
+    });
+    assert!(outcome.is_err());
+    let (prefix, subnet, log) = seen
+        .lock()
+        .expect("lock")
+        .take()
+        .expect("cluster was built");
+    assert!(namespaces_with_prefix(&prefix)
+        .expect("ip netns")
+        .is_empty());
+    assert!(
+        !route_exists(&subnet).expect("ip route"),
+        "{subnet} left behind"
+    );
+    assert!(!log.exists(), "registry folder left behind");
+}
