@@ -141,10 +141,27 @@ impl Progress {
 
     /// Blocks this thread until the blob is complete.
     pub fn wait_complete_blocking(&self, timeout: Duration) -> Result<(), ProgressError> {
+        self.wait_blocking(timeout, |s| s.complete)
+    }
+
+    /// Blocks this thread until at least `count` pieces are verified.
+    pub fn wait_verified_blocking(
+        &self,
+        count: u32,
+        timeout: Duration,
+    ) -> Result<(), ProgressError> {
+        self.wait_blocking(timeout, |s| s.have.count() >= count)
+    }
+
+    fn wait_blocking(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&State) -> bool,
+    ) -> Result<(), ProgressError> {
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
         loop {
-            if state.complete {
+            if done(&state) {
                 return Ok(());
             }
             if let Some(why) = &state.failed {

@@ -6,3 +6,5 @@
 //!
 //! It must never be an open proxy, never serve an unverified byte, and
 //! never let a client's credentials reach a peer, a log or the disk.
+
+pub mod route;

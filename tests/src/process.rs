@@ -1,10 +1,14 @@
-//! Child processes for tests: a started program's output goes to a log file
-//! in the test's temporary folder, the program (and its process group) is
-//! stopped when its handle drops, also when the test panics, and readiness
-//! is polled against a deadline instead of slept for.
+//! Child processes for tests, of two kinds. Programs that run to
+//! completion ([`run`], [`run_ok`], [`run_with_deadline`]) give back their
+//! output or an error carrying its tail. Programs that keep running
+//! ([`Daemon`]) write their output to a log file in the test's temporary
+//! folder and are stopped (with their process group) when their handle
+//! drops, also when the test panics; readiness is polled against a deadline
+//! instead of slept for.
 //!
 //! When a handle drops during a panic its log tail is printed, so a failing
-//! test shows what the program said.
+//! test shows what the program said. A child that overruns a deadline is
+//! killed by its process id, never by name.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -12,7 +16,11 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
 
 use crate::error::{HarnessError, Result};
 
@@ -246,6 +254,46 @@ pub fn closed_port() -> Result<u16> {
     free_port()
 }
 
+/// Runs `cmd` with piped output and returns its output once it exits,
+/// failing if it has not exited within `timeout`.
+pub fn run_with_deadline(cmd: &mut Command, timeout: Duration) -> anyhow::Result<Output> {
+    let described = format!("{cmd:?}");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {described}"))?;
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(output) => output.with_context(|| format!("waiting for {described}")),
+        Err(_) => {
+            // Ends only the child started above, by its id.
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            bail!("{described} did not finish within {timeout:?}")
+        }
+    }
+}
+
+/// Like [`run_with_deadline`], and fails unless the program exits 0;
+/// returns its stdout as text.
+pub fn run_ok(cmd: &mut Command, timeout: Duration) -> anyhow::Result<String> {
+    let described = format!("{cmd:?}");
+    let output = run_with_deadline(cmd, timeout)?;
+    if !output.status.success() {
+        bail!(
+            "{described} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    String::from_utf8(output.stdout).with_context(|| format!("{described} printed non-UTF-8"))
+}
+
 /// Runs `cmd` to completion; a non-zero exit becomes
 /// [`HarnessError::Failed`] with the tail of its output.
 pub fn run(cmd: &mut Command) -> Result<Output> {
@@ -348,5 +396,22 @@ mod tests {
     fn last_lines_keeps_the_end() {
         assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
         assert_eq!(last_lines("a", 5), "a");
+    }
+
+    #[test]
+    fn returns_output_of_a_quick_program() {
+        let out = run_ok(Command::new("echo").arg("hi"), Duration::from_secs(10)).unwrap();
+        assert_eq!(out, "hi\n");
+        let err = run_ok(&mut Command::new("false"), Duration::from_secs(10)).unwrap_err();
+        assert!(err.to_string().contains("failed"), "{err}");
+    }
+
+    #[test]
+    fn stops_a_program_that_overruns_its_deadline() {
+        let started = std::time::Instant::now();
+        let err = run_with_deadline(Command::new("sleep").arg("30"), Duration::from_millis(200))
+            .unwrap_err();
+        assert!(err.to_string().contains("did not finish"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 }
