@@ -1,7 +1,7 @@
 //! Test images built without any image builder: layers are uncompressed tar
-//! files of deterministic pseudo-random bytes, written with their config,
-//! OCI manifest, `index.json` and `oci-layout` into an OCI image layout on
-//! disk, then pushed to a test registry with skopeo.
+//! files of deterministic pseudo-random bytes ([`crate::content`]), written
+//! with their config, OCI manifest, `index.json` and `oci-layout` into an
+//! OCI image layout on disk, then pushed to a test registry with skopeo.
 //!
 //! Layers are uncompressed so that a layer's blob digest equals its diff_id:
 //! clients that only report diff_ids (docker, podman) can then be checked
@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 use crate::clients::PulledImage;
+use crate::content;
 use crate::error::{HarnessError, Result};
 use crate::process::{command_in, run};
 use crate::registry::Registry;
@@ -28,6 +29,8 @@ pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 
 const MIB: u64 = 1024 * 1024;
 const TAR_BLOCK: u64 = 512;
+/// Layer content is generated and hashed this many bytes at a time.
+const CHUNK: u64 = 1 << 20;
 
 /// What image to build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,34 +192,6 @@ impl TestImage {
     }
 }
 
-/// Deterministic pseudo-random bytes (splitmix64): cheap, and no two seeds
-/// share content, so layers never deduplicate by accident.
-#[derive(Debug, Clone)]
-pub struct PseudoRandom(u64);
-
-impl PseudoRandom {
-    /// A generator from `seed`.
-    pub fn new(seed: u64) -> PseudoRandom {
-        PseudoRandom(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Fills `buf` with the next bytes of the stream.
-    pub fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let word = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-    }
-}
-
 /// Writes everything to a file and into a SHA-256 at once.
 struct HashingFile {
     out: BufWriter<File>,
@@ -262,15 +237,16 @@ impl HashingFile {
 fn write_layer(blobs: &Path, index: usize, size: u64, seed: u64) -> Result<Blob> {
     let mut file = HashingFile::create(blobs.join(format!(".layer-{index}.tmp")))?;
     file.write(&tar_header(&format!("bay-layer-{index}.bin"), size)?)?;
-    let mut rng = PseudoRandom::new(seed);
-    let mut buf = vec![0u8; 1 << 20];
+    // Content comes in 1 MiB chunks, each from its own seed, so a big
+    // layer never sits in memory whole.
     let mut left = size;
+    let mut chunk_no = 0u64;
     while left > 0 {
-        let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-        let chunk = &mut buf[..n];
-        rng.fill(chunk);
-        file.write(chunk)?;
-        left -= n as u64;
+        let n = left.min(CHUNK);
+        let chunk_seed = seed.wrapping_add(chunk_no.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        file.write(&content::bytes(usize::try_from(n).unwrap_or(0), chunk_seed))?;
+        left -= n;
+        chunk_no += 1;
     }
     let pad = (TAR_BLOCK - size % TAR_BLOCK) % TAR_BLOCK;
     // Padding to the block, then the two zero blocks that end an archive.
@@ -390,16 +366,6 @@ mod tests {
         let stored = std::str::from_utf8(&h[148..154]).expect("octal");
         assert_eq!(u32::from_str_radix(stored, 8).expect("octal"), sum);
         assert_eq!(&h[124..136], b"00000001750\0");
-    }
-
-    #[test]
-    fn pseudo_random_is_deterministic_and_seeded() {
-        let (mut a, mut b, mut c) = ([0u8; 13], [0u8; 13], [0u8; 13]);
-        PseudoRandom::new(1).fill(&mut a);
-        PseudoRandom::new(1).fill(&mut b);
-        PseudoRandom::new(2).fill(&mut c);
-        assert_eq!(a, b);
-        assert_ne!(a, c);
     }
 
     #[test]

@@ -318,6 +318,34 @@ pub fn run(cmd: &mut Command) -> Result<Output> {
     }
 }
 
+/// Runs every command to completion, all started at the same moment (one
+/// thread each, released together), and reports how long each took, in
+/// the order given. For "N hosts pull at once" measurements.
+pub fn run_all_at_once(cmds: Vec<Command>) -> Vec<Result<(Duration, Output)>> {
+    let barrier = std::sync::Barrier::new(cmds.len());
+    thread::scope(|s| {
+        let handles: Vec<_> = cmds
+            .into_iter()
+            .map(|mut cmd| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    run(&mut cmd).map(|out| (start.elapsed(), out))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(HarnessError::parse("a timed run", "its thread panicked"))
+                })
+            })
+            .collect()
+    })
+}
+
 /// Runs `cmd` and returns its standard output as text.
 pub fn run_stdout(cmd: &mut Command) -> Result<String> {
     run(cmd).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())

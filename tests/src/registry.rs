@@ -24,6 +24,8 @@ use crate::token::{self, TokenServer};
 
 /// How long the registry gets to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Free ports tried before giving up on starting.
+const START_ATTEMPTS: u32 = 3;
 
 /// A user name and password for basic auth. Debug never shows the password.
 #[derive(Clone, PartialEq, Eq)]
@@ -208,26 +210,36 @@ impl Registry {
             }
             (None, None) => None,
         };
-        let port = match netns {
-            Some(_) => NETNS_PORT,
-            None => free_port()?,
-        };
-        let config = root.join("config.yml");
-        let addr = SocketAddr::from((ip, port));
-        let text = config_yaml(addr, &storage, tls.as_ref(), auth.as_ref());
-        std::fs::write(&config, text).map_err(|e| HarnessError::io("write", &config, e))?;
         let mut registry = Registry {
             daemon: None,
             ip,
             netns,
-            port,
+            port: NETNS_PORT,
             tls,
             auth: options.auth.or(options.token.map(|t| t.creds)),
-            config,
+            config: root.join("config.yml"),
             dir,
         };
-        registry.restart()?;
-        Ok(registry)
+        let mut attempt = 1;
+        loop {
+            if registry.netns.is_none() {
+                registry.port = free_port()?;
+            }
+            let text = config_yaml(
+                registry.addr(),
+                &storage,
+                registry.tls.as_ref(),
+                auth.as_ref(),
+            );
+            std::fs::write(&registry.config, text)
+                .map_err(|e| HarnessError::io("write", &registry.config, e))?;
+            match registry.restart() {
+                // Another program may take the free port before the
+                // registry binds it: try another.
+                Err(HarnessError::Exited { .. }) if attempt < START_ATTEMPTS => attempt += 1,
+                other => return other.map(|()| registry),
+            }
+        }
     }
 
     /// Starts the registry again after [`Registry::stop`], on the same port
@@ -312,6 +324,17 @@ impl Registry {
     pub fn blob_bytes_served(&self) -> Result<BTreeMap<String, u64>> {
         Ok(blob_bytes(&self.requests()?))
     }
+
+    /// Number of successful `GET /v2/*/blobs/<digest>` per digest.
+    pub fn blob_gets(&self) -> Result<BTreeMap<String, u32>> {
+        let mut out = BTreeMap::new();
+        for r in self.requests()?.iter().filter(|r| is_blob_get(r)) {
+            if let Some(digest) = r.blob_digest() {
+                *out.entry(digest.to_owned()).or_insert(0) += 1;
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl Drop for Registry {
@@ -340,15 +363,16 @@ fn parse_log_line(line: &str) -> Option<RequestRecord> {
 /// Sums bytes written by successful blob GETs per digest.
 pub fn blob_bytes(records: &[RequestRecord]) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
-    for r in records {
-        if r.method != "GET" || !(200..300).contains(&r.status) {
-            continue;
-        }
+    for r in records.iter().filter(|r| is_blob_get(r)) {
         if let Some(digest) = r.blob_digest() {
             *out.entry(digest.to_owned()).or_insert(0) += r.written;
         }
     }
     out
+}
+
+fn is_blob_get(r: &RequestRecord) -> bool {
+    r.method == "GET" && (200..300).contains(&r.status) && r.blob_digest().is_some()
 }
 
 fn mkdir(path: &Path) -> Result<()> {

@@ -27,6 +27,17 @@ fn containerd_pulls_from_the_registry() {
         .pull(&reference, &Access::to_registry(&registry), None)
         .expect("ctr pull");
     image.check(&pulled).expect("digests");
+
+    // After removal the content is collected, so a second pull fetches
+    // every layer again.
+    containerd.remove(&reference).expect("ctr images rm");
+    containerd
+        .pull(&reference, &Access::to_registry(&registry), None)
+        .expect("second ctr pull");
+    let gets = registry.blob_gets().expect("log");
+    for layer in &image.layers {
+        assert_eq!(gets.get(&layer.digest), Some(&2), "{gets:?}");
+    }
 }
 
 #[test]
@@ -40,6 +51,17 @@ fn containerd_pulls_with_tls_and_credentials() {
         .pull(&reference, &Access::to_registry(&registry), None)
         .expect("ctr pull");
     image.check(&pulled).expect("digests");
+
+    // After removal the content is collected, so a second pull fetches
+    // every layer again.
+    containerd.remove(&reference).expect("ctr images rm");
+    containerd
+        .pull(&reference, &Access::to_registry(&registry), None)
+        .expect("second ctr pull");
+    let gets = registry.blob_gets().expect("log");
+    for layer in &image.layers {
+        assert_eq!(gets.get(&layer.digest), Some(&2), "{gets:?}");
+    }
 }
 
 #[test]

@@ -4,14 +4,14 @@
 //! host of its own and hosts pull from it at once.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bay_tests::clients::{skopeo, Access};
 use bay_tests::image::{ImageSpec, TestImage};
 use bay_tests::netns::{
     namespaces_with_prefix, route_exists, sweep_stale, Cluster, Rate, CLAIMS_DIR,
 };
-use bay_tests::process::run;
+use bay_tests::process::{run, run_all_at_once};
 use bay_tests::registry::{Registry, RegistryOptions};
 
 fn ping(cluster: &Cluster, from: usize, to: usize) {
@@ -140,31 +140,19 @@ fn hosts_pull_from_a_registry_on_its_own_host_at_once() {
     let reference = image.reference(&registry, "harness/cluster");
     let access = Access::to_registry(&registry);
     let dest = tempfile::tempdir().expect("tempdir");
-    let pulls: Vec<_> = (1..3)
-        .map(|i| {
-            let netns = cluster.host(i).expect("host").netns.clone();
-            let dir = dest.path().join(format!("host{i}"));
-            let cmd = skopeo::copy_command(Some(&netns), &reference, &access, &dir);
-            (dir, cmd)
+    let dirs: Vec<_> = (1..3)
+        .map(|i| dest.path().join(format!("host{i}")))
+        .collect();
+    let cmds = (1..3)
+        .zip(&dirs)
+        .map(|(i, dir)| {
+            let netns = &cluster.host(i).expect("host").netns;
+            skopeo::copy_command(Some(netns), &reference, &access, dir)
         })
         .collect();
-    let timings: Vec<(Duration, std::path::PathBuf)> = std::thread::scope(|s| {
-        let handles: Vec<_> = pulls
-            .into_iter()
-            .map(|(dir, mut cmd)| {
-                s.spawn(move || {
-                    let start = Instant::now();
-                    run(&mut cmd).expect("skopeo pull in a namespace");
-                    (start.elapsed(), dir)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("pull thread"))
-            .collect()
-    });
-    for (took, dir) in &timings {
+    let results = run_all_at_once(cmds);
+    for (result, dir) in results.into_iter().zip(&dirs) {
+        let (took, _) = result.expect("skopeo pull in a namespace");
         eprintln!("pull into {} took {took:?}", dir.display());
         image
             .check(&skopeo::read_dir_layout(dir).expect("layout"))

@@ -38,6 +38,11 @@ fn plain_registry_serves_pushed_image_and_counts_layer_bytes() {
     .expect("skopeo pull");
     image.check(&pulled).expect("digests");
     assert_each_layer_served_once(&registry, &image);
+    let gets = registry.blob_gets().expect("log");
+    assert!(
+        image.layers.iter().all(|l| gets.get(&l.digest) == Some(&1)),
+        "{gets:?}"
+    );
 }
 
 #[test]
