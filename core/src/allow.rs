@@ -142,4 +142,3 @@ impl AllowList {
         self.0.iter().any(|p| p.matches(upstream))
     }
 }
-

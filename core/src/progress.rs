@@ -238,6 +238,16 @@ impl BlobReader {
         &self.file
     }
 
+    /// The next offset to be yielded.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The end of the range (exclusive).
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
     /// Bytes not yet yielded.
     pub fn remaining(&self) -> u64 {
         self.end - self.pos

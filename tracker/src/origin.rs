@@ -34,7 +34,6 @@ use bay_wire::metainfo::{self, choose_piece_length, BuildOptions, Metainfo};
 use bay_wire::oci::{Digest, RepositoryName};
 use bytes::{Bytes, BytesMut};
 
-
 /// How long a hashes request waits for news.
 const LONG_POLL: Duration = Duration::from_secs(10);
 
@@ -299,9 +298,7 @@ impl OriginWorker {
         let Some(digest) = param(req, "digest").and_then(|d| Digest::parse(d).ok()) else {
             return json_error(400, "missing or invalid digest");
         };
-        let from: usize = param(req, "from")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        let from: usize = param(req, "from").and_then(|n| n.parse().ok()).unwrap_or(0);
         let Some(fetch) = self.origin.fetches().get(&digest).cloned() else {
             return json_error(404, "no fetch of this blob: POST /origin/v1/blobs first");
         };
@@ -325,10 +322,10 @@ impl OriginWorker {
 }
 
 fn registry_error(e: &RegistryError) -> Response {
-    let status = match e.status() {
-        Some(s @ (401 | 403 | 404)) => s,
-        _ => 502,
-    };
+    let status = e
+        .status()
+        .filter(|s| matches!(s, 401 | 403 | 404))
+        .unwrap_or(502);
     json_error(status, &e.to_string())
 }
 
@@ -370,7 +367,10 @@ async fn run_fetch(origin: Arc<Origin>, fetch: Arc<Fetch>, asked: Asked) {
         .registry
         .fetch_blob_verified(&asked.repo, &asked.digest, &asked.auth, &mut sink)
         .await;
-    let outcome = match result.map_err(|e| e.to_string()).and_then(|_| sink.flush_last()) {
+    let outcome = match result
+        .map_err(|e| e.to_string())
+        .and_then(|_| sink.flush_last())
+    {
         Ok(()) => finish_torrent(&origin, &asked.digest, &fetch).await,
         Err(e) => Err(e),
     };
@@ -392,10 +392,13 @@ async fn run_fetch(origin: Arc<Origin>, fetch: Arc<Fetch>, asked: Asked) {
 
 /// Waits for the engine to have the whole blob, then keeps its torrent.
 async fn finish_torrent(origin: &Origin, digest: &Digest, fetch: &Fetch) -> Result<(), String> {
-    monoio::time::timeout(Duration::from_secs(60), fetch.handle.progress().wait_complete())
-        .await
-        .map_err(|_| "the store did not take the blob in time".to_string())?
-        .map_err(|e| e.to_string())?;
+    monoio::time::timeout(
+        Duration::from_secs(60),
+        fetch.handle.progress().wait_complete(),
+    )
+    .await
+    .map_err(|_| "the store did not take the blob in time".to_string())?
+    .map_err(|e| e.to_string())?;
     let blob = origin
         .store
         .get(digest)

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use bay_httpd::{serve, Listen, ServerConfig, ServerHandle, Shutdown};
 
 use crate::config::TrackerConfig;
-use crate::peers::{PeerStore, PeerStoreConfig};
 use crate::origin::{Origin, OriginWorker};
+use crate::peers::{PeerStore, PeerStoreConfig};
 use crate::service::{Shared, TrackerMetrics, Worker};
 use bay_core::allow::{AllowList, AllowPattern};
 use bay_core::engine::{new_peer_id, Engine, EngineConfig};
