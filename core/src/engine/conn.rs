@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use bay_httpd::yield_now;
 use bay_wire::peer::{
     encode_piece_header, Decoder, Frame, Handshake, Limits, Status, HANDSHAKE_LEN,
 };
@@ -186,21 +187,6 @@ async fn pump(
             _ = link.wake.notified() => {},
         }
     }
-}
-
-/// Lets the runtime run other tasks before this one goes on.
-async fn yield_now() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if yielded {
-            std::task::Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    })
-    .await
 }
 
 async fn writable_if(stream: &TcpStream, wanted: bool) -> io::Result<()> {
