@@ -3,3 +3,17 @@
 //!
 //! Helpers here start and stop those programs and poll with deadlines;
 //! nothing here sleeps to synchronise.
+//!
+//! Layout:
+//! - [`bins`]: finds bay's own programs in the workspace's target dir.
+//! - [`process`]: runs a program to completion under a deadline.
+//! - [`content`]: deterministic pseudo-random test files.
+//! - [`libtorrent`]: the python libtorrent driver (`tests/py/lt_driver.py`).
+//!
+//! The test command builds the binaries before the tests run:
+//! `cargo build --workspace --bins && cargo test --workspace`.
+
+pub mod bins;
+pub mod content;
+pub mod libtorrent;
+pub mod process;

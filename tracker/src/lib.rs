@@ -6,3 +6,24 @@
 //! and preheat.
 //!
 //! It must not reach into bay-proxy; what both need lives in bay-core.
+
+pub mod mktorrent;
+
+/// The `bay-tracker` command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "bay-tracker",
+    version,
+    about = "BitTorrent tracker and origin seeder for container image layers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What `bay-tracker` is asked to do.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Write the BitTorrent v2 torrent of a file and print its info hash.
+    Mktorrent(mktorrent::Args),
+}

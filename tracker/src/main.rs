@@ -1,3 +1,11 @@
+use bay_tracker::{mktorrent, Cli, Command};
+use clap::Parser;
+
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("bay-tracker: not built yet")
+    match Cli::parse().command {
+        Command::Mktorrent(args) => {
+            mktorrent::run(&args, &mut std::io::stdout().lock())?;
+        }
+    }
+    Ok(())
 }

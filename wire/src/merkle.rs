@@ -15,6 +15,10 @@
 //! root is at level [`MerkleTree::height`]. The same numbering is the
 //! "base layer" of BEP 52 hash requests.
 //!
+//! [`file_hashes`] hashes a whole buffer; [`StreamHasher`] the same bytes
+//! as they arrive; [`MerkleTree`] keeps every layer to answer hash
+//! requests, whose answers [`verify_hashes`] checks.
+//!
 //! Hashing is plain `sha2` (which picks SHA-NI or AVX at run time): the
 //! leaves are nearly all of the work, so the tree costs about one sequential
 //! SHA-256 pass over the data.
@@ -245,6 +249,131 @@ pub fn verify_piece(
         Ok(())
     } else {
         Err(MerkleError::PieceMismatch)
+    }
+}
+
+/// Hashes a file as its bytes arrive, in chunks of any size, so that a
+/// blob fetched from a registry is hashed on the way in rather than read
+/// again afterwards.
+///
+/// The hash of every complete piece is known as soon as its last byte
+/// arrives ([`StreamHasher::piece_hashes`]) and never changes: a full piece
+/// needs no padding, whatever the file's final length. The last, short
+/// piece and the root wait for [`StreamHasher::finish`].
+#[derive(Clone, Debug)]
+pub struct StreamHasher {
+    piece_length: u64,
+    level: u32,
+    block: Sha256,
+    block_fill: usize,
+    leaves: Vec<Hash>,
+    pieces: Vec<Hash>,
+    length: u64,
+}
+
+impl StreamHasher {
+    /// A hasher for pieces of `piece_length` bytes.
+    pub fn new(piece_length: u64) -> Result<StreamHasher, MerkleError> {
+        Ok(StreamHasher {
+            piece_length,
+            level: piece_layer_level(piece_length)?,
+            block: Sha256::new(),
+            block_fill: 0,
+            leaves: Vec::new(),
+            pieces: Vec::new(),
+            length: 0,
+        })
+    }
+
+    /// Feeds the next bytes of the file.
+    pub fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let take = (BLOCK_SIZE - self.block_fill).min(data.len());
+            let (head, rest) = data.split_at(take);
+            if self.block_fill == 0 && take == BLOCK_SIZE {
+                self.push_leaf(hash_block(head));
+            } else {
+                self.block.update(head);
+                self.block_fill += take;
+                if self.block_fill == BLOCK_SIZE {
+                    let leaf = self.block.finalize_reset().into();
+                    self.block_fill = 0;
+                    self.push_leaf(leaf);
+                }
+            }
+            self.length += take as u64;
+            data = rest;
+        }
+    }
+
+    fn blocks_per_piece(&self) -> usize {
+        1 << self.level
+    }
+
+    fn push_leaf(&mut self, leaf: Hash) {
+        self.leaves.push(leaf);
+        // blocks_per_piece is a power of two: this is `len % per_piece == 0`.
+        if self.leaves.len() & (self.blocks_per_piece() - 1) == 0 {
+            let start = self.leaves.len() - self.blocks_per_piece();
+            let hash = self.subtree_root(start);
+            self.pieces.push(hash);
+        }
+    }
+
+    /// Root of the piece whose leaves start at `start`, padded to a full
+    /// piece.
+    fn subtree_root(&self, start: usize) -> Hash {
+        let mut layer = self.leaves.get(start..).unwrap_or_default().to_vec();
+        reduce(&mut layer, 0, self.level);
+        layer.first().copied().unwrap_or(ZERO_HASH)
+    }
+
+    /// Bytes fed so far.
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// Hashes of the complete pieces so far, in order.
+    pub fn piece_hashes(&self) -> &[Hash] {
+        &self.pieces
+    }
+
+    /// Leaf hashes of the complete blocks so far.
+    pub fn leaves(&self) -> &[Hash] {
+        &self.leaves
+    }
+
+    /// Hashes the last partial block and piece and returns the file's root
+    /// and piece layer, as [`file_hashes`] would, with its leaf hashes.
+    pub fn finish(mut self) -> (FileHashes, Vec<Hash>) {
+        if self.block_fill > 0 {
+            let leaf = self.block.finalize_reset().into();
+            self.push_leaf(leaf);
+        }
+        let per_piece = self.blocks_per_piece();
+        let hashes = if self.leaves.len() <= per_piece {
+            let root = (!self.leaves.is_empty()).then(|| root_from_leaves(&self.leaves));
+            FileHashes {
+                pieces_root: root,
+                piece_layer: root.into_iter().collect(),
+            }
+        } else {
+            let mut layer = std::mem::take(&mut self.pieces);
+            let tail = self.leaves.len() % per_piece;
+            if tail != 0 {
+                layer.push(self.subtree_root(self.leaves.len() - tail));
+            }
+            FileHashes {
+                pieces_root: Some(root_from_layer(&layer, self.level)),
+                piece_layer: layer,
+            }
+        };
+        (hashes, self.leaves)
+    }
+
+    /// The piece length this hasher was made for.
+    pub fn piece_length(&self) -> u64 {
+        self.piece_length
     }
 }
 
@@ -671,6 +800,24 @@ mod tests {
         assert!(proven_node(&r(0, 0, 2, 3), 11, &tree.hashes(&r(0, 0, 2, 2)).unwrap()).is_err());
     }
 
+    #[test]
+    fn stream_hasher_publishes_full_pieces_early() {
+        let pl = 32 * KIB;
+        let d = data(3 * pl + 5000, 4);
+        let mut s = StreamHasher::new(pl as u64).unwrap();
+        s.update(&d[..pl - 1]);
+        assert!(s.piece_hashes().is_empty());
+        s.update(&d[pl - 1..2 * pl + 1]);
+        let whole = file_hashes(&d, pl as u64).unwrap();
+        assert_eq!(s.piece_hashes(), &whole.piece_layer[..2]);
+        s.update(&d[2 * pl + 1..]);
+        let (got, leaves) = s.finish();
+        assert_eq!(got, whole);
+        assert_eq!(leaves, leaf_hashes(&d));
+        let (empty, _) = StreamHasher::new(pl as u64).unwrap().finish();
+        assert_eq!(empty.pieces_root, None);
+    }
+
     proptest! {
         #[test]
         fn tree_and_streaming_roots_agree(len in 1usize..200_000, seed: u8, pl_log in 0u32..4) {
@@ -682,7 +829,30 @@ mod tests {
             prop_assert_eq!(fh.piece_layer.len() as u64, num_pieces(len as u64, pl));
             let (root, layer) = reference(&d, pl as usize);
             prop_assert_eq!(tree.root(), root);
-            prop_assert_eq!(fh.piece_layer, layer);
+            prop_assert_eq!(&fh.piece_layer, &layer);
+        }
+
+        #[test]
+        fn stream_hasher_matches_whole_file(
+            len in 0usize..150_000,
+            seed: u8,
+            pl_log in 0u32..3,
+            cuts in proptest::collection::vec(0usize..40_000, 0..8),
+        ) {
+            let pl = (BLOCK_SIZE << pl_log) as u64;
+            let d = data(len, seed);
+            let mut s = StreamHasher::new(pl).unwrap();
+            let mut rest = d.as_slice();
+            for cut in cuts {
+                let (head, tail) = rest.split_at(cut.min(rest.len()));
+                s.update(head);
+                rest = tail;
+            }
+            s.update(rest);
+            prop_assert_eq!(s.length(), len as u64);
+            let (got, leaves) = s.finish();
+            prop_assert_eq!(got, file_hashes(&d, pl).unwrap());
+            prop_assert_eq!(leaves, leaf_hashes(&d));
         }
     }
 }

@@ -21,7 +21,11 @@ pub struct BuildOptions {
     /// Tracker URLs, tried in this order (each one is its own BEP 12 tier,
     /// so a client falls over from the first to the next).
     pub trackers: Vec<String>,
-    /// Web seed URLs (BEP 19).
+    /// Web seed URLs (BEP 19). A URL ending in `/` names a directory the
+    /// client appends the torrent name to; prefer that form, since
+    /// libtorrent 2.0 treats a v2 file whose length is not a multiple of
+    /// the piece length as multi-file (it pads the tail) and then reads
+    /// every web seed as a directory.
     pub web_seeds: Vec<String>,
     /// Mark the torrent private (BEP 27).
     pub private: bool,

@@ -316,8 +316,9 @@ impl Metainfo {
     }
 
     /// The `.torrent` bytes: the info dictionary exactly as held, the
-    /// other keys encoded canonically. Always writes `piece layers`, even
-    /// empty, as libtorrent requires the key for v2 torrents.
+    /// fields of this struct encoded canonically around it; other top-level
+    /// keys a parsed torrent had are not kept. Always writes `piece layers`,
+    /// even empty, as BEP 52 and libtorrent require the key.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut fields: BTreeMap<&[u8], Vec<u8>> = BTreeMap::new();
         if let Some(announce) = &self.announce {
