@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bay_wire::peer::{
-    encode_piece_header, Decoder, Frame, Handshake, Limits, Status, HANDSHAKE_LEN,
+    encode_piece_header, Decoder, Frame, Handshake, Limits, Status, BLOCK_SIZE, HANDSHAKE_LEN,
 };
 use bytes::{Bytes, BytesMut};
 use monoio::net::{TcpListener, TcpStream};
@@ -23,6 +23,8 @@ use crate::swarm::Transmit;
 /// Most bytes read from one connection before others get a turn.
 const READ_TURN: usize = 1 << 20;
 const RECV_CHUNK: usize = 256 * 1024;
+/// Padding sent after the end of a blob; a block is at most 16 KiB.
+static ZEROS: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
 
 pub(super) async fn accept_loop(state: Rc<EngineState>, listener: TcpListener) {
     while !state.stopping.get() {
@@ -308,11 +310,23 @@ impl OutQueue {
                 let _ = encode_piece_header(&mut self.scratch, r.piece, r.begin, r.length);
                 let header = self.scratch.split().freeze();
                 self.push_bytes(header);
-                let piece_len = u64::from(torrent.swarm.borrow().geometry().piece_len);
+                let geometry = torrent.swarm.borrow().geometry();
+                let offset =
+                    u64::from(r.piece) * u64::from(geometry.piece_len) + u64::from(r.begin);
+                let in_blob = geometry
+                    .total_len
+                    .saturating_sub(offset)
+                    .min(u64::from(r.length));
                 self.chunks.push_back(Chunk::File {
-                    offset: u64::from(r.piece) * piece_len + u64::from(r.begin),
-                    len: r.length as usize,
+                    offset,
+                    len: in_blob as usize,
                 });
+                // Past the end of the blob (a peer that pads the file to a
+                // whole piece asked for it): zeros.
+                let pad = (r.length as usize).saturating_sub(in_blob as usize);
+                if pad > 0 {
+                    self.push_bytes(Bytes::from_static(&ZEROS[..pad.min(ZEROS.len())]));
+                }
             }
         }
     }
