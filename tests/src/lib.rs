@@ -9,6 +9,8 @@
 //! - [`process`]: runs a program to completion under a deadline.
 //! - [`content`]: deterministic pseudo-random test files.
 //! - [`libtorrent`]: the python libtorrent driver (`tests/py/lt_driver.py`).
+//! - [`peers`]: live peers: libtorrent (`tests/py/lt_peer.py`) and
+//!   `bay-peer` as children, and torrents of test data.
 //!
 //! The test command builds the binaries before the tests run:
 //! `cargo build --workspace --bins && cargo test --workspace`.
@@ -16,4 +18,5 @@
 pub mod bins;
 pub mod content;
 pub mod libtorrent;
+pub mod peers;
 pub mod process;
