@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bay_wire::oci::Digest;
 
 use layout::Layout;
-pub use partial::{PartialBlob, PieceError};
+pub use partial::{CheckedPiece, PartialBlob, PieceChecker, PieceError};
 pub use stream::StreamWriter;
 
 /// What went wrong in the store, with the path involved.
