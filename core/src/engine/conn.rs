@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bay_wire::peer::{
     encode_piece_header, Decoder, Frame, Handshake, Limits, Status, BLOCK_SIZE, HANDSHAKE_LEN,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use monoio::net::{TcpListener, TcpStream};
 
 use super::sys;
@@ -91,7 +91,7 @@ async fn session(
     let mut io = Io::new(stream);
     if let Some(t) = &dialled {
         let ours = t.swarm.borrow().handshake();
-        io.out.push_bytes(Bytes::copy_from_slice(&ours.to_bytes()));
+        io.out.push_bytes(&ours.to_bytes());
     }
     let mut decoder = Decoder::new(Limits::default());
     let theirs = monoio::time::timeout(
@@ -107,7 +107,7 @@ async fn session(
                 .torrent(&theirs.info_hash)
                 .ok_or_else(|| io::Error::other("handshake for a torrent we do not have"))?;
             let ours = t.swarm.borrow().handshake();
-            io.out.push_bytes(Bytes::copy_from_slice(&ours.to_bytes()));
+            io.out.push_bytes(&ours.to_bytes());
             t
         }
     };
@@ -280,7 +280,7 @@ struct OutQueue {
 }
 
 enum Chunk {
-    Bytes(Bytes),
+    Bytes(BytesMut),
     /// `len` bytes of the blob file at `offset`.
     File {
         offset: u64,
@@ -293,8 +293,14 @@ impl OutQueue {
         self.chunks.is_empty()
     }
 
-    fn push_bytes(&mut self, b: Bytes) {
-        self.chunks.push_back(Chunk::Bytes(b));
+    /// Appends to the last chunk when that is bytes too, so that a run of
+    /// small messages (requests, haves) leaves in one send(2).
+    fn push_bytes(&mut self, b: &[u8]) {
+        if let Some(Chunk::Bytes(last)) = self.chunks.back_mut() {
+            last.extend_from_slice(b);
+        } else {
+            self.chunks.push_back(Chunk::Bytes(BytesMut::from(b)));
+        }
     }
 
     fn push_transmit(&mut self, t: Transmit, torrent: &Torrent) {
@@ -302,14 +308,14 @@ impl OutQueue {
             Transmit::Message(m) => {
                 // Encoding into our own buffer cannot fail for lack of room.
                 if m.encode(&mut self.scratch).is_ok() {
-                    let b = self.scratch.split().freeze();
-                    self.push_bytes(b);
+                    let b = self.scratch.split();
+                    self.push_bytes(&b);
                 }
             }
             Transmit::Block(r) => {
                 let _ = encode_piece_header(&mut self.scratch, r.piece, r.begin, r.length);
-                let header = self.scratch.split().freeze();
-                self.push_bytes(header);
+                let header = self.scratch.split();
+                self.push_bytes(&header);
                 let geometry = torrent.swarm.borrow().geometry();
                 let offset =
                     u64::from(r.piece) * u64::from(geometry.piece_len) + u64::from(r.begin);
@@ -325,7 +331,7 @@ impl OutQueue {
                 // whole piece asked for it): zeros.
                 let pad = (r.length as usize).saturating_sub(in_blob as usize);
                 if pad > 0 {
-                    self.push_bytes(Bytes::from_static(&ZEROS[..pad.min(ZEROS.len())]));
+                    self.push_bytes(&ZEROS[..pad.min(ZEROS.len())]);
                 }
             }
         }

@@ -14,13 +14,14 @@
 //! Layout: [`torrent`] (one swarm with its storage, and the event loop
 //! between them), [`conn`] (one peer connection), [`mailbox`] and
 //! [`notify`] (wake-ups across and within threads), [`sys`] (the system
-//! calls).
+//! calls), [`verify`] (the thread that hashes pieces).
 
 mod conn;
 mod mailbox;
 mod notify;
 mod sys;
 mod torrent;
+mod verify;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -39,11 +40,12 @@ use bay_wire::oci::Digest;
 
 use crate::picker::ReaderKey;
 use crate::progress::{BlobReader, Progress};
-use crate::store::{Store, StoreError};
+use crate::store::{CheckedPiece, PieceError, Store, StoreError};
 use crate::swarm::{SwarmConfig, SwarmStats};
 use mailbox::{mailbox, Inbox, Outbox};
 use notify::Notify;
 use torrent::Torrent;
+use verify::Verifier;
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -149,6 +151,12 @@ enum Command {
         info_hash: [u8; 20],
         reader: ReaderKey,
     },
+    /// The verifier thread checked a piece.
+    PieceChecked {
+        info_hash: [u8; 20],
+        piece: u32,
+        result: Result<CheckedPiece, PieceError>,
+    },
     Shutdown,
 }
 
@@ -173,6 +181,7 @@ impl std::fmt::Debug for Command {
             Command::Status { .. } => "Status",
             Command::SetReader { .. } => "SetReader",
             Command::RemoveReader { .. } => "RemoveReader",
+            Command::PieceChecked { .. } => "PieceChecked",
             Command::Shutdown => "Shutdown",
         })
     }
@@ -189,6 +198,7 @@ impl Engine {
         let local_addr = listener.local_addr().map_err(EngineError::Start)?;
         let driver = resolve_driver(config.driver).map_err(EngineError::Start)?;
         let (outbox, inbox) = mailbox();
+        let verifier = verify::start(outbox.clone()).map_err(EngineError::Start)?;
         let thread = std::thread::Builder::new()
             .name("bay-peers".into())
             .spawn(move || {
@@ -207,7 +217,7 @@ impl Engine {
                         return;
                     }
                 }
-                runtime.block_on(run(config, store, listener, inbox));
+                runtime.block_on(run(config, store, listener, inbox, verifier));
             })
             .map_err(EngineError::Start)?;
         tracing::info!(%local_addr, ?driver, "peer engine listening");
@@ -329,6 +339,8 @@ struct EngineState {
     stop: Notify,
     /// Notified when the last connection closes.
     idle: Notify,
+    /// Where pieces go to be hashed off this thread.
+    verifier: Verifier,
 }
 
 impl EngineState {
@@ -357,6 +369,7 @@ async fn run(
     store: Store,
     listener: std::net::TcpListener,
     inbox: Inbox<Command>,
+    verifier: Verifier,
 ) {
     let state = Rc::new(EngineState {
         config,
@@ -368,6 +381,7 @@ async fn run(
         stopping: Cell::new(false),
         stop: Notify::default(),
         idle: Notify::default(),
+        verifier,
     });
     match monoio::net::TcpListener::from_std(listener) {
         Ok(l) => {
@@ -426,6 +440,15 @@ fn handle_command(state: &Rc<EngineState>, command: Command) -> bool {
         Command::RemoveReader { info_hash, reader } => {
             if let Some(t) = state.torrent(&info_hash) {
                 t.remove_reader(reader);
+            }
+        }
+        Command::PieceChecked {
+            info_hash,
+            piece,
+            result,
+        } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.piece_checked(state, piece, result);
             }
         }
         Command::Shutdown => return false,

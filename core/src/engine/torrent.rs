@@ -13,11 +13,12 @@ use std::time::Instant;
 use bay_wire::oci::Digest;
 
 use super::notify::Notify;
+use super::verify::Job;
 use super::{Added, EngineError, EngineState, TorrentSpec, TorrentStatus};
 use crate::bitfield::Bitfield;
 use crate::picker::{PeerKey, ReaderKey};
 use crate::progress::Progress;
-use crate::store::{BlobRef, PartialBlob, PieceError};
+use crate::store::{BlobRef, CheckedPiece, PartialBlob, PieceChecker, PieceError};
 use crate::swarm::{DisconnectReason, Event, Geometry, Swarm};
 
 /// Where a torrent's bytes are.
@@ -66,6 +67,8 @@ pub(super) struct Torrent {
     progress: Arc<Progress>,
     pub(super) links: RefCell<HashMap<PeerKey, Rc<Link>>>,
     timer: Notify,
+    /// Hashes this download's pieces on the verifier thread.
+    checker: Option<Arc<PieceChecker>>,
 }
 
 impl Torrent {
@@ -88,6 +91,7 @@ impl Torrent {
             piece_len,
         };
         let pieces = info.num_pieces();
+        let mut checker = None;
         let (storage, have, file) = match state.store.get(&spec.digest)? {
             Some(blob) => {
                 if blob.len() != total_len {
@@ -118,6 +122,7 @@ impl Torrent {
                 }
                 let have = partial.have().clone();
                 let file = partial.data_file()?;
+                checker = Some(Arc::new(partial.checker()?));
                 (Storage::Partial(partial), have, file)
             }
         };
@@ -141,6 +146,7 @@ impl Torrent {
             progress,
             links: RefCell::new(HashMap::new()),
             timer: Notify::default(),
+            checker,
         })
     }
 
@@ -194,7 +200,7 @@ impl Torrent {
                         self.fail(&format!("cannot store piece {piece}: {e}"));
                     }
                 }
-                Event::VerifyPiece { piece } => self.verify(piece),
+                Event::VerifyPiece { piece } => self.verify(state, piece),
                 Event::Disconnect { peer, reason } => {
                     if let Some(link) = self.links.borrow().get(&peer) {
                         tracing::debug!(addr = %link.addr, ?reason, "closing peer");
@@ -219,12 +225,63 @@ impl Torrent {
         }
     }
 
-    fn verify(&self, piece: u32) {
+    /// Sends the piece to the verifier thread; its answer comes back to
+    /// [`Torrent::piece_checked`]. Without a job (no hash known, nothing
+    /// being downloaded) or without that thread, checks here.
+    fn verify(&self, state: &EngineState, piece: u32) {
+        if let Some(job) = self.verify_job(piece) {
+            match state.verifier.check(job) {
+                Ok(()) => return,
+                Err(job) => {
+                    let checked = job.checker.check(piece, job.expected);
+                    self.settle(piece, checked);
+                    return;
+                }
+            }
+        }
         let result = match &mut *self.storage.borrow_mut() {
             Storage::Partial(p) => p.verify_piece(piece),
             Storage::Complete { .. } => Ok(()),
             Storage::Closed => return,
         };
+        self.settled(piece, result);
+    }
+
+    fn verify_job(&self, piece: u32) -> Option<Job> {
+        let Storage::Partial(p) = &*self.storage.borrow() else {
+            return None;
+        };
+        Some(Job {
+            info_hash: self.info_hash,
+            piece,
+            expected: p.piece_hash(piece)?,
+            checker: self.checker.clone()?,
+        })
+    }
+
+    /// The verifier thread's answer about `piece`.
+    pub(super) fn piece_checked(
+        &self,
+        state: &EngineState,
+        piece: u32,
+        result: Result<CheckedPiece, PieceError>,
+    ) {
+        self.settle(piece, result);
+        self.drive(state);
+    }
+
+    /// Marks a piece the checker passed.
+    fn settle(&self, piece: u32, checked: Result<CheckedPiece, PieceError>) {
+        let result = match &mut *self.storage.borrow_mut() {
+            Storage::Partial(p) => checked.and_then(|c| p.mark_checked(c)),
+            Storage::Complete { .. } => checked.map(|_| ()),
+            Storage::Closed => return,
+        };
+        self.settled(piece, result);
+    }
+
+    /// Tells the swarm and the readers how the check of `piece` went.
+    fn settled(&self, piece: u32, result: Result<(), PieceError>) {
         let now = Instant::now();
         match result {
             Ok(()) => {
