@@ -10,6 +10,13 @@ packages=(
   curl wrk             # HTTP clients for server tests
   skopeo               # image client
   openssl
+  apache2-utils        # htpasswd -B for the registry's htpasswd auth tests
+  python3-jwt python3-cryptography  # the token server the registry tests run
+  containerd           # image client daemon (driven with ctr)
+  podman               # image client (vfs storage)
+  docker.io            # dockerd and docker CLI
+  iproute2             # ip netns, tc, ss for the namespace hosts
+  iperf3 iputils-ping  # checks of the namespace links
 )
 
 missing=()

@@ -3,16 +3,21 @@
 # (sendfile on) over loopback and compares wrk throughput, 1 and 32
 # connections, with bay on io_uring and on epoll.
 #
-#   bench/scripts/httpd-vs-nginx.sh [DURATION_SECONDS]
+#   bench/scripts/httpd-vs-nginx.sh [DURATION_SECONDS] [ROUNDS]
 #
+# The three servers run side by side and the runs are interleaved round by
+# round, each figure being the median of its rounds, so that load from
+# other processes drifting during the run hits every server alike.
 # Needs nginx (Debian nginx-light) and wrk. Prints a Markdown table.
 set -euo pipefail
 
 duration=${1:-15}
+rounds=${2:-3}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/bay-httpd-vs-nginx.XXXXXX)
 nginx_port=18180
-bay_port=18181
+uring_port=18181
+legacy_port=18182
 pids=()
 
 cleanup() {
@@ -87,29 +92,35 @@ run_wrk() {
         printf "%.0f", v * f }'
 }
 
-wait_port $nginx_port
-# Warm the page cache so both servers read from memory.
+for driver in uring legacy; do
+    port_var=${driver}_port
+    "$server" --listen "127.0.0.1:${!port_var}" --file "$file" --driver "$driver" >"$work/bay-$driver.log" 2>&1 &
+    pids+=($!)
+done
+for port in $nginx_port $uring_port $legacy_port; do wait_port $port; done
+# Warm the page cache so every server reads from memory.
 cat "$file" >/dev/null
 
-declare -A nginx_rate
-for c in 1 32; do
-    nginx_rate[$c]=$(run_wrk $nginx_port $c)
+declare -A runs
+for round in $(seq "$rounds"); do
+    for c in 1 32; do
+        for name in nginx uring legacy; do
+            port_var=${name}_port
+            runs[$name.$c]+="$(run_wrk "${!port_var}" "$c") "
+        done
+    done
+    echo "round $round of $rounds done" >&2
 done
 
-printf '| server | driver | connections | MiB/s | bay/nginx |\n|---|---|---|---|---|\n'
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+printf '| server | driver | connections | MiB/s (median of %s) | all runs | bay/nginx |\n|---|---|---|---|---|---|\n' "$rounds"
 for c in 1 32; do
-    printf '| nginx | epoll | %s | %s | |\n' "$c" "${nginx_rate[$c]}"
-done
-for driver in uring legacy; do
-    "$server" --listen "127.0.0.1:$bay_port" --file "$file" --driver "$driver" >"$work/bay-$driver.log" 2>&1 &
-    bay=$!
-    pids+=($bay)
-    wait_port $bay_port
-    for c in 1 32; do
-        rate=$(run_wrk $bay_port $c)
-        ratio=$(awk -v a="$rate" -v b="${nginx_rate[$c]}" 'BEGIN { printf "%.2f", a / b }')
-        printf '| bay | %s | %s | %s | %s |\n' "$driver" "$c" "$rate" "$ratio"
+    base=$(echo "${runs[nginx.$c]}" | median)
+    printf '| nginx | epoll | %s | %s | %s | |\n' "$c" "$base" "${runs[nginx.$c]}"
+    for driver in uring legacy; do
+        rate=$(echo "${runs[$driver.$c]}" | median)
+        ratio=$(awk -v a="$rate" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
+        printf '| bay | %s | %s | %s | %s | %s |\n' "$driver" "$c" "$rate" "${runs[$driver.$c]}" "$ratio"
     done
-    kill -TERM $bay
-    wait $bay || true
 done

@@ -19,12 +19,24 @@
 //! - [`swarm`]: one torrent's swarm as a sans-IO state machine.
 //! - [`engine`]: the peer engine thread: connections, storage, timers.
 //! - [`progress`]: verified pieces shared across threads; stream readers.
+//! - [`allow`]: upstream registry names and the operator's allow list.
+//! - [`metrics`]: counters rendered as Prometheus text.
+//! - [`size`]: byte sizes as operators write them.
+//! - [`announce`]: telling trackers about a torrent, learning its peers.
+//! - [`webseed`]: piece ranges fetched over HTTP(S) from a URL or registry.
+//! - [`registry`]: the upstream registry client: auth, blobs, manifests.
 
+pub mod allow;
+pub mod announce;
 pub mod bitfield;
 pub mod choke;
 pub mod engine;
+pub mod metrics;
 pub mod picker;
 pub mod progress;
 pub mod rate;
+pub mod registry;
+pub mod size;
 pub mod store;
 pub mod swarm;
+pub mod webseed;

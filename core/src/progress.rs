@@ -139,12 +139,45 @@ impl Progress {
         .await
     }
 
+    /// Completes once the blob is complete (or the download failed).
+    pub async fn wait_complete(&self) -> Result<(), ProgressError> {
+        poll_fn(|cx| {
+            let mut state = self.lock();
+            if state.complete {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(why) = &state.failed {
+                return Poll::Ready(Err(ProgressError::Failed(why.clone())));
+            }
+            state.wakers.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
     /// Blocks this thread until the blob is complete.
     pub fn wait_complete_blocking(&self, timeout: Duration) -> Result<(), ProgressError> {
+        self.wait_blocking(timeout, |s| s.complete)
+    }
+
+    /// Blocks this thread until at least `count` pieces are verified.
+    pub fn wait_verified_blocking(
+        &self,
+        count: u32,
+        timeout: Duration,
+    ) -> Result<(), ProgressError> {
+        self.wait_blocking(timeout, |s| s.have.count() >= count)
+    }
+
+    fn wait_blocking(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&State) -> bool,
+    ) -> Result<(), ProgressError> {
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
         loop {
-            if state.complete {
+            if done(&state) {
                 return Ok(());
             }
             if let Some(why) = &state.failed {
@@ -203,6 +236,16 @@ impl BlobReader {
     /// The file the ranges refer to.
     pub fn file(&self) -> &File {
         &self.file
+    }
+
+    /// The next offset to be yielded.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The end of the range (exclusive).
+    pub fn end(&self) -> u64 {
+        self.end
     }
 
     /// Bytes not yet yielded.

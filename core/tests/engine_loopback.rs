@@ -154,3 +154,69 @@ fn reader_streams_verified_bytes_in_order() {
         });
     assert!(got == data[500_000..1_500_000]);
 }
+
+/// The origin publishes piece hashes and pieces one at a time, as it would
+/// while fetching from the registry; leechers get each piece before the
+/// origin has the next, so the swarm runs ahead of the origin's download.
+#[test]
+fn progressive_swarm_runs_while_the_origin_fetches() {
+    use bay_core::engine::ProgressiveSpec;
+    use bay_wire::merkle;
+
+    for driver in drivers() {
+        let data = blob(1_000_000 + 7);
+        let piece_len = 64 * 1024u64;
+        let digest = Digest::sha256_of(&data);
+        let spec = ProgressiveSpec {
+            digest: digest.clone(),
+            total_len: data.len() as u64,
+            piece_len,
+        };
+        let origin_dir = tempfile::tempdir().unwrap();
+        let origin = engine(Store::open(origin_dir.path(), 1 << 32).unwrap(), driver);
+        let source = origin.add_progressive(spec.clone()).unwrap();
+        let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        let leechers: Vec<Engine> = dirs
+            .iter()
+            .map(|d| engine(Store::open(d.path(), 1 << 32).unwrap(), driver))
+            .collect();
+        let handles: Vec<_> = leechers
+            .iter()
+            .map(|e| {
+                let h = e.add_progressive(spec.clone()).unwrap();
+                e.connect(h.info_hash(), origin.local_addr());
+                h
+            })
+            .collect();
+        leechers[1].connect(handles[1].info_hash(), leechers[0].local_addr());
+
+        for (i, chunk) in data.chunks(piece_len as usize).enumerate() {
+            let piece = i as u32;
+            let hash = merkle::piece_hash(chunk, piece_len, data.len() as u64).unwrap();
+            source.set_piece_hash(piece, hash);
+            source.supply_piece(piece, bytes::Bytes::copy_from_slice(chunk));
+            for h in &handles {
+                h.set_piece_hash(piece, hash);
+            }
+            // Every leecher has this piece before the origin has the next.
+            for h in &handles {
+                h.progress()
+                    .wait_verified_blocking(piece + 1, Duration::from_secs(20))
+                    .unwrap_or_else(|e| panic!("piece {piece} never arrived: {e}"));
+            }
+        }
+        for h in &handles {
+            h.progress()
+                .wait_complete_blocking(Duration::from_secs(20))
+                .unwrap();
+        }
+        source
+            .progress()
+            .wait_complete_blocking(Duration::from_secs(20))
+            .unwrap();
+        for d in &dirs {
+            let store = Store::open(d.path(), 1 << 32).unwrap();
+            assert!(*store.get(&digest).unwrap().unwrap().map().unwrap() == data[..]);
+        }
+    }
+}

@@ -42,6 +42,7 @@ enum HeadRead {
 /// Serves one accepted connection until it closes.
 pub(crate) async fn serve_connection<H: Handler>(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     handler: Rc<H>,
     cfg: Rc<ServerConfig>,
     drain: Rc<Drain>,
@@ -51,7 +52,7 @@ pub(crate) async fn serve_connection<H: Handler>(
     let mut io = ConnIo::new(stream);
     let mut first = true;
     loop {
-        let req = match read_head(&mut io, &cfg, &drain, first).await {
+        let mut req = match read_head(&mut io, &cfg, &drain, first).await {
             HeadRead::Request(r) => r,
             HeadRead::Closed => return,
             HeadRead::Reject(status, why) => {
@@ -60,6 +61,7 @@ pub(crate) async fn serve_connection<H: Handler>(
                 return;
             }
         };
+        req.peer = Some(peer);
         first = false;
         match exchange(io, req, &*handler, &cfg, &drain).await {
             Some(next) if !drain.is_draining() => io = next,
@@ -68,8 +70,12 @@ pub(crate) async fn serve_connection<H: Handler>(
     }
 }
 
+/// Reads the next request head. The first request of a connection must
+/// arrive whole within `header_timeout` of the accept; later ones within
+/// `header_timeout` of their first byte, after at most `idle_timeout` of
+/// silence.
 async fn read_head(io: &mut ConnIo, cfg: &ServerConfig, drain: &Drain, first: bool) -> HeadRead {
-    let mut deadline = None;
+    let mut deadline = first.then(|| Instant::now() + cfg.header_timeout);
     loop {
         if !io.buffered().is_empty() {
             match parse_head(io.buffered(), &cfg.limits) {
@@ -81,20 +87,28 @@ async fn read_head(io: &mut ConnIo, cfg: &ServerConfig, drain: &Drain, first: bo
                 Err(e) => return HeadRead::Reject(e.status(), e.to_string()),
             }
         }
-        let deadline = match deadline {
-            Some(d) => d,
-            None if io.buffered().is_empty() => {
-                if !wait_for_request(io, cfg, drain, first).await {
-                    return HeadRead::Closed;
-                }
-                deadline = Some(Instant::now() + cfg.header_timeout);
-                continue;
+        let idle = io.buffered().is_empty();
+        let Some(due) = deadline else {
+            if !wait_for_request(io, cfg.idle_timeout, drain).await {
+                return HeadRead::Closed;
             }
-            None => *deadline.insert(Instant::now() + cfg.header_timeout),
+            deadline = Some(Instant::now() + cfg.header_timeout);
+            continue;
         };
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = due.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return timeout_reject();
+            // Nothing sent at all earns no answer, only a close.
+            return if idle {
+                HeadRead::Closed
+            } else {
+                timeout_reject()
+            };
+        }
+        if idle {
+            if !wait_for_request(io, left, drain).await {
+                return HeadRead::Closed;
+            }
+            continue;
         }
         match io.fill_within(left).await {
             Ok(0) => return HeadRead::Closed,
@@ -109,17 +123,13 @@ fn timeout_reject() -> HeadRead {
     HeadRead::Reject(408, "request head not received in time".into())
 }
 
-/// Waits for the first byte of a request; false when the connection
-/// should close instead (peer gone, idle too long, server draining).
-async fn wait_for_request(io: &mut ConnIo, cfg: &ServerConfig, drain: &Drain, first: bool) -> bool {
+/// Waits up to `limit` for the first bytes of a request; false when the
+/// connection should close instead (peer gone, silent too long, server
+/// draining).
+async fn wait_for_request(io: &mut ConnIo, limit: Duration, drain: &Drain) -> bool {
     if drain.is_draining() {
         return false;
     }
-    let limit = if first {
-        cfg.header_timeout
-    } else {
-        cfg.idle_timeout
-    };
     monoio::select! {
         r = io.fill_within(limit) => matches!(r, Ok(n) if n > 0),
         _ = drain.wait() => false,

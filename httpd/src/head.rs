@@ -224,6 +224,7 @@ fn build_request(req: &httparse::Request<'_, '_>) -> Result<Request, HeadError> 
         framing,
         keep_alive,
         expect_continue,
+        peer: None,
     })
 }
 
@@ -387,5 +388,35 @@ mod tests {
         );
         assert_eq!(parse_decimal(b""), None);
         assert_eq!(parse_decimal(b"1a"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = parse(&input);
+        }
+
+        #[test]
+        fn valid_heads_parse_the_same_whatever_the_split(
+            path in "/[a-z0-9/]{0,40}",
+            names in proptest::collection::vec("[A-Za-z][A-Za-z0-9-]{0,15}", 0..10),
+            len in 0u64..100_000,
+        ) {
+            let mut head = format!("PUT {path} HTTP/1.1\r\nHost: h\r\nContent-Length: {len}\r\n");
+            for (i, n) in names.iter().enumerate() {
+                head.push_str(&format!("X-{n}: v{i}\r\n"));
+            }
+            head.push_str("\r\n");
+            let bytes = head.as_bytes();
+            for cut in 0..bytes.len() {
+                proptest::prop_assert!(matches!(parse(&bytes[..cut]), Ok(Parsed::Partial)));
+            }
+            let (req, used) = complete(bytes);
+            proptest::prop_assert_eq!(used, bytes.len());
+            proptest::prop_assert_eq!(&*req.target, path.as_str());
+            proptest::prop_assert_eq!(req.headers.len(), names.len() + 2);
+            let want = if len == 0 { BodyFraming::Empty } else { BodyFraming::Length(len) };
+            proptest::prop_assert_eq!(req.framing, want);
+        }
     }
 }

@@ -23,6 +23,34 @@
 //!  zerocopy  file bodies by sendfile(2); sys holds the only unsafe code
 //! ```
 //!
+//! # Serving
+//!
+//! ```no_run
+//! use std::rc::Rc;
+//! use bay_httpd::{serve, FileBody, Request, RequestBody, Response, ServerConfig, Shutdown};
+//!
+//! let shutdown = Shutdown::on_signals()?; // SIGINT, SIGTERM
+//! // One handler per worker thread: it need not be Send.
+//! let factory = || {
+//!     let file = Rc::new(std::fs::File::open("/srv/blob").expect("blob"));
+//!     move |_req: Request, _body: RequestBody| {
+//!         let file = Rc::clone(&file);
+//!         async move {
+//!             match FileBody::whole(file) {
+//!                 // Range and HEAD are handled by the server; bytes go by sendfile(2).
+//!                 Ok(body) => Response::new(200).body(body),
+//!                 Err(_) => Response::text(500, "unreadable\n"),
+//!             }
+//!         }
+//!     }
+//! };
+//! let addr: std::net::SocketAddr = "127.0.0.1:8080".parse()?;
+//! let server = serve(addr, factory, ServerConfig::default(), shutdown)?;
+//! println!("{} on {}", server.local_addr(), server.driver());
+//! server.join(); // returns after a signal, once requests in flight finish
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Decisions: no `Date` header (clients of bay do not need it and it would
 //! cost a clock read per response); `If-Range` is never confirmed (there
 //! are no validators here), so it always yields the full body; a request

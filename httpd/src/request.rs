@@ -138,6 +138,9 @@ pub struct Request {
     pub keep_alive: bool,
     /// Whether the client waits for `100 Continue` before sending its body.
     pub expect_continue: bool,
+    /// The client's address, when the request came over a socket (the
+    /// sans-IO parser leaves it empty; the server fills it in).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Request {

@@ -10,8 +10,11 @@
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -124,7 +127,8 @@ impl ServerHandle {
 
 /// Starts the workers and returns once every one of them listens.
 ///
-/// `factory` makes one handler per worker thread. `shutdown` stops the
+/// `factory` makes one handler per worker thread, on that worker's
+/// runtime (it may `monoio::spawn` per-worker tasks). `shutdown` stops the
 /// server: each worker stops accepting, wakes its idle connections, and
 /// gives requests in flight up to `config.shutdown_grace`.
 pub fn serve<H, F>(
@@ -244,9 +248,11 @@ fn run_worker<H: Handler>(
             return;
         }
     };
-    let handler = Rc::new(factory());
     let config = Rc::new(config.clone());
     rt.block_on(async move {
+        // Inside the runtime, so that a handler may set up per-worker
+        // tasks and sockets as it is made.
+        let handler = Rc::new(factory());
         let listener = match monoio::net::TcpListener::from_std(listener) {
             Ok(l) => l,
             Err(e) => {
@@ -270,13 +276,18 @@ async fn accept_loop<H: Handler>(
         monoio::select! {
             _ = shutdown.wait() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    monoio::spawn(serve_connection(
+                Ok((stream, peer)) => {
+                    let conn = serve_connection(
                         stream,
+                        peer,
                         Rc::clone(&handler),
                         Rc::clone(&config),
                         Rc::clone(&drain),
-                    ));
+                    );
+                    monoio::spawn(ContainPanic {
+                        inner: Box::pin(conn),
+                        peer,
+                    });
                 }
                 Err(e) => {
                     // Usually out of descriptors: back off instead of spinning.
@@ -293,5 +304,29 @@ async fn accept_loop<H: Handler>(
         .is_err()
     {
         tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
+}
+
+/// Runs a connection task, turning a panic in it (a handler bug) into a
+/// closed connection instead of a dead worker and all its connections.
+struct ContainPanic<F> {
+    inner: Pin<Box<F>>,
+    peer: SocketAddr,
+}
+
+impl<F: Future<Output = ()>> Future for ContainPanic<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        // The task's state is dropped right after a panic, never polled
+        // again, so a broken invariant inside it cannot be observed.
+        match catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll(cx))) {
+            Ok(p) => p,
+            Err(_) => {
+                tracing::error!(peer = %this.peer, "connection task panicked; closing it");
+                Poll::Ready(())
+            }
+        }
     }
 }

@@ -25,6 +25,8 @@ pub struct Shutdown {
 struct ShutdownInner {
     triggered: AtomicBool,
     wakers: Mutex<Vec<Waker>>,
+    /// Wakes threads blocked in [`Shutdown::wait_blocking`].
+    pulled: std::sync::Condvar,
 }
 
 impl Shutdown {
@@ -47,8 +49,31 @@ impl Shutdown {
     pub fn trigger(&self) {
         self.inner.triggered.store(true, Ordering::SeqCst);
         let wakers = std::mem::take(&mut *self.lock());
+        self.inner.pulled.notify_all();
         for w in wakers {
             w.wake();
+        }
+    }
+
+    /// Blocks this thread until the trigger is pulled or `timeout` passes;
+    /// returns whether it was pulled. For housekeeping threads.
+    pub fn wait_blocking(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut guard = self.lock();
+        loop {
+            if self.is_triggered() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            guard = self
+                .inner
+                .pulled
+                .wait_timeout(guard, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
     }
 

@@ -1,8 +1,67 @@
 //! bay-proxy: a registry to the local image client.
 //!
-//! It will own the request routing (host prefix, containerd `?ns=`, fixed
+//! It owns the request routing (host prefix, containerd `?ns=`, fixed
 //! upstream), pass-through of every non-blob request, and blob reads
 //! answered from the cache, the swarm or the registry.
 //!
 //! It must never be an open proxy, never serve an unverified byte, and
 //! never let a client's credentials reach a peer, a log or the disk.
+//!
+//! Layout: [`route`] (which upstream), [`passthrough`] (everything but
+//! blob reads), [`blob`] (cache, swarm, registry), [`service`] (the
+//! handler), [`serve`] (start and stop), [`config`], [`clientconf`]
+//! (client configuration snippets), [`errors`] (OCI error bodies).
+
+pub mod blob;
+pub mod clientconf;
+pub mod config;
+pub mod errors;
+pub mod passthrough;
+pub mod route;
+pub mod serve;
+pub mod service;
+
+/// The `bay-proxy` command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "bay-proxy",
+    version,
+    about = "A registry to local image clients that takes layers from a peer-to-peer swarm"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What `bay-proxy` is asked to do.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Run the proxy.
+    Serve(Box<config::ServeArgs>),
+    /// Print the configuration that points CLIENT at this proxy.
+    PrintConfig {
+        #[arg(value_enum)]
+        client: clientconf::ClientKind,
+        /// The proxy's address as clients reach it.
+        #[arg(long, default_value = "127.0.0.1:5000")]
+        proxy: std::net::SocketAddr,
+        /// The upstream registry, e.g. registry.example.com
+        #[arg(long, default_value = "docker.io")]
+        registry: String,
+    },
+}
+
+/// Structured logs on stderr; `RUST_LOG` filters (default `info`), and
+/// `BAY_LOG_FORMAT=json` switches to JSON lines.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("BAY_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

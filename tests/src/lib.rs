@@ -16,7 +16,15 @@
 //! `cargo build --workspace --bins && cargo test --workspace`.
 
 pub mod bins;
+pub mod clients;
 pub mod content;
+pub mod error;
+pub mod image;
 pub mod libtorrent;
+pub mod netns;
 pub mod peers;
 pub mod process;
+pub mod registry;
+pub mod tls;
+pub mod tmpfs;
+pub mod token;

@@ -8,6 +8,8 @@
 //! It must not reach into bay-proxy; what both need lives in bay-core.
 
 pub mod mktorrent;
+pub mod origin;
+pub mod peers;
 
 /// The `bay-tracker` command line.
 #[derive(Debug, clap::Parser)]
@@ -26,4 +28,24 @@ pub struct Cli {
 pub enum Command {
     /// Write the BitTorrent v2 torrent of a file and print its info hash.
     Mktorrent(mktorrent::Args),
+    /// Run the tracker and origin seeder.
+    Serve(config::ServeArgs),
+}
+pub mod config;
+pub mod serve;
+pub mod service;
+
+/// Structured logs on stderr; `RUST_LOG` filters (default `info`), and
+/// `BAY_LOG_FORMAT=json` switches to JSON lines.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("BAY_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }

@@ -1,10 +1,20 @@
-use bay_tracker::{mktorrent, Cli, Command};
+use bay_tracker::{mktorrent, serve, Cli, Command};
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Mktorrent(args) => {
             mktorrent::run(&args, &mut std::io::stdout().lock())?;
+        }
+        Command::Serve(args) => {
+            let config = args.resolve()?;
+            if args.print_config {
+                print!("{}", config.to_toml());
+                return Ok(());
+            }
+            bay_tracker::init_logging();
+            let shutdown = bay_httpd::Shutdown::on_signals()?;
+            serve::start(&config, None, shutdown)?.wait();
         }
     }
     Ok(())

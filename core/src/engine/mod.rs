@@ -35,6 +35,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bay_httpd::{build_runtime, resolve_driver, Driver, RunningDriver};
+use bay_wire::merkle;
 use bay_wire::metainfo::Metainfo;
 use bay_wire::oci::Digest;
 
@@ -44,7 +45,7 @@ use crate::store::{CheckedPiece, PieceError, Store, StoreError};
 use crate::swarm::{SwarmConfig, SwarmStats};
 use mailbox::{mailbox, Inbox, Outbox};
 use notify::Notify;
-use torrent::Torrent;
+use torrent::{Plan, Torrent};
 use verify::Verifier;
 
 /// How the engine runs.
@@ -121,6 +122,59 @@ pub struct TorrentSpec {
     pub metainfo: Metainfo,
 }
 
+impl TorrentSpec {
+    fn plan(self) -> Result<Plan, EngineError> {
+        let info = self.metainfo.info();
+        let [file] = info.files.as_slice() else {
+            return Err(EngineError::Torrent(format!(
+                "{} files; bay shares one blob per torrent",
+                info.files.len()
+            )));
+        };
+        let hashes = (0..info.num_pieces())
+            .map(|p| {
+                self.metainfo
+                    .piece_hash(p)
+                    .ok_or_else(|| EngineError::Torrent(format!("no hash for piece {p}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Plan {
+            swarm_id: self.metainfo.info_hash().truncated(),
+            total_len: file.length,
+            piece_len: info.piece_length,
+            hashes,
+            torrent_bytes: Some(self.metainfo.to_bytes()),
+            digest: self.digest,
+        })
+    }
+}
+
+/// A blob whose piece hashes arrive while its origin is still fetching it
+/// from the registry: the swarm starts before anyone has the whole blob.
+/// Its swarm is named by [`swarm_id_for`] the digest, since the v2 info
+/// hash is only known at the end.
+#[derive(Debug, Clone)]
+pub struct ProgressiveSpec {
+    pub digest: Digest,
+    pub total_len: u64,
+    /// A power of two, at least 16 KiB.
+    pub piece_len: u64,
+}
+
+/// The 20 bytes that name the swarm of a blob shared progressively:
+/// SHA-256 of `bay-swarm:` and the digest, truncated. Every bay host
+/// derives the same name from the digest alone.
+pub fn swarm_id_for(digest: &Digest) -> [u8; 20] {
+    use sha2::{Digest as _, Sha256};
+    let hash = Sha256::new()
+        .chain_update(b"bay-swarm:")
+        .chain_update(digest.as_str().as_bytes())
+        .finalize();
+    let mut id = [0u8; 20];
+    id.copy_from_slice(&hash[..20]);
+    id
+}
+
 /// A torrent's state, for status pages and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TorrentStatus {
@@ -131,8 +185,22 @@ pub struct TorrentStatus {
 
 enum Command {
     AddTorrent {
-        spec: Box<TorrentSpec>,
+        plan: Box<Plan>,
         reply: crossbeam_channel::Sender<Result<Added, EngineError>>,
+    },
+    PieceHash {
+        info_hash: [u8; 20],
+        piece: u32,
+        hash: merkle::Hash,
+    },
+    SupplyPiece {
+        info_hash: [u8; 20],
+        piece: u32,
+        data: bytes::Bytes,
+    },
+    SetTorrent {
+        info_hash: [u8; 20],
+        bytes: Vec<u8>,
     },
     Connect {
         info_hash: [u8; 20],
@@ -177,6 +245,9 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Command::AddTorrent { .. } => "AddTorrent",
+            Command::PieceHash { .. } => "PieceHash",
+            Command::SupplyPiece { .. } => "SupplyPiece",
+            Command::SetTorrent { .. } => "SetTorrent",
             Command::Connect { .. } => "Connect",
             Command::Status { .. } => "Status",
             Command::SetReader { .. } => "SetReader",
@@ -236,10 +307,28 @@ impl Engine {
     /// Starts sharing a blob: seeding it if the store has it, else
     /// downloading it (resuming a partial download).
     pub fn add_torrent(&self, spec: TorrentSpec) -> Result<TorrentHandle, EngineError> {
-        let info_hash = spec.metainfo.info_hash().truncated();
+        self.add(spec.plan()?)
+    }
+
+    /// Starts sharing a blob whose piece hashes will come later, through
+    /// [`TorrentHandle::set_piece_hash`]; pieces may also be supplied
+    /// directly ([`TorrentHandle::supply_piece`]), as the origin does.
+    pub fn add_progressive(&self, spec: ProgressiveSpec) -> Result<TorrentHandle, EngineError> {
+        self.add(Plan {
+            swarm_id: swarm_id_for(&spec.digest),
+            total_len: spec.total_len,
+            piece_len: spec.piece_len,
+            hashes: Vec::new(),
+            torrent_bytes: None,
+            digest: spec.digest,
+        })
+    }
+
+    fn add(&self, plan: Plan) -> Result<TorrentHandle, EngineError> {
+        let info_hash = plan.swarm_id;
         let (reply, answer) = crossbeam_channel::bounded(1);
-        let spec = Box::new(spec);
-        if !self.outbox.send(Command::AddTorrent { spec, reply }) {
+        let plan = Box::new(plan);
+        if !self.outbox.send(Command::AddTorrent { plan, reply }) {
             return Err(EngineError::Stopped);
         }
         let added = answer.recv().map_err(|_| EngineError::Stopped)??;
@@ -301,6 +390,33 @@ impl TorrentHandle {
 
     pub fn progress(&self) -> &Arc<Progress> {
         &self.progress
+    }
+
+    /// The hash piece `piece` must have, from the trusted source.
+    pub fn set_piece_hash(&self, piece: u32, hash: merkle::Hash) {
+        self.outbox.send(Command::PieceHash {
+            info_hash: self.info_hash,
+            piece,
+            hash,
+        });
+    }
+
+    /// A whole piece fetched outside the swarm; it is checked against its
+    /// hash (set it first) before it counts.
+    pub fn supply_piece(&self, piece: u32, data: bytes::Bytes) {
+        self.outbox.send(Command::SupplyPiece {
+            info_hash: self.info_hash,
+            piece,
+            data,
+        });
+    }
+
+    /// The final metainfo, to keep beside the blob once it is complete.
+    pub fn set_torrent(&self, bytes: Vec<u8>) {
+        self.outbox.send(Command::SetTorrent {
+            info_hash: self.info_hash,
+            bytes,
+        });
     }
 
     /// Reads `range` of the blob as it is verified; the swarm fetches the
@@ -416,8 +532,31 @@ async fn run(
 /// Returns false when the engine should stop.
 fn handle_command(state: &Rc<EngineState>, command: Command) -> bool {
     match command {
-        Command::AddTorrent { spec, reply } => {
-            let _ = reply.send(add_torrent(state, *spec));
+        Command::AddTorrent { plan, reply } => {
+            let _ = reply.send(add_torrent(state, *plan));
+        }
+        Command::PieceHash {
+            info_hash,
+            piece,
+            hash,
+        } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.set_piece_hash(piece, hash);
+            }
+        }
+        Command::SupplyPiece {
+            info_hash,
+            piece,
+            data,
+        } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.supply_piece(state, piece, &data);
+            }
+        }
+        Command::SetTorrent { info_hash, bytes } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.set_torrent(state, bytes);
+            }
         }
         Command::Connect { info_hash, addr } => {
             if let Some(t) = state.torrent(&info_hash) {
@@ -456,12 +595,12 @@ fn handle_command(state: &Rc<EngineState>, command: Command) -> bool {
     true
 }
 
-fn add_torrent(state: &Rc<EngineState>, spec: TorrentSpec) -> Result<Added, EngineError> {
-    let info_hash = spec.metainfo.info_hash().truncated();
+fn add_torrent(state: &Rc<EngineState>, plan: Plan) -> Result<Added, EngineError> {
+    let info_hash = plan.swarm_id;
     if let Some(t) = state.torrent(&info_hash) {
         return t.added();
     }
-    let torrent = Rc::new(Torrent::open(state, spec)?);
+    let torrent = Rc::new(Torrent::open(state, plan)?);
     let added = torrent.added()?;
     state
         .torrents

@@ -10,11 +10,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bay_wire::merkle;
 use bay_wire::oci::Digest;
 
 use super::notify::Notify;
 use super::verify::Job;
-use super::{Added, EngineError, EngineState, TorrentSpec, TorrentStatus};
+use super::{Added, EngineError, EngineState, TorrentStatus};
 use crate::bitfield::Bitfield;
 use crate::picker::{PeerKey, ReaderKey};
 use crate::progress::Progress;
@@ -30,6 +31,17 @@ enum Storage {
     /// Between the last piece and the rename into the store, or after a
     /// failure: nothing more is written.
     Closed,
+}
+
+/// What the engine needs to know to share a blob.
+pub(super) struct Plan {
+    pub(super) digest: Digest,
+    pub(super) swarm_id: [u8; 20],
+    pub(super) total_len: u64,
+    pub(super) piece_len: u64,
+    /// Hashes known up front, by piece (may be fewer than the pieces).
+    pub(super) hashes: Vec<merkle::Hash>,
+    pub(super) torrent_bytes: Option<Vec<u8>>,
 }
 
 /// A connection as the torrent sees it.
@@ -57,7 +69,7 @@ impl Link {
 pub(super) struct Torrent {
     pub(super) info_hash: [u8; 20],
     digest: Digest,
-    torrent_bytes: Vec<u8>,
+    torrent_bytes: RefCell<Option<Vec<u8>>>,
     pub(super) swarm: RefCell<Swarm>,
     storage: RefCell<Storage>,
     /// The blob's file, open for sendfile to peers. A partial download's
@@ -72,27 +84,29 @@ pub(super) struct Torrent {
 }
 
 impl Torrent {
-    pub(super) fn open(state: &EngineState, spec: TorrentSpec) -> Result<Torrent, EngineError> {
-        let info = spec.metainfo.info();
-        let [file_entry] = info.files.as_slice() else {
-            return Err(EngineError::Torrent(format!(
-                "{} files; bay shares one blob per torrent",
-                info.files.len()
-            )));
-        };
-        let total_len = file_entry.length;
-        let piece_len = u32::try_from(info.piece_length)
+    pub(super) fn open(state: &EngineState, plan: Plan) -> Result<Torrent, EngineError> {
+        let Plan {
+            digest,
+            swarm_id,
+            total_len,
+            piece_len,
+            hashes,
+            torrent_bytes,
+        } = plan;
+        let piece_len32 = u32::try_from(piece_len)
             .map_err(|_| EngineError::Torrent("piece length over 4 GiB".into()))?;
         if total_len == 0 {
             return Err(EngineError::Torrent("empty blob".into()));
         }
         let geometry = Geometry {
             total_len,
-            piece_len,
+            piece_len: piece_len32,
         };
-        let pieces = info.num_pieces();
+        let pieces = u32::try_from(total_len.div_ceil(piece_len))
+            .map_err(|_| EngineError::Torrent("too many pieces".into()))?;
+        let mut unknown = Vec::new();
         let mut checker = None;
-        let (storage, have, file) = match state.store.get(&spec.digest)? {
+        let (storage, have, file) = match state.store.get(&digest)? {
             Some(blob) => {
                 if blob.len() != total_len {
                     return Err(EngineError::Torrent(format!(
@@ -108,38 +122,34 @@ impl Torrent {
                 )
             }
             None => {
-                let mut partial =
-                    state
-                        .store
-                        .begin_partial(&spec.digest, total_len, info.piece_length)?;
-                for piece in 0..pieces {
-                    let hash = spec.metainfo.piece_hash(piece).ok_or_else(|| {
-                        EngineError::Torrent(format!("no hash for piece {piece}"))
-                    })?;
+                let mut partial = state.store.begin_partial(&digest, total_len, piece_len)?;
+                for (piece, hash) in hashes.iter().enumerate() {
+                    let piece = piece as u32;
                     partial
-                        .set_piece_hash(piece, hash)
+                        .set_piece_hash(piece, *hash)
                         .map_err(|e| EngineError::Torrent(e.to_string()))?;
                 }
+                unknown = (0..pieces).filter(|&p| !partial.hash_known(p)).collect();
                 let have = partial.have().clone();
                 let file = partial.data_file()?;
                 checker = Some(Arc::new(partial.checker()?));
                 (Storage::Partial(partial), have, file)
             }
         };
-        let info_hash = spec.metainfo.info_hash().truncated();
-        let swarm = Swarm::new(
+        let mut swarm = Swarm::new(
             state.config.swarm.clone(),
             geometry,
-            info_hash,
+            swarm_id,
             state.config.peer_id,
             &have,
             Instant::now(),
         );
-        let progress = Progress::new(have, info.piece_length, total_len);
+        swarm.set_hashes_unknown(unknown);
+        let progress = Progress::new(have, piece_len, total_len);
         Ok(Torrent {
-            info_hash,
-            digest: spec.digest,
-            torrent_bytes: spec.metainfo.to_bytes(),
+            info_hash: swarm_id,
+            digest,
+            torrent_bytes: RefCell::new(torrent_bytes),
             swarm: RefCell::new(swarm),
             storage: RefCell::new(storage),
             file: Rc::new(file),
@@ -148,6 +158,53 @@ impl Torrent {
             timer: Notify::default(),
             checker,
         })
+    }
+
+    /// Learns the hash of a piece from the trusted source (progressive
+    /// torrents): it may now be fetched from peers.
+    pub(super) fn set_piece_hash(&self, piece: u32, hash: merkle::Hash) {
+        let result = match &mut *self.storage.borrow_mut() {
+            Storage::Partial(p) => p.set_piece_hash(piece, hash),
+            _ => return,
+        };
+        match result {
+            Ok(()) => {
+                self.swarm.borrow_mut().hash_known(piece, Instant::now());
+                self.wake_links();
+            }
+            Err(e) => tracing::warn!(piece, error = %e, "piece hash refused"),
+        }
+    }
+
+    /// A piece from outside the swarm (the registry, for the origin or as
+    /// a web seed): checked against its hash like any other.
+    pub(super) fn supply_piece(&self, state: &EngineState, piece: u32, data: &[u8]) {
+        let result = match &mut *self.storage.borrow_mut() {
+            Storage::Partial(p) => p.write_piece(piece, data),
+            _ => return,
+        };
+        match result {
+            Ok(()) => {
+                self.swarm
+                    .borrow_mut()
+                    .piece_verified(piece, Instant::now());
+                self.progress.piece_done(piece);
+                self.drive(state);
+            }
+            Err(e) => {
+                tracing::warn!(piece, digest = %self.digest, error = %e, "supplied piece refused")
+            }
+        }
+    }
+
+    /// The final metainfo of a progressive torrent, kept beside the blob.
+    pub(super) fn set_torrent(&self, state: &EngineState, bytes: Vec<u8>) {
+        if matches!(*self.storage.borrow(), Storage::Complete { .. }) {
+            if let Err(e) = state.store.put_torrent(&self.digest, &bytes) {
+                tracing::warn!(error = %e, "cannot keep the torrent beside the blob");
+            }
+        }
+        *self.torrent_bytes.borrow_mut() = Some(bytes);
     }
 
     pub(super) fn added(&self) -> Result<Added, EngineError> {
@@ -273,6 +330,8 @@ impl Torrent {
     /// Marks a piece the checker passed.
     fn settle(&self, piece: u32, checked: Result<CheckedPiece, PieceError>) {
         let result = match &mut *self.storage.borrow_mut() {
+            // Supplied whole (and checked) while this check ran.
+            Storage::Partial(p) if p.have().has(piece) => Ok(()),
             Storage::Partial(p) => checked.and_then(|c| p.mark_checked(c)),
             Storage::Complete { .. } => checked.map(|_| ()),
             Storage::Closed => return,
@@ -305,8 +364,10 @@ impl Torrent {
         };
         match partial.finish() {
             Ok(blob) => {
-                if let Err(e) = state.store.put_torrent(&self.digest, &self.torrent_bytes) {
-                    tracing::warn!(error = %e, "cannot keep the torrent beside the blob");
+                if let Some(bytes) = &*self.torrent_bytes.borrow() {
+                    if let Err(e) = state.store.put_torrent(&self.digest, bytes) {
+                        tracing::warn!(error = %e, "cannot keep the torrent beside the blob");
+                    }
                 }
                 tracing::info!(digest = %self.digest, "download complete");
                 *self.storage.borrow_mut() = Storage::Complete { _pin: blob };

@@ -13,7 +13,9 @@
 //!   ├─ conn      (resolve, TCP, tls; reads and writes with timeouts)
 //!   ├─ request   (head encoding, body framing)
 //!   ├─ head      (sans-IO response head parser and body framing rules)
-//!   └─ response  (Response, ResponseBody: Content-Length, chunked, close)
+//!   ├─ response  (Response, ResponseBody: Content-Length, chunked, close)
+//!   └─ relay     (server request body as a source; response body into a
+//!                 server response)
 //! ```
 //!
 //! Decisions:
@@ -42,6 +44,7 @@ pub mod error;
 pub mod head;
 mod pool;
 pub mod redirect;
+mod relay;
 pub mod request;
 pub mod response;
 pub mod tls;
@@ -59,6 +62,7 @@ use bytes::{Buf, Bytes};
 
 pub use error::{Error, Phase};
 pub use head::{Framing, HeadLimits, Header, ResponseHead};
+pub use relay::RelayError;
 pub use request::{Body, BodySource, Request};
 pub use response::{Response, ResponseBody};
 pub use tls::TlsSetupError;

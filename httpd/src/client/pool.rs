@@ -51,6 +51,13 @@ impl Pool {
         if !conn.buf.is_empty() || self.max_idle_per_origin == 0 {
             return;
         }
+        // Expired connections of other origins would otherwise linger until
+        // their origin is asked for again.
+        let timeout = self.idle_timeout;
+        self.idle.retain(|_, conns| {
+            conns.retain(|c| now.saturating_duration_since(c.idle_since) < timeout);
+            !conns.is_empty()
+        });
         conn.idle_since = now;
         let conns = self.idle.entry(conn.origin.clone()).or_default();
         conns.push(conn);

@@ -23,9 +23,9 @@ use monoio::net::TcpStream;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-/// Bytes of ciphertext read from the socket at a time: one TLS record and
-/// its overhead.
-const RAW_READ: usize = 16 * 1024 + 512;
+/// Bytes of ciphertext read from the socket at a time: several records, so
+/// that one read feeds several body pieces' worth of decryption.
+const RAW_READ: usize = 64 * 1024;
 
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +50,6 @@ pub enum TlsSetupError {
     /// rustls refused a root certificate.
     #[error("CA certificate refused: {0}")]
     Certificate(rustls::Error),
-    /// No trusted root at all: every TLS connection would fail.
-    #[error("no trusted CA certificates found (system store empty and no CA file)")]
-    NoRoots,
     /// rustls refused the protocol versions.
     #[error("TLS configuration: {0}")]
     Config(rustls::Error),
@@ -78,7 +75,9 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig
         }
     }
     if roots.is_empty() {
-        return Err(TlsSetupError::NoRoots);
+        // Plain-HTTP-only deployments (a container without a CA bundle)
+        // still work; every TLS handshake will fail as an unknown issuer.
+        tracing::warn!("no trusted CA certificates: system store empty and no CA file");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -189,33 +188,52 @@ impl TlsStream {
     /// `UnexpectedEof`, since it may be a truncation.
     pub(crate) async fn read(&mut self, out: &mut BytesMut, max: usize) -> io::Result<usize> {
         loop {
-            match self.conn.reader().fill_buf() {
-                Ok(plain) => {
-                    let n = plain.len().min(max);
-                    out.extend_from_slice(plain.get(..n).unwrap_or(plain));
-                    self.conn.reader().consume(n);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+            if let Some(n) = self.take_plaintext(out, max)? {
+                return Ok(n);
             }
-            if self.raw_pos < self.raw.len() {
-                self.feed().map_err(|e| match e {
-                    HandshakeError::Io(e) => e,
-                    HandshakeError::Tls(e) => io::Error::new(io::ErrorKind::InvalidData, e),
-                })?;
-                // Alerts and key updates rustls wants to send go out now.
-                self.flush().await?;
-                continue;
-            }
+            // Alerts and key updates rustls wants to send go out now.
+            self.flush().await?;
             if self.read_raw().await? == 0 {
                 // Tell rustls about the EOF; the reader then says whether
                 // the close was clean (Ok(0)) or a truncation (an error).
                 let mut eof: &[u8] = &[];
                 self.conn.read_tls(&mut eof)?;
-                self.conn
-                    .process_new_packets()
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                self.conn.process_new_packets().map_err(invalid_data)?;
+            }
+        }
+    }
+
+    /// Moves up to `max` bytes of plaintext into `out`, decrypting what
+    /// ciphertext is already buffered but never waiting on the socket.
+    /// `None` means nothing is available yet.
+    fn take_plaintext(&mut self, out: &mut BytesMut, max: usize) -> io::Result<Option<usize>> {
+        let mut total = 0;
+        loop {
+            match self.conn.reader().fill_buf() {
+                // Empty without error: close_notify was received.
+                Ok([]) => return Ok(Some(total)),
+                Ok(plain) => {
+                    let n = plain.len().min(max - total);
+                    out.extend_from_slice(plain.get(..n).unwrap_or(plain));
+                    self.conn.reader().consume(n);
+                    total += n;
+                    if total == max {
+                        return Ok(Some(total));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.raw_pos < self.raw.len() {
+                        self.feed().map_err(|e| match e {
+                            HandshakeError::Io(e) => e,
+                            HandshakeError::Tls(e) => invalid_data(e),
+                        })?;
+                        continue;
+                    }
+                    return Ok((total > 0).then_some(total));
+                }
+                // A truncation after some data: hand over the data first.
+                Err(_) if total > 0 => return Ok(Some(total)),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -233,7 +251,7 @@ impl TlsStream {
     /// Writes whatever ciphertext rustls has queued.
     async fn flush(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
-            let mut out = Vec::with_capacity(RAW_READ);
+            let mut out = Vec::new();
             self.conn.write_tls(&mut out)?;
             let (res, _) = self.tcp.write_all(out).await;
             res?;
@@ -265,4 +283,8 @@ impl TlsStream {
             .map_err(HandshakeError::Tls)?;
         Ok(())
     }
+}
+
+fn invalid_data(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }

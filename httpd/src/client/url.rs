@@ -441,4 +441,48 @@ mod tests {
         assert!(!shown.contains("secret"), "{shown}");
         assert!(shown.contains("/p"));
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn host() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?(\\.[a-z0-9]{1,8}){0,3}",
+                any::<[u8; 4]>().prop_map(|o| format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3])),
+                any::<[u16; 8]>().prop_map(|s| format!("[{}]", Ipv6Addr::from(s))),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn display_parses_back_to_the_same_url(
+                https in any::<bool>(),
+                host in host(),
+                port in proptest::option::of(1u16..),
+                path in "(/[a-zA-Z0-9._~%:@!$&'()*+,;=-]{0,12}){0,5}",
+                query in proptest::option::of("[a-zA-Z0-9=&%/?:@._-]{0,30}"),
+            ) {
+                let scheme = if https { "https" } else { "http" };
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+                let text = format!("{scheme}://{host}{port}{path}{query}");
+                let url = Url::parse(&text).unwrap();
+                let again = Url::parse(&url.to_string()).unwrap();
+                prop_assert_eq!(&again, &url);
+                prop_assert!(url.target().starts_with('/'));
+                prop_assert_eq!(url.join(&url.to_string()).unwrap(), url);
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics(input in "\\PC{0,80}", base_path in "/[a-z/.]{0,20}") {
+                let _ = Url::parse(&input);
+                let base = Url::parse(&format!("http://h{base_path}")).unwrap();
+                if let Ok(joined) = base.join(&input) {
+                    prop_assert!(joined.target().starts_with('/'));
+                    prop_assert!(!joined.path().split('/').any(|s| s == "." || s == ".."));
+                }
+            }
+        }
+    }
 }

@@ -6,6 +6,11 @@
 //! three segments say which endpoint it is, and everything between `/v2/` and
 //! them is the name, validated by the name grammar. The query string is
 //! ignored: routing never depends on it.
+//!
+//! Paths are matched as sent, not percent-decoded: no valid name, digest or
+//! tag has a `%`, so an encoded path is refused rather than decoded into
+//! something else. An error means "not a request bay understands", which a
+//! proxy answers by passing the request on untouched.
 
 use std::fmt;
 

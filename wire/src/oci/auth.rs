@@ -104,6 +104,24 @@ impl BearerChallenge {
             .filter(|s| !s.is_empty())
     }
 
+    /// The scheme and `host[:port]` of the realm, when it is a plain
+    /// `http` or `https` URL (no user info), so that a caller can check
+    /// the token server against the hosts it may contact before sending it
+    /// anyone's credentials. `None` for anything else.
+    pub fn realm_origin(&self) -> Option<(&str, &str)> {
+        let (scheme, rest) = self.realm.split_once("://")?;
+        if !(scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")) {
+            return None;
+        }
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = rest.get(..end)?;
+        let valid = !authority.is_empty()
+            && authority.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            });
+        valid.then_some((scheme, authority))
+    }
+
     /// The query string of a token request: `service=...` then one
     /// `scope=...` per scope, the challenge's own first, then `extra`
     /// (each at most once), all percent-encoded.
@@ -663,6 +681,34 @@ mod tests {
         );
     }
 
+    /// Challenges as sent by CNCF distribution 2.8 with token and htpasswd
+    /// auth configured.
+    #[test]
+    fn challenges_sent_by_distribution() {
+        let b = bearer(
+            r#"Bearer realm="http://127.0.0.1:5999/auth/token?x=1",service="bay-test-registry",scope="repository:test/img:pull,push""#,
+        );
+        assert_eq!(
+            b.scopes().collect::<Vec<_>>(),
+            ["repository:test/img:pull,push"]
+        );
+        assert_eq!(
+            b.token_url(&[]),
+            "http://127.0.0.1:5999/auth/token?x=1&service=bay-test-registry&scope=repository%3Atest%2Fimg%3Apull%2Cpush"
+        );
+        assert_eq!(b.realm_origin(), Some(("http", "127.0.0.1:5999")));
+        let base = bearer(
+            r#"Bearer realm="http://127.0.0.1:5999/auth/token?x=1",service="bay-test-registry""#,
+        );
+        assert_eq!(base.scope, None);
+        assert_eq!(
+            parse_www_authenticate(br#"Basic realm="Registry Realm""#),
+            Ok(vec![AuthChallenge::Basic {
+                realm: "Registry Realm".into()
+            }])
+        );
+    }
+
     #[test]
     fn rfc_example_with_two_challenges_and_escapes() {
         let v = br#"Newauth realm="apps", type=1, title="Login to \"apps\"", Basic realm="simple""#;
@@ -747,6 +793,33 @@ mod tests {
         assert_eq!(parse_www_authenticate(v.as_bytes()), Err(TooManyParams));
         let long = vec![b'a'; MAX_HEADER_LEN + 1];
         assert!(matches!(parse_www_authenticate(&long), Err(TooLong { .. })));
+    }
+
+    #[test]
+    fn realm_origin_only_for_plain_http_urls() {
+        let with_realm = |realm: &str| BearerChallenge {
+            realm: realm.into(),
+            service: None,
+            scope: None,
+            error: None,
+        };
+        assert_eq!(
+            with_realm("https://auth.docker.io/token").realm_origin(),
+            Some(("https", "auth.docker.io"))
+        );
+        assert_eq!(
+            with_realm("http://[::1]:5001?x").realm_origin(),
+            Some(("http", "[::1]:5001"))
+        );
+        for bad in [
+            "https://user:pw@auth.example/token",
+            "file:///etc/passwd",
+            "/token",
+            "https:///token",
+            "https://a b/",
+        ] {
+            assert_eq!(with_realm(bad).realm_origin(), None, "{bad}");
+        }
     }
 
     #[test]

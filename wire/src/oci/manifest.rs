@@ -107,6 +107,20 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
+    /// Whether the content is a layer registries do not serve (Docker
+    /// foreign layers, OCI non-distributable layers): clients fetch it from
+    /// its `urls`, so there is nothing to preheat from the registry.
+    pub fn is_nondistributable(&self) -> bool {
+        [
+            media_type::DOCKER_LAYER_FOREIGN_TAR_GZIP,
+            media_type::OCI_LAYER_NONDISTRIBUTABLE_TAR,
+            media_type::OCI_LAYER_NONDISTRIBUTABLE_TAR_GZIP,
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+        ]
+        .iter()
+        .any(|t| self.media_type.eq_ignore_ascii_case(t))
+    }
+
     /// A descriptor with only the three required fields.
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
         Descriptor {
@@ -216,6 +230,31 @@ impl ImageIndex {
             descriptor,
             platform: descriptor.platform.as_ref(),
         })
+    }
+
+    /// The child manifest for a platform, as a client on it would pick:
+    /// `os` and `architecture` must match; among those, one with the asked
+    /// `variant` wins over one without a variant, which wins over none.
+    pub fn manifest_for(
+        &self,
+        os: &str,
+        architecture: &str,
+        variant: Option<&str>,
+    ) -> Option<&Descriptor> {
+        let candidates = || {
+            self.manifests.iter().filter(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == os && p.architecture == architecture)
+            })
+        };
+        let variant_of = |d: &Descriptor| d.platform.as_ref().and_then(|p| p.variant.clone());
+        match variant {
+            Some(v) => candidates()
+                .find(|d| variant_of(d).as_deref() == Some(v))
+                .or_else(|| candidates().find(|d| variant_of(d).is_none())),
+            None => candidates().next(),
+        }
     }
 }
 
@@ -555,12 +594,52 @@ mod tests {
         assert!(matches!(m, Manifest::DockerManifest(_)));
         assert_eq!(m.blobs()[0].media_type, media_type::DOCKER_CONFIG);
         assert_eq!(m.blobs().len(), 4);
+        let foreign: Vec<bool> = m.blobs().iter().map(|b| b.is_nondistributable()).collect();
+        assert_eq!(foreign, [false, false, false, true]);
+        assert_eq!(m.blobs()[3].urls, ["https://example.com/layer.tar.gz"]);
 
         let l = parse_manifest(Some("application/json"), DOCKER_LIST.as_bytes()).unwrap();
         assert!(matches!(l, Manifest::DockerManifestList(_)));
         let c = l.children();
         assert_eq!(c[1].platform.unwrap().features, vec!["sse4".to_owned()]);
         assert_eq!(c[2].platform.unwrap().variant.as_deref(), Some("v7"));
+        let index = l.as_index().unwrap();
+        assert_eq!(
+            index
+                .manifest_for("linux", "arm", Some("v7"))
+                .map(|d| d.size),
+            Some(1024)
+        );
+        assert_eq!(index.manifest_for("linux", "arm", Some("v6")), None);
+        assert_eq!(
+            index.manifest_for("linux", "amd64", None).map(|d| d.size),
+            Some(7682)
+        );
+        assert_eq!(index.manifest_for("windows", "amd64", None), None);
+    }
+
+    /// Bodies and Content-Types as served by CNCF distribution 2.8 for an
+    /// image pushed by skopeo in both formats.
+    #[test]
+    fn manifests_served_by_distribution() {
+        let oci = include_bytes!("testdata/distribution-oci-manifest.json");
+        let docker = include_bytes!("testdata/distribution-docker-manifest.json");
+        let m = parse_manifest(Some("application/vnd.oci.image.manifest.v1+json"), oci).unwrap();
+        let d = parse_manifest(
+            Some("application/vnd.docker.distribution.manifest.v2+json"),
+            docker,
+        )
+        .unwrap();
+        assert!(matches!(m, Manifest::OciManifest(_)));
+        assert!(matches!(d, Manifest::DockerManifest(_)));
+        let digests = |m: &Manifest| -> Vec<String> {
+            m.blobs().iter().map(|b| b.digest.to_string()).collect()
+        };
+        assert_eq!(digests(&m), digests(&d));
+        assert_eq!(
+            digests(&m)[1],
+            "sha256:88981090314e0a27c1af968f6e280f97a4c9bd990bbdee15395a2b939bdfcdfc"
+        );
     }
 
     #[test]

@@ -12,13 +12,27 @@
 //! - [`digest`]: [`Digest`] (`sha256`/`sha512` only, lowercase hex) and the
 //!   streaming [`DigestVerifier`].
 //! - [`name`]: [`RepositoryName`] and [`Tag`] by the distribution grammar.
-//! - [`reference`]: [`Reference`] (tag or digest) and [`ImageReference`]
+//! - [`reference`](mod@reference): [`Reference`] (tag or digest) and [`ImageReference`]
 //!   (`[registry/]name[:tag][@digest]` with Docker Hub's defaults).
 //! - [`api`]: [`ApiPath`], a `/v2/...` request path parsed for routing.
 //! - [`manifest`]: OCI and Docker manifests, indexes, configs;
 //!   [`parse_manifest`].
 //! - [`auth`]: `WWW-Authenticate` challenges, token request URLs, token
 //!   responses.
+//!
+//! Decisions:
+//! - Digests are `sha256` or `sha512` only. The image spec lets unknown
+//!   algorithms through; bay refuses them, because it cannot verify them
+//!   and nothing unverified is served. Requests naming other algorithms
+//!   fail to parse and are passed on to the registry untouched.
+//! - Names, tags and paths are checked byte by byte against the grammars,
+//!   never percent-decoded, so no accepted value holds `..`, `%`, NUL or an
+//!   empty path component.
+//! - A manifest's type is its `Content-Type`, else its own `mediaType`,
+//!   else its shape; a body that contradicts its `Content-Type` is refused,
+//!   and Docker schema 1 is not read.
+//! - Anything holding a credential (a token answer) or possibly holding
+//!   one (URL user info in a realm) hides it from `Debug`.
 //!
 //! Sources: the OCI distribution spec (names, tags, endpoints), the OCI
 //! image spec (digests, descriptors, manifests, index, config), Docker's

@@ -1,0 +1,204 @@
+//! bay-proxy's configuration: defaults, then a TOML file (`--config`),
+//! then environment variables and flags. Unknown keys are errors;
+//! `--print-config` prints the effective configuration as TOML.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything `bay-proxy serve` needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Where image clients connect (HTTP).
+    pub listen: SocketAddr,
+    /// Trackers (`http://host:port`); a blob belongs to one of them by
+    /// rendezvous hashing of its digest.
+    pub tracker: Vec<String>,
+    /// Cache root.
+    pub root: PathBuf,
+    /// Cache budget, e.g. "20GiB".
+    pub cache_size: String,
+    /// Fixed upstream for every request on this listener (Docker Hub
+    /// mirror mode), e.g. "registry-1.docker.io".
+    pub upstream: Option<String>,
+    /// Upstreams this proxy may contact (`host`, `host:port`, `*.domain`).
+    pub allow_registry: Vec<String>,
+    /// Extra CA certificates (PEM) for registries.
+    pub ca_file: Option<PathBuf>,
+    /// Registries reached over plain HTTP (`host:port`).
+    pub insecure_registry: Vec<String>,
+    /// BitTorrent peer connections.
+    pub peer_listen: SocketAddr,
+    /// Address other hosts reach this proxy's peer port at.
+    pub public_addr: Option<SocketAddr>,
+    /// HTTP worker threads; 0 means one per core.
+    pub threads: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            tracker: Vec::new(),
+            root: PathBuf::from("/var/lib/bay-proxy"),
+            cache_size: "20GiB".into(),
+            upstream: None,
+            allow_registry: Vec::new(),
+            ca_file: None,
+            insecure_registry: Vec::new(),
+            peer_listen: SocketAddr::from(([0, 0, 0, 0], 6882)),
+            public_addr: None,
+            threads: 0,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("cache-size: {0}")]
+    Size(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ProxyConfig {
+    pub fn from_file(path: &Path) -> Result<ProxyConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    pub fn cache_bytes(&self) -> Result<u64, ConfigError> {
+        bay_core::size::parse_size(&self.cache_size).map_err(ConfigError::Size)
+    }
+}
+
+/// Flags and environment of `bay-proxy serve`; each given one overrides
+/// the file.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "BAY_PROXY_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[arg(long, env = "BAY_PROXY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Repeatable.
+    #[arg(long)]
+    pub tracker: Vec<String>,
+    #[arg(long, env = "BAY_PROXY_ROOT")]
+    pub root: Option<PathBuf>,
+    #[arg(long, env = "BAY_PROXY_CACHE_SIZE")]
+    pub cache_size: Option<String>,
+    #[arg(long, env = "BAY_PROXY_UPSTREAM")]
+    pub upstream: Option<String>,
+    /// Repeatable.
+    #[arg(long)]
+    pub allow_registry: Vec<String>,
+    #[arg(long, env = "BAY_PROXY_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Repeatable.
+    #[arg(long)]
+    pub insecure_registry: Vec<String>,
+    #[arg(long, env = "BAY_PROXY_PEER_LISTEN")]
+    pub peer_listen: Option<SocketAddr>,
+    #[arg(long, env = "BAY_PROXY_PUBLIC_ADDR")]
+    pub public_addr: Option<SocketAddr>,
+    #[arg(long, env = "BAY_PROXY_THREADS")]
+    pub threads: Option<usize>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+impl ServeArgs {
+    pub fn resolve(&self) -> Result<ProxyConfig, ConfigError> {
+        let mut c = match &self.config {
+            Some(p) => ProxyConfig::from_file(p)?,
+            None => ProxyConfig::default(),
+        };
+        macro_rules! take {
+            ($field:ident) => {
+                if let Some(v) = &self.$field {
+                    c.$field = v.clone();
+                }
+            };
+        }
+        macro_rules! take_opt {
+            ($field:ident) => {
+                if self.$field.is_some() {
+                    c.$field = self.$field.clone();
+                }
+            };
+        }
+        macro_rules! take_list {
+            ($field:ident) => {
+                if !self.$field.is_empty() {
+                    c.$field = self.$field.clone();
+                }
+            };
+        }
+        take!(listen);
+        take!(root);
+        take!(cache_size);
+        take!(peer_listen);
+        take!(threads);
+        take_opt!(upstream);
+        take_opt!(ca_file);
+        take_opt!(public_addr);
+        take_list!(tracker);
+        take_list!(allow_registry);
+        take_list!(insecure_registry);
+        c.cache_bytes()?;
+        if c.allow_registry.is_empty() {
+            return Err(ConfigError::Invalid(
+                "no --allow-registry: bay-proxy contacts only registries you allow".into(),
+            ));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_config_loads_back_unchanged() {
+        let c = ProxyConfig {
+            tracker: vec!["http://10.0.0.1:6880".into()],
+            allow_registry: vec!["*.corp.test".into()],
+            upstream: Some("registry-1.docker.io".into()),
+            ..ProxyConfig::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, c.to_toml()).unwrap();
+        assert_eq!(ProxyConfig::from_file(&path).unwrap(), c);
+    }
+
+    #[test]
+    fn an_allow_list_is_required() {
+        assert!(matches!(
+            ServeArgs::default().resolve(),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+}

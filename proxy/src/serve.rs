@@ -1,0 +1,135 @@
+//! `bay-proxy serve`: the HTTP workers, the peer engine and the store,
+//! started with an injectable listener and shutdown so tests bind port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bay_core::allow::{AllowList, AllowPattern, Upstream};
+use bay_core::engine::{new_peer_id, Engine, EngineConfig};
+use bay_core::registry::{Registries, RegistryConfig};
+use bay_core::store::Store;
+use bay_httpd::{serve, Listen, ServerConfig, ServerHandle, Shutdown};
+
+use crate::blob::{tracker_client, BlobWorker, Blobs};
+use crate::config::ProxyConfig;
+use crate::service::{Routing, Worker};
+
+/// A running proxy.
+#[derive(Debug)]
+pub struct Running {
+    server: Option<ServerHandle>,
+    shutdown: Shutdown,
+    addr: SocketAddr,
+    blobs: Arc<Blobs>,
+}
+
+impl Running {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Where peers reach this proxy's engine.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.blobs.peer_addr
+    }
+
+    pub fn stop(mut self) {
+        self.shutdown.trigger();
+        self.join();
+    }
+
+    pub fn wait(mut self) {
+        self.join();
+    }
+
+    fn join(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.join();
+        }
+    }
+}
+
+/// Starts the proxy.
+pub fn start(
+    config: &ProxyConfig,
+    listen: Option<std::net::TcpListener>,
+    shutdown: Shutdown,
+) -> Result<Running, String> {
+    let patterns = config
+        .allow_registry
+        .iter()
+        .map(|p| AllowPattern::parse(p).map_err(|e| format!("--allow-registry {p}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fixed = config
+        .upstream
+        .as_deref()
+        .map(|u| Upstream::parse(u).map_err(|e| format!("--upstream: {e}")))
+        .transpose()?;
+    let registries = Registries::new(RegistryConfig {
+        insecure: config.insecure_registry.clone(),
+        extra_ca_file: config.ca_file.clone(),
+        ..RegistryConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let budget = config.cache_bytes().map_err(|e| e.to_string())?;
+    let store = Store::open(&config.root, budget).map_err(|e| e.to_string())?;
+    let engine = Engine::start(
+        EngineConfig::new(config.peer_listen, new_peer_id()),
+        store.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let peer_addr = config.public_addr.unwrap_or_else(|| engine.local_addr());
+    let blobs = Arc::new(Blobs::new(
+        store,
+        engine,
+        registries,
+        config
+            .tracker
+            .iter()
+            .map(|t| t.trim_end_matches('/').to_string())
+            .collect(),
+        peer_addr,
+        config.insecure_registry.clone(),
+    ));
+    let routing = Arc::new(Routing {
+        fixed,
+        allow: AllowList::new(patterns),
+        plain_http: config.insecure_registry.clone(),
+    });
+    let listen = match listen {
+        Some(l) => Listen::Std(l),
+        None => Listen::Addr(config.listen),
+    };
+    let tracker_tls = bay_httpd::client::tls::client_config(config.ca_file.as_deref())
+        .map_err(|e| e.to_string())?;
+    let for_workers = blobs.clone();
+    let server = serve(
+        listen,
+        move || {
+            let http = for_workers.registries.http_client();
+            Worker {
+                routing: routing.clone(),
+                blobs: BlobWorker {
+                    trackers: tracker_client(&for_workers.trackers, tracker_tls.clone()),
+                    blobs: for_workers.clone(),
+                    http: http.clone(),
+                },
+                http,
+            }
+        },
+        ServerConfig {
+            threads: config.threads,
+            ..ServerConfig::default()
+        },
+        shutdown.clone(),
+    )
+    .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = server.local_addr();
+    tracing::info!(%addr, %peer_addr, "proxy listening");
+    Ok(Running {
+        server: Some(server),
+        shutdown,
+        addr,
+        blobs,
+    })
+}

@@ -1,0 +1,123 @@
+//! Routes each request: bay's own endpoints, blob GETs to [`crate::blob`],
+//! everything else through [`crate::passthrough`] to the upstream.
+
+use std::sync::Arc;
+
+use bay_core::allow::{AllowList, Upstream};
+use bay_core::metrics::{Exposition, CONTENT_TYPE};
+use bay_httpd::client::Client;
+use bay_httpd::{Handler, Method, Request, RequestBody, Response};
+use bay_wire::oci::ApiPath;
+
+use crate::blob::{BlobAsk, BlobWorker, Blobs};
+use crate::errors::refused;
+use crate::passthrough::{forward, upstream_url};
+use crate::route::{query_param, upstream_for};
+
+/// What every worker shares besides the blobs.
+#[derive(Debug)]
+pub struct Routing {
+    pub fixed: Option<Upstream>,
+    pub allow: AllowList,
+    /// Upstreams reached over plain HTTP.
+    pub plain_http: Vec<String>,
+}
+
+impl Routing {
+    fn is_plain(&self, upstream: &Upstream) -> bool {
+        self.plain_http
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(upstream.as_str()))
+    }
+}
+
+/// One worker's handler.
+#[derive(Debug)]
+pub struct Worker {
+    pub routing: Arc<Routing>,
+    pub blobs: BlobWorker,
+    pub http: Client,
+}
+
+impl Handler for Worker {
+    async fn handle(&self, req: Request, body: RequestBody) -> Response {
+        match req.path() {
+            "/healthz" | "/readyz" => return Response::text(200, "ok\n"),
+            "/metrics" => return metrics(&self.blobs.blobs),
+            _ => {}
+        }
+        let host = req.header("host").and_then(|h| std::str::from_utf8(h).ok());
+        let ns = query_param(&req.target, "ns");
+        let upstream =
+            match upstream_for(self.routing.fixed.as_ref(), ns, host, &self.routing.allow) {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::info!(error = %e, "request refused");
+                    return refused(&e.to_string());
+                }
+            };
+        let plain = self.routing.is_plain(&upstream);
+        let Some(url) = upstream_url(&upstream, plain, &req.target) else {
+            return refused("request target is not a valid URL path");
+        };
+        if req.method == Method::Get {
+            if let Ok(ApiPath::Blob { name, digest }) = ApiPath::parse(req.path()) {
+                return self
+                    .blobs
+                    .get(BlobAsk {
+                        req: &req,
+                        upstream: &upstream,
+                        repo: name,
+                        digest,
+                        url,
+                    })
+                    .await;
+            }
+        }
+        forward(&self.http, url, &req, body).await
+    }
+}
+
+fn metrics(blobs: &Blobs) -> Response {
+    let m = &blobs.metrics;
+    let stats = blobs.store.stats();
+    let mut e = Exposition::default();
+    e.counter(
+        "bay_proxy_cache_hits_total",
+        "Blob reads answered from the cache.",
+        m.cache_hits.get(),
+    )
+    .counter(
+        "bay_proxy_swarm_reads_total",
+        "Blob reads answered from the swarm.",
+        m.swarm_reads.get(),
+    )
+    .counter(
+        "bay_proxy_registry_reads_total",
+        "Blob reads that went to the registry.",
+        m.registry_reads.get(),
+    )
+    .counter(
+        "bay_proxy_bytes_to_clients_total",
+        "Blob bytes sent to image clients.",
+        m.bytes_to_clients.get(),
+    )
+    .counter(
+        "bay_proxy_bytes_from_registry_total",
+        "Blob bytes read from the registry.",
+        m.bytes_from_registry.get(),
+    )
+    .gauge(
+        "bay_proxy_cache_bytes",
+        "Bytes held in the cache.",
+        stats.used_bytes,
+    )
+    .gauge(
+        "bay_proxy_cache_blobs",
+        "Complete blobs in the cache.",
+        stats.complete as u64,
+    );
+    Response::new(200)
+        .header("content-type", CONTENT_TYPE)
+        .body(e.finish().into_bytes())
+}

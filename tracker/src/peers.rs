@@ -1,0 +1,381 @@
+//! The tracker's memory of who is in which swarm.
+//!
+//! Sharded by info hash so that HTTP workers on several threads rarely
+//! contend; each shard is a mutex held only for map updates. Time comes in
+//! as an argument, so expiry is tested without waiting. A peer that stops
+//! announcing is forgotten after `peer_ttl`; a swarm with no peers left is
+//! dropped with it.
+//!
+//! The tracker only tracks swarms it was told about ([`PeerStore::allow`]):
+//! an open tracker would be a free rendezvous service for anyone.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use bay_wire::tracker::Event;
+use bay_wire::tracker::{AnnounceRequest, AnnounceResponse, InfoHash, ScrapeResponse, ScrapeStats};
+
+const SHARDS: usize = 16;
+
+/// Tunables of the peer store.
+#[derive(Debug, Clone)]
+pub struct PeerStoreConfig {
+    /// Seconds between a client's announces.
+    pub interval: u32,
+    /// Seconds a client must wait at least between announces.
+    pub min_interval: u32,
+    /// A peer not heard from for this long is forgotten.
+    pub peer_ttl: Duration,
+    /// Peers returned when the client does not say.
+    pub default_numwant: u32,
+    /// Most peers returned.
+    pub max_numwant: u32,
+    /// Track any info hash, not only allowed ones.
+    pub open: bool,
+}
+
+impl Default for PeerStoreConfig {
+    fn default() -> Self {
+        PeerStoreConfig {
+            interval: 60,
+            min_interval: 10,
+            peer_ttl: Duration::from_secs(150),
+            default_numwant: 50,
+            max_numwant: 200,
+            open: false,
+        }
+    }
+}
+
+/// Why an announce was refused (sent as the failure reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnnounceRefused {
+    #[error("unknown torrent")]
+    UnknownTorrent,
+}
+
+#[derive(Debug)]
+struct Peer {
+    addr: SocketAddr,
+    seeder: bool,
+    last_seen: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Swarm {
+    peers: HashMap<[u8; 20], Peer>,
+    completed: u32,
+}
+
+impl Swarm {
+    fn counts(&self) -> (u32, u32) {
+        let seeders = self.peers.values().filter(|p| p.seeder).count() as u32;
+        (seeders, self.peers.len() as u32 - seeders)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    swarms: HashMap<InfoHash, Swarm>,
+}
+
+/// All swarms this tracker knows.
+#[derive(Debug)]
+pub struct PeerStore {
+    config: PeerStoreConfig,
+    shards: Vec<Mutex<Shard>>,
+    allowed: RwLock<HashSet<InfoHash>>,
+    rng: Mutex<u64>,
+}
+
+impl PeerStore {
+    pub fn new(config: PeerStoreConfig) -> PeerStore {
+        PeerStore {
+            config,
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            allowed: RwLock::new(HashSet::new()),
+            rng: Mutex::new(0x2545_f491_4f6c_dd1d),
+        }
+    }
+
+    pub fn config(&self) -> &PeerStoreConfig {
+        &self.config
+    }
+
+    /// Lets peers announce `info_hash`.
+    pub fn allow(&self, info_hash: InfoHash) {
+        self.allowed
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(info_hash);
+    }
+
+    pub fn is_allowed(&self, info_hash: &InfoHash) -> bool {
+        self.config.open
+            || self
+                .allowed
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(info_hash)
+    }
+
+    fn shard(&self, info_hash: &InfoHash) -> MutexGuard<'_, Shard> {
+        let i = usize::from(info_hash.0[0]) % SHARDS;
+        // The shard holds plain maps: still consistent after a panic.
+        self.shards
+            .get(i)
+            .unwrap_or(&self.shards[0])
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records an announce from `remote` and answers it. The peer's
+    /// address is the connection's IP unless the request names one (a
+    /// proxy announcing its public address).
+    pub fn announce(
+        &self,
+        req: &AnnounceRequest,
+        remote: IpAddr,
+        now: Instant,
+    ) -> Result<AnnounceResponse, AnnounceRefused> {
+        if !self.is_allowed(&req.info_hash) {
+            return Err(AnnounceRefused::UnknownTorrent);
+        }
+        let addr = SocketAddr::new(req.ip.unwrap_or(remote), req.port);
+        let want = req
+            .numwant
+            .unwrap_or(self.config.default_numwant)
+            .min(self.config.max_numwant) as usize;
+        let start = self.next_random();
+        let mut shard = self.shard(&req.info_hash);
+        let swarm = shard.swarms.entry(req.info_hash).or_default();
+        if req.event == Event::Stopped {
+            swarm.peers.remove(&req.peer_id.0);
+        } else {
+            if req.event == Event::Completed {
+                swarm.completed = swarm.completed.saturating_add(1);
+            }
+            swarm.peers.insert(
+                req.peer_id.0,
+                Peer {
+                    addr,
+                    seeder: req.left == 0,
+                    last_seen: now,
+                },
+            );
+        }
+        let (complete, incomplete) = swarm.counts();
+        let mut peers = Vec::new();
+        let mut peers6 = Vec::new();
+        if req.event != Event::Stopped {
+            // A seeder needs no seeders; everyone else gets a random slice.
+            let others: Vec<&Peer> = swarm
+                .peers
+                .iter()
+                .filter(|(id, p)| **id != req.peer_id.0 && !(req.left == 0 && p.seeder))
+                .map(|(_, p)| p)
+                .collect();
+            let n = others.len();
+            for i in 0..n.min(want) {
+                let Some(peer) = others.get((start as usize + i) % n) else {
+                    continue;
+                };
+                match peer.addr {
+                    SocketAddr::V4(a) => peers.push(a),
+                    SocketAddr::V6(a) => peers6.push(a),
+                }
+            }
+        }
+        let empty = swarm.peers.is_empty();
+        if empty {
+            shard.swarms.remove(&req.info_hash);
+        }
+        Ok(AnnounceResponse {
+            interval: self.config.interval,
+            min_interval: Some(self.config.min_interval),
+            complete: Some(complete),
+            incomplete: Some(incomplete),
+            tracker_id: None,
+            warning: None,
+            peers,
+            peers6,
+        })
+    }
+
+    /// Counts for the swarms asked about; unknown ones are left out.
+    pub fn scrape(&self, hashes: &[InfoHash]) -> ScrapeResponse {
+        let mut response = ScrapeResponse::default();
+        for h in hashes {
+            let shard = self.shard(h);
+            if let Some(swarm) = shard.swarms.get(h) {
+                let (complete, incomplete) = swarm.counts();
+                response.files.insert(
+                    *h,
+                    ScrapeStats {
+                        complete,
+                        downloaded: swarm.completed,
+                        incomplete,
+                    },
+                );
+            }
+        }
+        response
+    }
+
+    /// Forgets peers not heard from within the TTL; returns how many.
+    pub fn expire(&self, now: Instant) -> usize {
+        let ttl = self.config.peer_ttl;
+        let mut removed = 0;
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.swarms.retain(|_, swarm| {
+                let before = swarm.peers.len();
+                swarm
+                    .peers
+                    .retain(|_, p| now.saturating_duration_since(p.last_seen) < ttl);
+                removed += before - swarm.peers.len();
+                !swarm.peers.is_empty()
+            });
+        }
+        removed
+    }
+
+    /// Swarms and peers, for /metrics.
+    pub fn sizes(&self) -> (usize, usize) {
+        let mut swarms = 0;
+        let mut peers = 0;
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            swarms += shard.swarms.len();
+            peers += shard.swarms.values().map(|s| s.peers.len()).sum::<usize>();
+        }
+        (swarms, peers)
+    }
+
+    fn next_random(&self) -> u64 {
+        let mut x = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bay_wire::tracker::PeerId;
+    use std::net::SocketAddrV4;
+
+    fn req(hash: u8, peer: u8, port: u16, left: u64, event: Event) -> AnnounceRequest {
+        AnnounceRequest {
+            info_hash: InfoHash([hash; 20]),
+            peer_id: PeerId([peer; 20]),
+            port,
+            uploaded: 0,
+            downloaded: 0,
+            left,
+            event,
+            compact: Some(true),
+            numwant: None,
+            key: None,
+            ip: None,
+            no_peer_id: false,
+            tracker_id: None,
+        }
+    }
+
+    fn store() -> PeerStore {
+        let s = PeerStore::new(PeerStoreConfig::default());
+        s.allow(InfoHash([1; 20]));
+        s
+    }
+
+    fn v4(peers: &[SocketAddrV4]) -> Vec<String> {
+        peers.iter().map(|p| p.to_string()).collect()
+    }
+
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn peers_learn_of_each_other_but_not_themselves() {
+        let s = store();
+        let t = Instant::now();
+        let a = s
+            .announce(&req(1, 1, 6881, 10, Event::Started), LOCAL, t)
+            .unwrap();
+        assert!(a.peers.is_empty());
+        let b = s
+            .announce(&req(1, 2, 6882, 10, Event::Started), LOCAL, t)
+            .unwrap();
+        assert_eq!(v4(&b.peers), vec!["127.0.0.1:6881"]);
+        assert_eq!((b.complete, b.incomplete), (Some(0), Some(2)));
+        let a = s
+            .announce(&req(1, 1, 6881, 10, Event::None), LOCAL, t)
+            .unwrap();
+        assert_eq!(v4(&a.peers), vec!["127.0.0.1:6882"]);
+    }
+
+    #[test]
+    fn unknown_torrents_are_refused() {
+        let s = store();
+        let r = s.announce(&req(2, 1, 1, 0, Event::Started), LOCAL, Instant::now());
+        assert_eq!(r, Err(AnnounceRefused::UnknownTorrent));
+    }
+
+    #[test]
+    fn seeders_get_no_seeders_and_stopped_peers_leave() {
+        let s = store();
+        let t = Instant::now();
+        s.announce(&req(1, 1, 1, 0, Event::Started), LOCAL, t)
+            .unwrap();
+        s.announce(&req(1, 2, 2, 5, Event::Started), LOCAL, t)
+            .unwrap();
+        let seed2 = s
+            .announce(&req(1, 3, 3, 0, Event::Completed), LOCAL, t)
+            .unwrap();
+        assert_eq!(v4(&seed2.peers), vec!["127.0.0.1:2"]);
+        s.announce(&req(1, 2, 2, 5, Event::Stopped), LOCAL, t)
+            .unwrap();
+        let stats = s.scrape(&[InfoHash([1; 20]), InfoHash([9; 20])]);
+        assert_eq!(stats.files.len(), 1);
+        let st = stats.files[&InfoHash([1; 20])];
+        assert_eq!((st.complete, st.incomplete, st.downloaded), (2, 0, 1));
+    }
+
+    #[test]
+    fn silent_peers_expire() {
+        let s = store();
+        let t = Instant::now();
+        s.announce(&req(1, 1, 1, 5, Event::Started), LOCAL, t)
+            .unwrap();
+        s.announce(
+            &req(1, 2, 2, 5, Event::Started),
+            LOCAL,
+            t + Duration::from_secs(100),
+        )
+        .unwrap();
+        assert_eq!(s.expire(t + Duration::from_secs(160)), 1);
+        assert_eq!(s.sizes(), (1, 1));
+        assert_eq!(s.expire(t + Duration::from_secs(400)), 1);
+        assert_eq!(s.sizes(), (0, 0));
+    }
+
+    #[test]
+    fn numwant_is_capped_and_claimed_ip_is_used() {
+        let s = store();
+        let t = Instant::now();
+        for p in 0..250u8 {
+            let mut r = req(1, p, 1000 + u16::from(p), 5, Event::Started);
+            r.ip = Some("10.1.2.3".parse().unwrap());
+            s.announce(&r, LOCAL, t).unwrap();
+        }
+        let mut r = req(1, 251, 1, 5, Event::Started);
+        r.numwant = Some(10_000);
+        let got = s.announce(&r, LOCAL, t).unwrap();
+        assert_eq!(got.peers.len(), 200);
+        assert!(got.peers.iter().all(|p| p.ip().octets() == [10, 1, 2, 3]));
+    }
+}

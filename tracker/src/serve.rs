@@ -1,0 +1,165 @@
+//! `bay-tracker serve`: starts the HTTP workers and the housekeeping
+//! thread, and stops them on a shutdown signal. Tests start it with a
+//! listener bound to port 0 and their own [`Shutdown`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bay_httpd::{serve, Listen, ServerConfig, ServerHandle, Shutdown};
+
+use crate::config::TrackerConfig;
+use crate::origin::{Origin, OriginWorker};
+use crate::peers::{PeerStore, PeerStoreConfig};
+use crate::service::{Shared, TrackerMetrics, Worker};
+use bay_core::allow::{AllowList, AllowPattern};
+use bay_core::engine::{new_peer_id, Engine, EngineConfig};
+use bay_core::registry::{Registries, RegistryConfig};
+use bay_core::store::Store;
+
+/// A running tracker.
+#[derive(Debug)]
+pub struct Running {
+    server: Option<ServerHandle>,
+    housekeeping: Option<JoinHandle<()>>,
+    shutdown: Shutdown,
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+}
+
+impl Running {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What the workers share (the peer store, metrics), for embedding.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops accepting, finishes requests in flight, and waits.
+    pub fn stop(mut self) {
+        self.shutdown.trigger();
+        self.join_all();
+    }
+
+    /// Waits until a shutdown (e.g. SIGTERM) has stopped everything.
+    pub fn wait(mut self) {
+        self.join_all();
+    }
+
+    fn join_all(&mut self) {
+        if let Some(h) = self.housekeeping.take() {
+            let _ = h.join();
+        }
+        if let Some(server) = self.server.take() {
+            server.join();
+        }
+    }
+}
+
+/// Starts the tracker on `listen` (pre-bound, or the configured address).
+pub fn start(
+    config: &TrackerConfig,
+    listen: Option<std::net::TcpListener>,
+    shutdown: Shutdown,
+) -> std::io::Result<Running> {
+    let peers = PeerStore::new(PeerStoreConfig {
+        interval: config.announce_interval,
+        peer_ttl: Duration::from_secs(u64::from(config.announce_interval) * 5 / 2),
+        open: config.open_tracker,
+        ..PeerStoreConfig::default()
+    });
+    let shared = Arc::new(Shared {
+        peers,
+        metrics: TrackerMetrics::default(),
+    });
+    let server_config = ServerConfig {
+        threads: config.threads,
+        ..ServerConfig::default()
+    };
+    let listen = match listen {
+        Some(l) => Listen::Std(l),
+        None => Listen::Addr(config.listen),
+    };
+    let origin = match start_origin(config) {
+        Ok(o) => o.map(Arc::new),
+        Err(e) => return Err(std::io::Error::other(e)),
+    };
+    let for_workers = shared.clone();
+    let server = serve(
+        listen,
+        move || Worker {
+            shared: for_workers.clone(),
+            origin: origin.as_ref().map(|o| OriginWorker {
+                origin: o.clone(),
+                shared: for_workers.clone(),
+                http: o.registries.http_client(),
+            }),
+        },
+        server_config,
+        shutdown.clone(),
+    )?;
+    let housekeeping = {
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        std::thread::Builder::new()
+            .name("bay-tracker-expiry".into())
+            .spawn(move || expire_until(&shared, &shutdown))?
+    };
+    let addr = server.local_addr();
+    tracing::info!(%addr, "tracker listening");
+    Ok(Running {
+        addr,
+        server: Some(server),
+        housekeeping: Some(housekeeping),
+        shutdown,
+        shared,
+    })
+}
+
+/// The origin seeder: only when the operator allowed some registry.
+fn start_origin(config: &TrackerConfig) -> Result<Option<Origin>, String> {
+    if config.allow_registry.is_empty() {
+        tracing::warn!("no --allow-registry: running as a plain tracker, no origin seeder");
+        return Ok(None);
+    }
+    let patterns = config
+        .allow_registry
+        .iter()
+        .map(|p| AllowPattern::parse(p).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let registries = Registries::new(RegistryConfig {
+        insecure: config.insecure_registry.clone(),
+        extra_ca_file: config.ca_file.clone(),
+        ..RegistryConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let budget = config.cache_bytes().map_err(|e| e.to_string())?;
+    let store = Store::open(&config.root, budget).map_err(|e| e.to_string())?;
+    let engine = Engine::start(
+        EngineConfig::new(config.peer_listen, new_peer_id()),
+        store.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let peer_addr = config.public_addr.unwrap_or_else(|| engine.local_addr());
+    tracing::info!(%peer_addr, "origin seeder ready");
+    Ok(Some(Origin::new(
+        registries,
+        AllowList::new(patterns),
+        engine,
+        store,
+        peer_addr,
+    )))
+}
+
+fn expire_until(shared: &Shared, shutdown: &Shutdown) {
+    let every = Duration::from_secs(5);
+    while !shutdown.wait_blocking(every) {
+        let removed = shared.peers.expire(Instant::now());
+        if removed > 0 {
+            tracing::debug!(removed, "expired silent peers");
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The tracker's HTTP endpoints: `/announce`, `/scrape`, `/metrics`,
+//! `/healthz`, `/readyz`. Protocol work is in bay-wire and the peer store;
+//! this module maps requests to them and answers.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bay_core::metrics::{Counter, Exposition, CONTENT_TYPE};
+use bay_httpd::{Method, Request, RequestBody, Response};
+use bay_wire::tracker::response::encode_failure;
+use bay_wire::tracker::{AnnounceRequest, ScrapeRequest};
+
+use crate::origin::OriginWorker;
+use crate::peers::PeerStore;
+
+/// What every worker shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub peers: PeerStore,
+    pub metrics: TrackerMetrics,
+}
+
+/// One worker's request handler.
+#[derive(Debug)]
+pub struct Worker {
+    pub shared: Arc<Shared>,
+    pub origin: Option<OriginWorker>,
+}
+
+impl bay_httpd::Handler for Worker {
+    async fn handle(&self, req: Request, body: RequestBody) -> Response {
+        match (req.path(), &self.origin) {
+            ("/origin/v1/blobs", Some(o)) if req.method == Method::Post => o.blob(&req).await,
+            ("/origin/v1/hashes", Some(o)) => o.hashes(&req).await,
+            _ => handle(self.shared.clone(), req, body).await,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct TrackerMetrics {
+    pub announces: Counter,
+    pub announce_failures: Counter,
+    pub scrapes: Counter,
+}
+
+/// Answers one request.
+pub async fn handle(shared: Arc<Shared>, req: Request, _body: RequestBody) -> Response {
+    if req.method != Method::Get && req.method != Method::Head {
+        return Response::text(405, "only GET\n").header("allow", "GET, HEAD");
+    }
+    match req.path() {
+        "/announce" => announce(&shared, &req),
+        "/scrape" => scrape(&shared, &req),
+        "/healthz" | "/readyz" => Response::text(200, "ok\n"),
+        "/metrics" => metrics(&shared),
+        _ => Response::text(404, "not found\n"),
+    }
+}
+
+fn query(req: &Request) -> &[u8] {
+    req.target
+        .split_once('?')
+        .map_or(&b""[..], |(_, q)| q.as_bytes())
+}
+
+/// A tracker answers errors in a bencoded body with status 200, which is
+/// what BitTorrent clients read.
+fn failure(reason: &str) -> Response {
+    let mut body = Vec::new();
+    encode_failure(reason, &mut body);
+    Response::new(200)
+        .header("content-type", "text/plain")
+        .body(body)
+}
+
+fn announce(shared: &Shared, req: &Request) -> Response {
+    shared.metrics.announces.inc();
+    let parsed = match AnnounceRequest::parse_query(query(req)) {
+        Ok(a) => a,
+        Err(e) => {
+            shared.metrics.announce_failures.inc();
+            return failure(&e.to_string());
+        }
+    };
+    let remote = req
+        .peer
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip());
+    match shared.peers.announce(&parsed, remote, Instant::now()) {
+        Ok(answer) => Response::new(200)
+            .header("content-type", "text/plain")
+            .body(answer.to_bytes()),
+        Err(e) => {
+            shared.metrics.announce_failures.inc();
+            failure(&e.to_string())
+        }
+    }
+}
+
+fn scrape(shared: &Shared, req: &Request) -> Response {
+    shared.metrics.scrapes.inc();
+    match ScrapeRequest::parse_query(query(req)) {
+        Ok(s) => Response::new(200)
+            .header("content-type", "text/plain")
+            .body(shared.peers.scrape(&s.info_hashes).to_bytes()),
+        Err(e) => failure(&e.to_string()),
+    }
+}
+
+fn metrics(shared: &Shared) -> Response {
+    let (swarms, peers) = shared.peers.sizes();
+    let m = &shared.metrics;
+    let mut e = Exposition::default();
+    e.counter(
+        "bay_tracker_announces_total",
+        "Announce requests received.",
+        m.announces.get(),
+    )
+    .counter(
+        "bay_tracker_announce_failures_total",
+        "Announces answered with a failure reason.",
+        m.announce_failures.get(),
+    )
+    .counter(
+        "bay_tracker_scrapes_total",
+        "Scrape requests received.",
+        m.scrapes.get(),
+    )
+    .gauge(
+        "bay_tracker_swarms",
+        "Swarms with at least one peer.",
+        swarms as u64,
+    )
+    .gauge(
+        "bay_tracker_peers",
+        "Peers across all swarms.",
+        peers as u64,
+    );
+    Response::new(200)
+        .header("content-type", CONTENT_TYPE)
+        .body(e.finish().into_bytes())
+}
