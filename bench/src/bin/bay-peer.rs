@@ -51,8 +51,21 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Seed FILE for TORRENT until SIGINT/SIGTERM.
+    ///
+    /// FILE is taken into the store by hard link (a copy across file
+    /// systems) after its sha256 is checked. Prints one line
+    /// `seeding digest=sha256:HEX info_hash=HEX listen=ADDR` once peers
+    /// can connect, and `stopped uploaded=BYTES seconds=S` at the end.
     Seed(SeedArgs),
     /// Download TORRENT's blob from the given peers into OUT.
+    ///
+    /// The blob's digest is required up front (--digest, as `seed` prints
+    /// it): a v2 torrent carries merkle roots, not the OCI digest, and the
+    /// store admits a blob only once its digest checks out. With the same
+    /// --root, a killed download resumes. Prints one line
+    /// `done bytes=N seconds=S MB/s=R downloaded=D` (MB = 10^6 bytes;
+    /// `downloaded` counts bytes fetched in this run; seconds run from
+    /// adding the torrent to the verified blob being in the store).
     Get(GetArgs),
 }
 
