@@ -6,7 +6,8 @@
 //! - `bay-peer get` and a bay engine in this process download from a
 //!   libtorrent seed.
 //!
-//! Every download is compared byte for byte with the original. Sizes
+//! Every download is compared byte for byte with the original, with
+//! torrents made by bay and by libtorrent. Sizes
 //! cover a single piece smaller than a block, and several pieces with a
 //! short last piece whose last block libtorrent pads to a full block.
 #![allow(clippy::unwrap_used)] // a panic is a test's failure report
@@ -178,5 +179,44 @@ fn engine_in_process_trades_with_libtorrent_both_ways() -> Result<()> {
         "bay uploaded {} bytes",
         status.stats.uploaded
     );
+    Ok(())
+}
+
+#[test]
+fn a_torrent_made_by_libtorrent_works_both_ways() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src)?;
+    let file = content::write_file(&src, "lt-made", 1_500_000 + 77, 9)?;
+    let data = std::fs::read(&file)?;
+    let torrent = dir.path().join("lt-made.torrent");
+    bay_tests::libtorrent::make(&file, &torrent, 128 * KIB as u64)?;
+
+    // libtorrent seeds, bay-peer fetches.
+    let lt_seed = LtSeed::start(&torrent, &src)?;
+    let out = dir.path().join("out");
+    let digest = peers::digest_of(&data);
+    peers::bay_get(
+        &torrent,
+        digest.as_str(),
+        &out,
+        &[lt_seed.addr],
+        None,
+        TIMEOUT,
+    )?;
+    peers::assert_file_is(&out, &data)?;
+    lt_seed.stop()?;
+
+    // bay-peer seeds the copy it fetched, libtorrent fetches.
+    let seed = BaySeed::start(&torrent, &out, None)?;
+    ensure!(
+        seed.digest == digest.as_str(),
+        "seed printed {}",
+        seed.digest
+    );
+    let save = dir.path().join("lt");
+    peers::lt_get(&torrent, &save, &[seed.addr], TIMEOUT)?;
+    peers::assert_file_is(&save.join("lt-made"), &data)?;
+    seed.stop()?;
     Ok(())
 }
