@@ -420,6 +420,8 @@ fn sigkilled_download_resumes_and_never_leaves_a_wrong_blob() -> Result<()> {
             if child.has_exited() || Instant::now() > deadline {
                 break;
             }
+            // While the writer runs too, blobs/ holds only right files.
+            check_blobs(&root)?;
             let due = if round == 0 {
                 started.elapsed() >= delay
             } else {
