@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use bay_httpd::yield_now;
 use bay_wire::peer::{
-    encode_piece_header, Decoder, Frame, Handshake, Limits, Status, HANDSHAKE_LEN,
+    encode_piece_header, Decoder, Frame, Handshake, Limits, Status, BLOCK_SIZE, HANDSHAKE_LEN,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use monoio::net::{TcpListener, TcpStream};
 
 use super::sys;
@@ -24,6 +24,8 @@ use crate::swarm::Transmit;
 /// Most bytes read from one connection before others get a turn.
 const READ_TURN: usize = 1 << 20;
 const RECV_CHUNK: usize = 256 * 1024;
+/// Padding sent after the end of a blob; a block is at most 16 KiB.
+static ZEROS: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
 
 pub(super) async fn accept_loop(state: Rc<EngineState>, listener: TcpListener) {
     while !state.stopping.get() {
@@ -90,7 +92,7 @@ async fn session(
     let mut io = Io::new(stream);
     if let Some(t) = &dialled {
         let ours = t.swarm.borrow().handshake();
-        io.out.push_bytes(Bytes::copy_from_slice(&ours.to_bytes()));
+        io.out.push_bytes(&ours.to_bytes());
     }
     let mut decoder = Decoder::new(Limits::default());
     let theirs = monoio::time::timeout(
@@ -106,7 +108,7 @@ async fn session(
                 .torrent(&theirs.info_hash)
                 .ok_or_else(|| io::Error::other("handshake for a torrent we do not have"))?;
             let ours = t.swarm.borrow().handshake();
-            io.out.push_bytes(Bytes::copy_from_slice(&ours.to_bytes()));
+            io.out.push_bytes(&ours.to_bytes());
             t
         }
     };
@@ -264,7 +266,7 @@ struct OutQueue {
 }
 
 enum Chunk {
-    Bytes(Bytes),
+    Bytes(BytesMut),
     /// `len` bytes of the blob file at `offset`.
     File {
         offset: u64,
@@ -277,8 +279,14 @@ impl OutQueue {
         self.chunks.is_empty()
     }
 
-    fn push_bytes(&mut self, b: Bytes) {
-        self.chunks.push_back(Chunk::Bytes(b));
+    /// Appends to the last chunk when that is bytes too, so that a run of
+    /// small messages (requests, haves) leaves in one send(2).
+    fn push_bytes(&mut self, b: &[u8]) {
+        if let Some(Chunk::Bytes(last)) = self.chunks.back_mut() {
+            last.extend_from_slice(b);
+        } else {
+            self.chunks.push_back(Chunk::Bytes(BytesMut::from(b)));
+        }
     }
 
     fn push_transmit(&mut self, t: Transmit, torrent: &Torrent) {
@@ -286,19 +294,31 @@ impl OutQueue {
             Transmit::Message(m) => {
                 // Encoding into our own buffer cannot fail for lack of room.
                 if m.encode(&mut self.scratch).is_ok() {
-                    let b = self.scratch.split().freeze();
-                    self.push_bytes(b);
+                    let b = self.scratch.split();
+                    self.push_bytes(&b);
                 }
             }
             Transmit::Block(r) => {
                 let _ = encode_piece_header(&mut self.scratch, r.piece, r.begin, r.length);
-                let header = self.scratch.split().freeze();
-                self.push_bytes(header);
-                let piece_len = u64::from(torrent.swarm.borrow().geometry().piece_len);
+                let header = self.scratch.split();
+                self.push_bytes(&header);
+                let geometry = torrent.swarm.borrow().geometry();
+                let offset =
+                    u64::from(r.piece) * u64::from(geometry.piece_len) + u64::from(r.begin);
+                let in_blob = geometry
+                    .total_len
+                    .saturating_sub(offset)
+                    .min(u64::from(r.length));
                 self.chunks.push_back(Chunk::File {
-                    offset: u64::from(r.piece) * piece_len + u64::from(r.begin),
-                    len: r.length as usize,
+                    offset,
+                    len: in_blob as usize,
                 });
+                // Past the end of the blob (a peer that pads the file to a
+                // whole piece asked for it): zeros.
+                let pad = (r.length as usize).saturating_sub(in_blob as usize);
+                if pad > 0 {
+                    self.push_bytes(&ZEROS[..pad.min(ZEROS.len())]);
+                }
             }
         }
     }

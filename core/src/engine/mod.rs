@@ -14,13 +14,14 @@
 //! Layout: [`torrent`] (one swarm with its storage, and the event loop
 //! between them), [`conn`] (one peer connection), [`mailbox`] and
 //! [`notify`] (wake-ups across and within threads), [`sys`] (the system
-//! calls).
+//! calls), [`verify`] (the thread that hashes pieces).
 
 mod conn;
 mod mailbox;
 mod notify;
 mod sys;
 mod torrent;
+mod verify;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -40,11 +41,12 @@ use bay_wire::oci::Digest;
 
 use crate::picker::ReaderKey;
 use crate::progress::{BlobReader, Progress};
-use crate::store::{Store, StoreError};
+use crate::store::{CheckedPiece, PieceError, Store, StoreError};
 use crate::swarm::{SwarmConfig, SwarmStats};
 use mailbox::{mailbox, Inbox, Outbox};
 use notify::Notify;
 use torrent::{Plan, Torrent};
+use verify::Verifier;
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -217,6 +219,12 @@ enum Command {
         info_hash: [u8; 20],
         reader: ReaderKey,
     },
+    /// The verifier thread checked a piece.
+    PieceChecked {
+        info_hash: [u8; 20],
+        piece: u32,
+        result: Result<CheckedPiece, PieceError>,
+    },
     Shutdown,
 }
 
@@ -244,6 +252,7 @@ impl std::fmt::Debug for Command {
             Command::Status { .. } => "Status",
             Command::SetReader { .. } => "SetReader",
             Command::RemoveReader { .. } => "RemoveReader",
+            Command::PieceChecked { .. } => "PieceChecked",
             Command::Shutdown => "Shutdown",
         })
     }
@@ -260,6 +269,7 @@ impl Engine {
         let local_addr = listener.local_addr().map_err(EngineError::Start)?;
         let driver = resolve_driver(config.driver).map_err(EngineError::Start)?;
         let (outbox, inbox) = mailbox();
+        let verifier = verify::start(outbox.clone()).map_err(EngineError::Start)?;
         let thread = std::thread::Builder::new()
             .name("bay-peers".into())
             .spawn(move || {
@@ -278,7 +288,7 @@ impl Engine {
                         return;
                     }
                 }
-                runtime.block_on(run(config, store, listener, inbox));
+                runtime.block_on(run(config, store, listener, inbox, verifier));
             })
             .map_err(EngineError::Start)?;
         tracing::info!(%local_addr, ?driver, "peer engine listening");
@@ -445,6 +455,8 @@ struct EngineState {
     stop: Notify,
     /// Notified when the last connection closes.
     idle: Notify,
+    /// Where pieces go to be hashed off this thread.
+    verifier: Verifier,
 }
 
 impl EngineState {
@@ -473,6 +485,7 @@ async fn run(
     store: Store,
     listener: std::net::TcpListener,
     inbox: Inbox<Command>,
+    verifier: Verifier,
 ) {
     let state = Rc::new(EngineState {
         config,
@@ -484,6 +497,7 @@ async fn run(
         stopping: Cell::new(false),
         stop: Notify::default(),
         idle: Notify::default(),
+        verifier,
     });
     match monoio::net::TcpListener::from_std(listener) {
         Ok(l) => {
@@ -565,6 +579,15 @@ fn handle_command(state: &Rc<EngineState>, command: Command) -> bool {
         Command::RemoveReader { info_hash, reader } => {
             if let Some(t) = state.torrent(&info_hash) {
                 t.remove_reader(reader);
+            }
+        }
+        Command::PieceChecked {
+            info_hash,
+            piece,
+            result,
+        } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.piece_checked(state, piece, result);
             }
         }
         Command::Shutdown => return false,
