@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use std::cell::RefCell;
+
 use bay_httpd::yield_now;
 use bay_wire::peer::{
     encode_piece_header, Decoder, Frame, Handshake, Limits, Status, BLOCK_SIZE, HANDSHAKE_LEN,
@@ -19,6 +21,7 @@ use monoio::net::{TcpListener, TcpStream};
 use super::sys;
 use super::torrent::{Link, Torrent};
 use super::EngineState;
+use crate::rate::{Grant, TokenBucket};
 use crate::swarm::Transmit;
 
 /// Most bytes read from one connection before others get a turn.
@@ -144,7 +147,7 @@ async fn pump(
     loop {
         if link.closing.get() || state.stopping.get() {
             // Best effort: let queued messages (a reject, a have) leave.
-            let _ = io.out.flush(io.stream, Some(&torrent.file));
+            let _ = io.out.flush(io.stream, Some(&torrent.file), &state.upload);
             return Ok(());
         }
         torrent
@@ -154,8 +157,10 @@ async fn pump(
         for t in transmits.drain(..) {
             io.out.push_transmit(t, torrent);
         }
-        io.out.flush(io.stream, Some(&torrent.file))?;
-        let (got, eof) = io.fill(READ_TURN)?;
+        let send_wait = io
+            .out
+            .flush(io.stream, Some(&torrent.file), &state.upload)?;
+        let (got, eof, recv_wait) = io.fill(READ_TURN, &state.download)?;
         // Bytes may also be left over from the handshake read.
         if !io.rbuf.is_empty() {
             let now = Instant::now();
@@ -182,12 +187,31 @@ async fn pump(
             yield_now().await;
             continue;
         }
-        let pending_out = !io.out.is_empty();
+        // A rate limit that said "wait" is waited for, not the socket:
+        // the socket would say "ready" at once.
+        let pending_out = !io.out.is_empty() && send_wait.is_none();
+        let throttle = send_wait.into_iter().chain(recv_wait).min();
         monoio::select! {
-            r = io.stream.readable(false) => r?,
+            r = readable_if(io.stream, recv_wait.is_none()) => r?,
             r = writable_if(io.stream, pending_out) => r?,
             _ = link.wake.notified() => {},
+            _ = sleep_if(throttle) => {},
         }
+    }
+}
+
+async fn readable_if(stream: &TcpStream, wanted: bool) -> io::Result<()> {
+    if wanted {
+        stream.readable(false).await
+    } else {
+        std::future::pending().await
+    }
+}
+
+async fn sleep_if(wait: Option<std::time::Duration>) {
+    match wait {
+        Some(d) => monoio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -215,25 +239,38 @@ impl<'s> Io<'s> {
         }
     }
 
-    /// Reads what the socket has, up to `limit` bytes. Returns bytes read
-    /// and whether the peer closed.
-    fn fill(&mut self, limit: usize) -> io::Result<(usize, bool)> {
+    /// Reads what the socket has, up to `limit` bytes and what the rate
+    /// limit allows. Returns bytes read, whether the peer closed, and how
+    /// long the limit wants reading to pause.
+    fn fill(
+        &mut self,
+        limit: usize,
+        bucket: &RefCell<TokenBucket>,
+    ) -> io::Result<(usize, bool, Option<Duration>)> {
         let mut total = 0;
         while total < limit {
-            match sys::recv(self.stream, &mut self.rbuf, RECV_CHUNK) {
-                Ok(0) => return Ok((total, true)),
+            let allowed = match bucket.borrow_mut().take(RECV_CHUNK as u64, Instant::now()) {
+                Grant::Now(n) => n as usize,
+                Grant::Wait(d) => return Ok((total, false, Some(d))),
+            };
+            let result = sys::recv(self.stream, &mut self.rbuf, allowed);
+            let used = *result.as_ref().unwrap_or(&0);
+            bucket.borrow_mut().give_back((allowed - used) as u64);
+            match result {
+                Ok(0) => return Ok((total, true, None)),
                 Ok(n) => total += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok((total, false))
+        Ok((total, false, None))
     }
 
     async fn read_handshake(&mut self, decoder: &mut Decoder) -> io::Result<Handshake> {
+        let unlimited = RefCell::new(TokenBucket::unlimited(Instant::now()));
         loop {
-            self.out.flush(self.stream, None)?;
+            self.out.flush(self.stream, None, &unlimited)?;
             match decoder.decode(&mut self.rbuf) {
                 Ok(Status::Complete(Frame::Handshake(h), _)) => return Ok(h),
                 Ok(Status::Complete(Frame::Message(_), _)) => {
@@ -242,7 +279,7 @@ impl<'s> Io<'s> {
                 Ok(Status::Partial { .. }) => {}
                 Err(e) => return Err(io::Error::other(e)),
             }
-            let (got, eof) = self.fill(HANDSHAKE_LEN)?;
+            let (got, eof, _) = self.fill(HANDSHAKE_LEN, &unlimited)?;
             if eof {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
@@ -324,8 +361,14 @@ impl OutQueue {
     }
 
     /// Sends what the socket takes without blocking. Blocks can only be
-    /// queued once a torrent (and so `file`) is known.
-    fn flush(&mut self, stream: &TcpStream, file: Option<&File>) -> io::Result<()> {
+    /// queued once a torrent (and so `file`) is known; their bytes count
+    /// against the upload limit, and when it says wait, so does this.
+    fn flush(
+        &mut self,
+        stream: &TcpStream,
+        file: Option<&File>,
+        bucket: &RefCell<TokenBucket>,
+    ) -> io::Result<Option<Duration>> {
         loop {
             let more = self.chunks.len() > 1;
             let Some(chunk) = self.chunks.front_mut() else {
@@ -339,7 +382,14 @@ impl OutQueue {
                 Chunk::File { offset, len } => {
                     let file =
                         file.ok_or_else(|| io::Error::other("block queued before handshake"))?;
-                    sys::sendfile(stream, file, *offset, *len).and_then(|n| {
+                    let allowed = match bucket.borrow_mut().take(*len as u64, Instant::now()) {
+                        Grant::Now(n) => n as usize,
+                        Grant::Wait(d) => return Ok(Some(d)),
+                    };
+                    let sent = sys::sendfile(stream, file, *offset, allowed);
+                    let used = *sent.as_ref().unwrap_or(&0);
+                    bucket.borrow_mut().give_back((allowed - used) as u64);
+                    sent.and_then(|n| {
                         if n == 0 {
                             return Err(io::Error::new(
                                 io::ErrorKind::UnexpectedEof,
@@ -357,11 +407,11 @@ impl OutQueue {
                     self.chunks.pop_front();
                 }
                 Ok(false) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Ok(None)
     }
 }

@@ -41,6 +41,7 @@ use bay_wire::oci::Digest;
 
 use crate::picker::ReaderKey;
 use crate::progress::{BlobReader, Progress};
+use crate::rate::TokenBucket;
 use crate::store::{CheckedPiece, PieceError, Store, StoreError};
 use crate::swarm::{SwarmConfig, SwarmStats};
 use mailbox::{mailbox, Inbox, Outbox};
@@ -62,6 +63,10 @@ pub struct EngineConfig {
     pub connect_timeout: Duration,
     /// How long a new connection may take to send its handshake.
     pub handshake_timeout: Duration,
+    /// Piece bytes sent to peers per second, over all connections.
+    pub upload_limit: Option<u64>,
+    /// Bytes received from peers per second, over all connections.
+    pub download_limit: Option<u64>,
 }
 
 impl EngineConfig {
@@ -74,6 +79,8 @@ impl EngineConfig {
             max_connections: 512,
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
+            upload_limit: None,
+            download_limit: None,
         }
     }
 }
@@ -457,6 +464,8 @@ struct EngineState {
     idle: Notify,
     /// Where pieces go to be hashed off this thread.
     verifier: Verifier,
+    upload: RefCell<TokenBucket>,
+    download: RefCell<TokenBucket>,
 }
 
 impl EngineState {
@@ -480,6 +489,16 @@ impl EngineState {
     }
 }
 
+/// A bucket for a limit in bytes a second: a tenth of a second of burst,
+/// so a limit is smooth yet each send can carry whole blocks.
+fn bucket(limit: Option<u64>) -> TokenBucket {
+    let now = std::time::Instant::now();
+    match limit {
+        Some(rate) => TokenBucket::new(Some(rate), rate / 10, now),
+        None => TokenBucket::unlimited(now),
+    }
+}
+
 async fn run(
     config: EngineConfig,
     store: Store,
@@ -488,7 +507,6 @@ async fn run(
     verifier: Verifier,
 ) {
     let state = Rc::new(EngineState {
-        config,
         store,
         torrents: RefCell::new(HashMap::new()),
         banned: RefCell::new(HashSet::new()),
@@ -498,6 +516,9 @@ async fn run(
         stop: Notify::default(),
         idle: Notify::default(),
         verifier,
+        upload: RefCell::new(bucket(config.upload_limit)),
+        download: RefCell::new(bucket(config.download_limit)),
+        config,
     });
     match monoio::net::TcpListener::from_std(listener) {
         Ok(l) => {
