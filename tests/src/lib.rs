@@ -9,12 +9,14 @@
 //! - [`process`]: runs a program to completion under a deadline.
 //! - [`content`]: deterministic pseudo-random test files.
 //! - [`libtorrent`]: the python libtorrent driver (`tests/py/lt_driver.py`).
+//! - [`cluster_bench`]: the cluster comparison run (bin `bay-cluster-bench`).
 //!
 //! The test command builds the binaries before the tests run:
 //! `cargo build --workspace --bins && cargo test --workspace`.
 
 pub mod bins;
 pub mod clients;
+pub mod cluster_bench;
 pub mod content;
 pub mod error;
 pub mod image;
