@@ -26,4 +26,5 @@ json="$OUT/cluster-$stamp.json"
 png="$OUT/cluster-$stamp.png"
 target/release/bay-cluster-bench --bin-dir target/release --json "$json" "$@"
 /usr/bin/python3 bench/scripts/plot-cluster.py "$json" "$png"
+/usr/bin/python3 bench/scripts/plot-cluster-links.py "$json" "${png%.png}-links.png"
 echo "wrote $json and $png" >&2

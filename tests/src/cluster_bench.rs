@@ -129,6 +129,9 @@ pub struct ScenarioResult {
     pub warmup_seconds: Option<f64>,
     /// Each host's completion time in seconds, in host order.
     pub host_seconds: Vec<f64>,
+    /// Link counters of every cluster host (registry, tracker, then the
+    /// pulling hosts) during the measured pulls.
+    pub links: Vec<LinkSample>,
 }
 
 impl ScenarioResult {
@@ -173,6 +176,12 @@ impl ScenarioResult {
             "last_seconds": self.last_seconds(),
             "time_ratio": self.time_ratio(),
             "host_seconds": self.host_seconds,
+            "links": self.links.iter().map(|l| serde_json::json!({
+                "t": l.t,
+                "down": l.hosts.iter().map(|h| h.0).collect::<Vec<_>>(),
+                "up": l.hosts.iter().map(|h| h.1).collect::<Vec<_>>(),
+                "cpu_busy": l.cpu_busy,
+            })).collect::<Vec<_>>(),
         })
     }
 }
@@ -296,16 +305,18 @@ impl Bench<'_> {
             warmup_registry_bytes: 0,
             warmup_seconds: None,
             host_seconds: Vec::new(),
+            links: Vec::new(),
         };
         let pullers: Vec<usize> = (FIRST_PULLER..FIRST_PULLER + self.opts.hosts).collect();
         match scenario {
             Scenario::Direct => {
                 let reference = image.reference(self.registry, &repo);
                 let access = Access::to_registry(self.registry);
-                let (secs, bytes) =
+                let (secs, bytes, links) =
                     self.pull_all(&pullers, &reference, &access, &scenario_dir, &image)?;
                 result.host_seconds = secs;
                 result.registry_bytes = bytes;
+                result.links = links;
             }
             Scenario::Cold | Scenario::Warm => {
                 let tracker = self.start_tracker(k, ports, &scenario_dir)?;
@@ -318,7 +329,7 @@ impl Bench<'_> {
                     let first = pullers[..1].to_vec();
                     let proxies = self.start_proxies(k, "warmup", &first, ports, &scenario_dir)?;
                     let warm_dir = scenario_dir.join("warmup");
-                    let (secs, bytes) =
+                    let (secs, bytes, _) =
                         self.pull_all(&first, &reference, &access, &warm_dir, &image)?;
                     result.warmup_seconds = secs.first().copied();
                     result.warmup_registry_bytes = bytes;
@@ -326,10 +337,11 @@ impl Bench<'_> {
                     let _ = std::fs::remove_dir_all(&warm_dir);
                 }
                 let proxies = self.start_proxies(k, "pull", &pullers, ports, &scenario_dir)?;
-                let (secs, bytes) =
+                let (secs, bytes, links) =
                     self.pull_all(&pullers, &reference, &access, &scenario_dir, &image)?;
                 result.host_seconds = secs;
                 result.registry_bytes = bytes;
+                result.links = links;
                 drop(proxies);
                 drop(tracker);
             }
@@ -405,7 +417,8 @@ impl Bench<'_> {
     }
 
     /// Every host in `hosts` pulls `reference` at the same moment; returns
-    /// each host's seconds and the registry's blob bytes meanwhile.
+    /// each host's seconds, the registry's blob bytes meanwhile and the
+    /// link counters sampled during the pulls.
     fn pull_all(
         &self,
         hosts: &[usize],
@@ -413,7 +426,7 @@ impl Bench<'_> {
         access: &Access,
         dir: &Path,
         image: &TestImage,
-    ) -> Result<(Vec<f64>, u64)> {
+    ) -> Result<(Vec<f64>, u64, Vec<LinkSample>)> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let before = self.registry.requests()?.len();
         let dests: Vec<PathBuf> = hosts
@@ -433,7 +446,14 @@ impl Bench<'_> {
             cmds.push(cmd);
         }
         let started = Instant::now();
-        let outcomes = run_all_at_once(cmds);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let all_hosts = self.cluster.hosts().len();
+        let (outcomes, links) = std::thread::scope(|s| {
+            let sampler = s.spawn(|| sample_links(self.cluster.hub(), all_hosts, &stop));
+            let outcomes = run_all_at_once(cmds);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            (outcomes, sampler.join().unwrap_or_default())
+        });
         let wall = started.elapsed();
         let mut secs = Vec::new();
         for ((outcome, dest), &i) in outcomes.into_iter().zip(&dests).zip(hosts) {
@@ -452,8 +472,94 @@ impl Bench<'_> {
             hosts.len(),
             wall.as_secs_f64()
         );
-        Ok((secs, bytes))
+        Ok((secs, bytes, links))
     }
+}
+
+/// Bytes through each pulling host's link at one instant, read from the
+/// hub ends of the links: `down` went to the host, `up` came from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkSample {
+    /// Seconds since the pulls started.
+    pub t: f64,
+    /// Per host, in cluster host order: (bytes down, bytes up) since the
+    /// pulls started.
+    pub hosts: Vec<(u64, u64)>,
+    /// Share of the machine's CPU time that was busy (by anyone) since
+    /// the previous sample, 0 to 1.
+    pub cpu_busy: f64,
+}
+
+/// How often the link counters are read during a pull.
+const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+
+/// Reads the hub's link counters every [`SAMPLE_EVERY`] until `stop`.
+fn sample_links(hub: &str, hosts: usize, stop: &std::sync::atomic::AtomicBool) -> Vec<LinkSample> {
+    let start = Instant::now();
+    let base = link_counters(hub, hosts).unwrap_or_else(|| vec![(0, 0); hosts]);
+    let mut cpu = cpu_times();
+    let mut out = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let next = Instant::now() + SAMPLE_EVERY;
+        if let Some(now) = link_counters(hub, hosts) {
+            let hosts = now
+                .iter()
+                .zip(&base)
+                .map(|(n, b)| (n.0.saturating_sub(b.0), n.1.saturating_sub(b.1)))
+                .collect();
+            let now_cpu = cpu_times();
+            let (busy, total) = (now_cpu.0 - cpu.0, now_cpu.1 - cpu.1);
+            cpu = now_cpu;
+            out.push(LinkSample {
+                t: start.elapsed().as_secs_f64(),
+                hosts,
+                cpu_busy: if total > 0.0 { busy / total } else { 0.0 },
+            });
+        }
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    out
+}
+
+/// (busy, total) CPU time of the whole machine from `/proc/stat`, in ticks.
+fn cpu_times() -> (f64, f64) {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let total: f64 = ticks.iter().sum();
+    // Fields 4 and 5 are idle and iowait.
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    (total - idle, total)
+}
+
+/// (bytes sent to host i, bytes received from host i) for every host,
+/// from `ip -j -s link` in the hub.
+fn link_counters(hub: &str, hosts: usize) -> Option<Vec<(u64, u64)>> {
+    let out = std::process::Command::new("ip")
+        .args(["-n", hub, "-j", "-s", "link", "show"])
+        .output()
+        .ok()?;
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let mut counters = vec![(0, 0); hosts];
+    for link in links.as_array()? {
+        let name = link.get("ifname")?.as_str().unwrap_or_default();
+        let Some(i) = name.strip_prefix('h').and_then(|n| n.parse::<usize>().ok()) else {
+            continue;
+        };
+        let stats = link.get("stats64")?;
+        let tx = stats.get("tx")?.get("bytes")?.as_u64()?;
+        let rx = stats.get("rx")?.get("bytes")?.as_u64()?;
+        if let Some(slot) = counters.get_mut(i) {
+            *slot = (tx, rx);
+        }
+    }
+    Some(counters)
 }
 
 /// The results as an aligned text table.
@@ -502,6 +608,7 @@ mod tests {
             warmup_registry_bytes: 1_000_000,
             warmup_seconds: Some(1.0),
             host_seconds: vec![1.5, 2.0],
+            links: Vec::new(),
         };
         assert!((r.ideal_seconds() - 1.0).abs() < 1e-9);
         assert!((r.time_ratio() - 2.0).abs() < 1e-9);
