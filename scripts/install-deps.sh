@@ -17,6 +17,7 @@ packages=(
   docker.io            # dockerd and docker CLI
   iproute2             # ip netns, tc, ss for the namespace hosts
   iperf3 iputils-ping  # checks of the namespace links
+  python3-matplotlib   # plots of the cluster benchmark
 )
 
 missing=()

@@ -351,9 +351,19 @@ impl Picker {
                 return;
             }
         }
-        if out.len() == start {
+        if out.len() == start && self.all_started() {
             self.pick_end_game(peer, has, want, out);
         }
+    }
+
+    /// Whether every piece we lack is in flight: only then is it the end
+    /// game. While some piece is not started yet (its hash has not come
+    /// from the origin, or no peer offered it yet), asking a second peer
+    /// for blocks already requested would only double the traffic: in a
+    /// cold swarm that streams from the origin this held all along and
+    /// made hosts receive about 1.6 times the blob.
+    fn all_started(&self) -> bool {
+        (0..self.piece_count()).all(|p| self.have.has(p) || self.active.contains_key(&p))
     }
 
     /// Pieces in each reader's read-ahead window that this peer can give.
@@ -679,6 +689,23 @@ mod tests {
         assert_eq!(r[0].cancel, vec![1]);
         assert!(r[1].piece_complete);
         assert!(p.block_received(1, slow[0]).unwanted);
+    }
+
+    #[test]
+    fn no_end_game_while_pieces_are_still_to_come() {
+        let mut p = picker(4);
+        p.set_hashes_unknown([2, 3]);
+        let first = pick(&mut p, 1, PeerHas::All, 8);
+        assert_eq!(first.len(), 4, "both blocks of pieces 0 and 1");
+        assert!(
+            pick(&mut p, 2, PeerHas::All, 8).is_empty(),
+            "pieces 2 and 3 are not started: no doubling up yet"
+        );
+        p.hash_known(2);
+        p.hash_known(3);
+        assert_eq!(pick(&mut p, 1, PeerHas::All, 8).len(), 4);
+        let doubled = pick(&mut p, 2, PeerHas::All, 8);
+        assert_eq!(doubled.len(), 8, "now every piece is in flight: end-game");
     }
 
     #[test]

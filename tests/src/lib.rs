@@ -11,12 +11,14 @@
 //! - [`libtorrent`]: the python libtorrent driver (`tests/py/lt_driver.py`).
 //! - [`peers`]: live peers: libtorrent (`tests/py/lt_peer.py`) and
 //!   `bay-peer` as children, and torrents of test data.
+//! - [`cluster_bench`]: the cluster comparison run (bin `bay-cluster-bench`).
 //!
 //! The test command builds the binaries before the tests run:
 //! `cargo build --workspace --bins && cargo test --workspace`.
 
 pub mod bins;
 pub mod clients;
+pub mod cluster_bench;
 pub mod content;
 pub mod error;
 pub mod image;

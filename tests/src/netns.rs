@@ -5,8 +5,9 @@
 //! Layout: a hub namespace holds bridge `br0`; host `i` is namespace
 //! `<prefix>-h<i>` with `eth0` (address `10.213.<run>.<i+1>/24`) whose peer
 //! `h<i>` sits on the bridge. Both ends of every link are created directly
-//! inside their namespaces, so the root namespace never sees them. A tbf
-//! qdisc on each end limits the host's upload and download to the rate.
+//! inside their namespaces, so the root namespace never sees them. An HTB
+//! qdisc on each end limits the host's upload and download to the rate,
+//! small TCP packets (ACKs) first.
 //!
 //! In the root namespace the subnet gets a blackhole route for the
 //! cluster's lifetime, so a command run by mistake outside the namespaces
@@ -49,7 +50,7 @@ impl Rate {
         self.0
     }
 
-    /// A tbf bucket of about 10 ms at this rate, at least 32 KiB so that
+    /// A token bucket of about 10 ms at this rate, at least 32 KiB so that
     /// one full-size GSO burst fits.
     fn burst_bytes(self) -> u64 {
         (self.0 / 8 / 100).max(32 * 1024)
@@ -111,6 +112,12 @@ impl Cluster {
     /// The per-run prefix of every namespace name.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The hub namespace, which holds the bridge and the hub end `h<i>`
+    /// of every host's link (its counters are the hosts' traffic).
+    pub fn hub(&self) -> &str {
+        &self.hub
     }
 
     /// The hosts, in order.
@@ -335,22 +342,43 @@ fn kill_processes_in(netns: &str) {
     }
 }
 
+/// Limits `dev` to `rate` with an HTB tree of two classes that share the
+/// rate: small TCP packets (ACKs, SYNs: under 128 bytes) go first, bulk
+/// data waits in its own queue. A single FIFO under the limit would hold a
+/// host's ACKs behind up to 50 ms of its upload, so a host busy uploading
+/// would download at a fraction of its rate; real hosts queue per flow
+/// (fq_codel, Linux's default), which this kernel lacks.
 fn shape(netns: &str, dev: &str, rate: Rate) -> Result<()> {
-    ip_tc(&[
-        "-n",
-        netns,
-        "qdisc",
-        "add",
-        "dev",
-        dev,
-        "root",
-        "tbf",
-        "rate",
-        &format!("{}bit", rate.bits_per_second()),
-        "burst",
-        &format!("{}b", rate.burst_bytes()),
-        "latency",
-        "50ms",
+    let bits = rate.bits_per_second();
+    let burst = format!("{}b", rate.burst_bytes());
+    let tc = |args: &[&str]| {
+        let mut all = vec!["-n", netns];
+        all.extend_from_slice(args);
+        ip_tc(&all)
+    };
+    let total = format!("{bits}bit");
+    let small = format!("{}bit", bits / 10);
+    let bulk = format!("{}bit", bits - bits / 10);
+    tc(&[
+        "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "20",
+    ])?;
+    tc(&[
+        "class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate", &total,
+        "burst", &burst,
+    ])?;
+    tc(&[
+        "class", "add", "dev", dev, "parent", "1:1", "classid", "1:10", "htb", "rate", &small,
+        "ceil", &total, "burst", &burst, "prio", "0",
+    ])?;
+    tc(&[
+        "class", "add", "dev", dev, "parent", "1:1", "classid", "1:20", "htb", "rate", &bulk,
+        "ceil", &total, "burst", &burst, "prio", "1",
+    ])?;
+    // IPv4, protocol TCP, total length below 128.
+    tc(&[
+        "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match",
+        "ip", "protocol", "6", "0xff", "match", "u16", "0x0000", "0xff80", "at", "2", "flowid",
+        "1:10",
     ])
 }
 
