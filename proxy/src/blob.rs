@@ -114,26 +114,31 @@ impl Blobs {
         self.downloads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Trackers in the order to ask them about `digest`: highest
-    /// rendezvous score first, so every proxy picks the same owner and the
-    /// next one when it is down.
+    /// Trackers in the order to ask them about `digest`: see
+    /// [`rendezvous_order`].
     pub fn trackers_for(&self, digest: &Digest) -> Vec<String> {
-        let mut scored: Vec<([u8; 32], &String)> = self
-            .trackers
-            .iter()
-            .map(|t| {
-                let score: [u8; 32] = Sha256::new()
-                    .chain_update(t.as_bytes())
-                    .chain_update(b"\0")
-                    .chain_update(digest.as_str().as_bytes())
-                    .finalize()
-                    .into();
-                (score, t)
-            })
-            .collect();
-        scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
-        scored.into_iter().map(|(_, t)| t.clone()).collect()
+        rendezvous_order(&self.trackers, digest.as_str())
     }
+}
+
+/// `trackers` in the order to ask them about `digest`: highest rendezvous
+/// score (SHA-256 of URL, NUL, digest) first, so every proxy picks the
+/// same owner, and the same next one when the owner is down.
+pub fn rendezvous_order(trackers: &[String], digest: &str) -> Vec<String> {
+    let mut scored: Vec<([u8; 32], &String)> = trackers
+        .iter()
+        .map(|t| {
+            let score: [u8; 32] = Sha256::new()
+                .chain_update(t.as_bytes())
+                .chain_update(b"\0")
+                .chain_update(digest.as_bytes())
+                .finalize()
+                .into();
+            (score, t)
+        })
+        .collect();
+    scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
+    scored.into_iter().map(|(_, t)| t.clone()).collect()
 }
 
 /// One worker's view.
