@@ -227,13 +227,25 @@ impl BlobWorker {
 
     async fn may_read(&self, registry: &RegistryClient, ask: &BlobAsk<'_>, auth: &Auth) -> Access {
         let key = (ask.upstream.to_string(), ask.digest.clone(), auth.id());
-        match registry.check_access(&ask.repo, &ask.digest, auth).await {
+        let checked = match auth {
+            // A client that sent no credentials is judged by the
+            // registry's answer to exactly that. Fetching an anonymous
+            // token on its behalf would decide for a client that has not
+            // done the token dance itself, and fails outright where the
+            // realm is one only the client may reach.
+            Auth::Anonymous => self.bare_head(&ask.url).await,
+            _ => match registry.check_access(&ask.repo, &ask.digest, auth).await {
+                Ok(answer) => Ok(answer),
+                Err(e) if e.is_refusal() => Ok(false),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        match checked {
             Ok(true) => {
                 self.blobs.grants().insert(key, Instant::now());
                 Access::Granted
             }
             Ok(false) => Access::Refused,
-            Err(e) if e.is_refusal() => Access::Refused,
             Err(e) => {
                 let granted = self
                     .blobs
@@ -244,9 +256,20 @@ impl BlobWorker {
                     tracing::warn!(digest = %ask.digest, error = %e, "registry unreachable: serving a cached blob to a client granted access earlier");
                     Access::Granted
                 } else {
-                    Access::Unknown(e.to_string())
+                    Access::Unknown(e)
                 }
             }
+        }
+    }
+
+    /// A HEAD of the blob without credentials: `Ok(true)` when the
+    /// registry lets anyone read it, `Ok(false)` when it refuses.
+    async fn bare_head(&self, url: &Url) -> Result<bool, String> {
+        match self.http.send(client::Request::head(url.clone())).await {
+            Ok(r) if (200..300).contains(&r.status()) => Ok(true),
+            Ok(r) if matches!(r.status(), 401 | 403 | 404) => Ok(false),
+            Ok(r) => Err(format!("registry answered {} to a blob HEAD", r.status())),
+            Err(e) => Err(e.to_string()),
         }
     }
 
