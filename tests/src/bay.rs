@@ -362,7 +362,8 @@ pub struct Fetched {
     pub headers: String,
 }
 
-/// `GET url` with extra `headers` (`Name: value`), through curl.
+/// `GET url` with extra `headers` (`Name: value`), through curl. Headers
+/// go through a file, so credentials never appear on a command line.
 pub fn get(url: &str, headers: &[String]) -> Result<Fetched> {
     let dir = temp_dir("bay-get-")?;
     let body_path = dir.path().join("body");
@@ -373,8 +374,11 @@ pub fn get(url: &str, headers: &[String]) -> Result<Fetched> {
         .arg("-D")
         .arg(&head_path)
         .args(["-w", "%{http_code}"]);
-    for h in headers {
-        cmd.arg("-H").arg(h);
+    if !headers.is_empty() {
+        let path = dir.path().join("request-headers");
+        std::fs::write(&path, headers.join("\n") + "\n")
+            .map_err(|e| HarnessError::io("write", &path, e))?;
+        cmd.arg("-H").arg(format!("@{}", path.display()));
     }
     cmd.arg(url);
     let out = run(&mut cmd)?;
