@@ -225,6 +225,13 @@ impl BlobWorker {
         }
     }
 
+    /// Remembers that the registry let this client read the blob, so a
+    /// registry outage does not stop it from reading what is cached.
+    fn record_grant(&self, ask: &BlobAsk<'_>, auth: &Auth) {
+        let key = (ask.upstream.to_string(), ask.digest.clone(), auth.id());
+        self.blobs.grants().insert(key, Instant::now());
+    }
+
     async fn may_read(&self, registry: &RegistryClient, ask: &BlobAsk<'_>, auth: &Auth) -> Access {
         let key = (ask.upstream.to_string(), ask.digest.clone(), auth.id());
         let checked = match auth {
@@ -242,7 +249,7 @@ impl BlobWorker {
         };
         match checked {
             Ok(true) => {
-                self.blobs.grants().insert(key, Instant::now());
+                self.record_grant(ask, auth);
                 Access::Granted
             }
             Ok(false) => Access::Refused,
@@ -296,6 +303,9 @@ impl BlobWorker {
         for tracker in self.blobs.trackers_for(&ask.digest) {
             match self.ask_origin(&tracker, ask, auth).await {
                 Ok(origin) => {
+                    // The origin read the blob with this client's
+                    // credentials: that is a grant, as a HEAD would be.
+                    self.record_grant(ask, auth);
                     let spec = ProgressiveSpec {
                         digest: ask.digest.clone(),
                         total_len: origin.length,
@@ -429,7 +439,7 @@ impl BlobWorker {
     pub async fn direct(
         &self,
         ask: &BlobAsk<'_>,
-        _auth: &Auth,
+        auth: &Auth,
         _range: Option<ByteRange>,
     ) -> Response {
         self.blobs.metrics.registry_reads.inc();
@@ -446,6 +456,9 @@ impl BlobWorker {
             Ok(r) => r,
             Err(e) => return crate::errors::registry_unreachable(&e.to_string()),
         };
+        if resp.status() == 200 || resp.status() == 206 {
+            self.record_grant(ask, auth);
+        }
         let cacheable = resp.status() == 200 && ask.req.header("range").is_none();
         let length = resp.content_length();
         if !cacheable {
