@@ -230,6 +230,11 @@ fn the_owner_tracker_killed_mid_pull_and_later_pulls_fail_over() {
     .unwrap();
     trackers[owner_index].kill();
     eprintln!("owner killed at {:?}", t0.elapsed());
+    let cached = proxies[0]
+        .root()
+        .join("blobs")
+        .join(big.digest.replacen(':', "-", 1));
+    assert!(!cached.exists(), "killed too late to test a fail-over");
     let status = pull.wait().unwrap();
     eprintln!("pull done at {:?}", t0.elapsed());
     assert!(status.success(), "skopeo through bay failed: {status}");
