@@ -333,7 +333,13 @@ impl BlobWorker {
                     monoio::spawn(follow_hashes(
                         self.trackers.clone(),
                         tracker.clone(),
-                        ask.digest.clone(),
+                        OriginBlob {
+                            upstream: ask.upstream.to_string(),
+                            repo: ask.repo.to_string(),
+                            digest: ask.digest.clone(),
+                            authorization: ask.req.header("authorization").map(<[u8]>::to_vec),
+                        },
+                        self.blobs.clone(),
                         download.clone(),
                     ));
                     monoio::spawn(announce(
@@ -360,45 +366,15 @@ impl BlobWorker {
         &self,
         tracker: &str,
         ask: &BlobAsk<'_>,
-        auth: &Auth,
+        _auth: &Auth,
     ) -> Result<OriginAnswer, OriginError> {
-        let url = Url::parse(&format!(
-            "{tracker}/origin/v1/blobs?registry={}&repo={}&digest={}",
-            ask.upstream, ask.repo, ask.digest
-        ))
-        .map_err(|e| OriginError::Unreachable(e.to_string()))?;
-        let mut req = client::Request::new("POST", url);
-        if let Some(a) = ask.req.header("authorization") {
-            req = req.header("authorization", a.to_vec());
-        }
-        let _ = auth;
-        let resp = self
-            .trackers
-            .send(req)
-            .await
-            .map_err(|e| OriginError::Unreachable(e.to_string()))?;
-        let status = resp.status();
-        let body = resp
-            .bytes(64 * 1024)
-            .await
-            .map_err(|e| OriginError::Unreachable(e.to_string()))?;
-        if status != 200 {
-            return if status >= 500 && status != 502 {
-                Err(OriginError::Unreachable(format!("status {status}")))
-            } else {
-                Err(OriginError::Refused(status))
-            };
-        }
-        let v: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| OriginError::Unreachable(format!("bad origin answer: {e}")))?;
-        let parsed = (|| {
-            Some(OriginAnswer {
-                length: v.get("length")?.as_u64()?,
-                piece_length: v.get("piece_length")?.as_u64()?,
-                peer: v.get("peer")?.as_str()?.parse().ok()?,
-            })
-        })();
-        parsed.ok_or_else(|| OriginError::Unreachable("incomplete origin answer".into()))
+        let blob = OriginBlob {
+            upstream: ask.upstream.to_string(),
+            repo: ask.repo.to_string(),
+            digest: ask.digest.clone(),
+            authorization: ask.req.header("authorization").map(<[u8]>::to_vec),
+        };
+        request_origin(&self.trackers, tracker, &blob).await
     }
 
     /// Streams the asked range of a swarm download as it is verified.
@@ -527,6 +503,60 @@ enum OriginError {
     Unreachable(String),
 }
 
+/// What an origin is asked for, kept by a download so that another
+/// tracker can take over if the owner dies. The client's Authorization is
+/// held in memory for that only: never logged, never sent to a peer.
+struct OriginBlob {
+    upstream: String,
+    repo: String,
+    digest: Digest,
+    authorization: Option<Vec<u8>>,
+}
+
+/// `POST /origin/v1/blobs` on `tracker`: the blob's geometry and the
+/// origin's peer address.
+async fn request_origin(
+    http: &Client,
+    tracker: &str,
+    blob: &OriginBlob,
+) -> Result<OriginAnswer, OriginError> {
+    let url = Url::parse(&format!(
+        "{tracker}/origin/v1/blobs?registry={}&repo={}&digest={}",
+        blob.upstream, blob.repo, blob.digest
+    ))
+    .map_err(|e| OriginError::Unreachable(e.to_string()))?;
+    let mut req = client::Request::new("POST", url);
+    if let Some(a) = &blob.authorization {
+        req = req.header("authorization", a.clone());
+    }
+    let resp = http
+        .send(req)
+        .await
+        .map_err(|e| OriginError::Unreachable(e.to_string()))?;
+    let status = resp.status();
+    let body = resp
+        .bytes(64 * 1024)
+        .await
+        .map_err(|e| OriginError::Unreachable(e.to_string()))?;
+    if status != 200 {
+        return if status >= 500 && status != 502 {
+            Err(OriginError::Unreachable(format!("status {status}")))
+        } else {
+            Err(OriginError::Refused(status))
+        };
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| OriginError::Unreachable(format!("bad origin answer: {e}")))?;
+    let parsed = (|| {
+        Some(OriginAnswer {
+            length: v.get("length")?.as_u64()?,
+            piece_length: v.get("piece_length")?.as_u64()?,
+            peer: v.get("peer")?.as_str()?.parse().ok()?,
+        })
+    })();
+    parsed.ok_or_else(|| OriginError::Unreachable("incomplete origin answer".into()))
+}
+
 fn blob_response(status: u16, digest: &Digest) -> Response {
     Response::new(status)
         .header("content-type", "application/octet-stream")
@@ -623,41 +653,127 @@ async fn finish_direct(f: Fallback, from: u64, end: u64, mut sender: BodySender)
 }
 
 /// Long-polls the origin for piece hashes until it has published them all.
-async fn follow_hashes(http: Client, tracker: String, digest: Digest, download: Arc<Download>) {
+/// When the origin's tracker stops answering part-way, the next tracker in
+/// rendezvous order is asked for the same blob (with the same client's
+/// credentials) and the hashes are taken up from there: piece hashes
+/// depend only on the blob, so every origin publishes the same ones. When
+/// no tracker can take over, the download is dropped from the table so
+/// that later requests start afresh instead of joining a stalled swarm.
+async fn follow_hashes(
+    http: Client,
+    tracker: String,
+    blob: OriginBlob,
+    blobs: Arc<Blobs>,
+    download: Arc<Download>,
+) {
     let mut from = 0usize;
+    let mut tracker = tracker;
+    let mut tried = vec![tracker.clone()];
     loop {
-        let Ok(url) = Url::parse(&format!(
-            "{tracker}/origin/v1/hashes?digest={digest}&from={from}"
-        )) else {
-            return;
-        };
-        let resp = match http.send(client::Request::get(url)).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "lost the origin's hashes");
+        match hashes_from(&http, &tracker, &blob.digest, &download, &mut from).await {
+            Ok(()) => return,
+            Err(why) => {
+                tracing::warn!(%tracker, digest = %blob.digest, why, "lost the origin's hashes");
+            }
+        }
+        match take_over(&http, &blobs, &blob, &download, &mut tried).await {
+            Some(next) => tracker = next,
+            None => {
+                forget_download(&blobs, &blob.digest, &download);
                 return;
             }
-        };
+        }
+    }
+}
+
+/// Reads hashes from `tracker` until all are known (`Ok`) or it fails.
+async fn hashes_from(
+    http: &Client,
+    tracker: &str,
+    digest: &Digest,
+    download: &Download,
+    from: &mut usize,
+) -> Result<(), String> {
+    loop {
+        let url = Url::parse(&format!(
+            "{tracker}/origin/v1/hashes?digest={digest}&from={from}"
+        ))
+        .map_err(|e| e.to_string())?;
+        let resp = http
+            .send(client::Request::get(url))
+            .await
+            .map_err(|e| e.to_string())?;
         let status = resp.status();
         let done = resp
             .header("x-bay-done")
             .is_some_and(|v| v.as_ref() == b"1");
-        let Ok(body) = resp.bytes(16 << 20).await else {
-            return;
-        };
+        let body = resp.bytes(16 << 20).await.map_err(|e| e.to_string())?;
         if status != 200 {
-            tracing::warn!(status, "origin stopped publishing hashes");
-            return;
+            return Err(format!("status {status}"));
         }
         for chunk in body.chunks_exact(32) {
             let mut hash: Hash = [0; 32];
             hash.copy_from_slice(chunk);
-            download.handle.set_piece_hash(from as u32, hash);
-            from += 1;
+            download.handle.set_piece_hash(*from as u32, hash);
+            *from += 1;
         }
         if done {
-            return;
+            return Ok(());
         }
+    }
+}
+
+/// Asks the trackers not tried yet, in rendezvous order, to become the
+/// blob's origin; returns the one that did, with its seeder dialled.
+async fn take_over(
+    http: &Client,
+    blobs: &Blobs,
+    blob: &OriginBlob,
+    download: &Download,
+    tried: &mut Vec<String>,
+) -> Option<String> {
+    for next in blobs.trackers_for(&blob.digest) {
+        if tried.contains(&next) {
+            continue;
+        }
+        tried.push(next.clone());
+        match request_origin(http, &next, blob).await {
+            Ok(origin)
+                if origin.length == download.length
+                    && origin.piece_length == download.handle.progress().piece_len() =>
+            {
+                tracing::info!(tracker = %next, digest = %blob.digest, "another tracker took over the origin");
+                blobs
+                    .engine
+                    .connect(download.handle.info_hash(), origin.peer);
+                return Some(next);
+            }
+            Ok(origin) => {
+                tracing::warn!(tracker = %next, length = origin.length, piece_length = origin.piece_length, "origin disagrees on the blob's geometry");
+            }
+            Err(OriginError::Refused(status)) => {
+                tracing::warn!(tracker = %next, status, "tracker refused to take over the origin");
+            }
+            Err(OriginError::Unreachable(why)) => {
+                tracing::warn!(tracker = %next, why, "tracker unreachable");
+            }
+        }
+    }
+    None
+}
+
+/// Removes `download` from the table unless it is complete or already
+/// replaced.
+fn forget_download(blobs: &Blobs, digest: &Digest, download: &Arc<Download>) {
+    if download.handle.progress().is_complete() {
+        return;
+    }
+    let mut downloads = blobs.downloads();
+    if downloads
+        .get(digest)
+        .is_some_and(|d| Arc::ptr_eq(d, download))
+    {
+        downloads.remove(digest);
     }
 }
 
