@@ -8,8 +8,9 @@
 //!   served, an uncached one gets a clear 502;
 //! - the proxy's root on a tiny tmpfs: the pull completes and no cache
 //!   entry is corrupt;
-//! - two trackers and the owner of a layer SIGKILLed mid-pull: the pull
-//!   completes, and later pulls fail over to the other tracker;
+//! - two trackers and the owner of a layer SIGKILLed mid-pull: the other
+//!   tracker takes over the origin during the pull, and later pulls fail
+//!   over to it; with no tracker left, pulls go straight to the registry;
 //! - a proxy SIGKILLed mid-download, a verified piece on disk corrupted,
 //!   and the proxy restarted on the same root: it resumes and serves the
 //!   right bytes.
@@ -188,6 +189,10 @@ fn a_root_on_a_tiny_tmpfs_still_pulls_and_caches_nothing_corrupt() {
 
 #[test]
 fn the_owner_tracker_killed_mid_pull_and_later_pulls_fail_over() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
     let spec = ImageSpec {
         layer_sizes: vec![48 * MIB, 512 * 1024],
         seed: 83,
@@ -201,6 +206,12 @@ fn the_owner_tracker_killed_mid_pull_and_later_pulls_fail_over() {
     })
     .unwrap();
     second.push(&registry, "bay/failover").unwrap();
+    let third = TestImage::build(&ImageSpec {
+        tag: "third".into(),
+        ..ImageSpec::small(87)
+    })
+    .unwrap();
+    third.push(&registry, "bay/failover").unwrap();
     let upstreams = Upstreams::fixed(&registry);
     let roots = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let mut trackers: Vec<BinProcess> = roots
@@ -241,7 +252,28 @@ fn the_owner_tracker_killed_mid_pull_and_later_pulls_fail_over() {
     image
         .check(&skopeo::read_dir_layout(&out.path().join("a")).unwrap())
         .unwrap();
+    // The other tracker took over the origin while the pull ran: the
+    // proxy never went to the registry itself, and the layer completed in
+    // its cache. The registry sent it at most twice (the dead origin's
+    // part, then the new origin's fetch).
+    assert_eq!(
+        metric(&proxies[0].url(), "bay_proxy_registry_reads_total").unwrap(),
+        0
+    );
+    wait_until(
+        "the big layer in the cache",
+        Duration::from_secs(30),
+        || cached.exists(),
+    )
+    .unwrap();
     check_cache(proxies[0].root()).unwrap();
+    let served = registry.blob_bytes_served().unwrap();
+    let big_served = served.get(&big.digest).copied().unwrap_or(0);
+    assert!(
+        (big.size..=2 * big.size).contains(&big_served),
+        "{big_served} bytes of a {} byte layer",
+        big.size
+    );
 
     // With the owner gone, another proxy's pull of layers it owned goes
     // to the next tracker: each still leaves the registry once.
@@ -254,6 +286,15 @@ fn the_owner_tracker_killed_mid_pull_and_later_pulls_fail_over() {
         assert_eq!(served.get(&layer.digest), Some(&layer.size), "{served:?}");
     }
     assert!(metric(&proxies[1].url(), "bay_proxy_swarm_reads_total").unwrap() >= 3);
+
+    // No tracker left: the pull goes straight to the registry.
+    trackers[1 - owner_index].kill();
+    let reference = format!("{}/bay/failover:{}", proxies[1].addr(), third.tag);
+    third
+        .check(&skopeo::pull(&reference, &plain()).unwrap())
+        .unwrap();
+    assert!(metric(&proxies[1].url(), "bay_proxy_registry_reads_total").unwrap() >= 3);
+    check_cache(proxies[1].root()).unwrap();
 }
 
 /// A proxy binary SIGKILLed part-way through a download, one verified
