@@ -78,26 +78,3 @@ fn three_proxies_pull_at_once_and_each_layer_leaves_the_registry_once() {
         assert_eq!(check_cache(p.root()).unwrap(), image.layers.len() + 1);
     }
 }
-
-#[test]
-fn a_big_image_over_100_mib_leaves_the_registry_once() {
-    let registry = Registry::start(RegistryOptions::plain()).unwrap();
-    let image = TestImage::build(&ImageSpec::big(52)).unwrap();
-    assert!(image.layers.iter().any(|l| l.size > 100 << 20));
-    image.push(&registry, "bay/big").unwrap();
-    let cluster = Cluster::start(&Upstreams::fixed(&registry), 2, 3).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let started = std::time::Instant::now();
-
-    pull_all_at_once(&cluster, "bay/big", &image, out.path());
-
-    eprintln!(
-        "3 pulls of {} MiB at once took {:?}",
-        image.layer_bytes() >> 20,
-        started.elapsed()
-    );
-    let served = registry.blob_bytes_served().unwrap();
-    for layer in &image.layers {
-        assert_eq!(served.get(&layer.digest), Some(&layer.size), "{served:?}");
-    }
-}
