@@ -22,6 +22,7 @@
 //! - [`allow`]: upstream registry names and the operator's allow list.
 //! - [`metrics`]: counters rendered as Prometheus text.
 //! - [`size`]: byte sizes as operators write them.
+//! - [`settings`]: TOML configuration files and log set-up.
 //! - [`announce`]: telling trackers about a torrent, learning its peers.
 //! - [`webseed`]: piece ranges fetched over HTTP(S) from a URL or registry.
 //! - [`registry`]: the upstream registry client: auth, blobs, manifests.
@@ -36,6 +37,7 @@ pub mod picker;
 pub mod progress;
 pub mod rate;
 pub mod registry;
+pub mod settings;
 pub mod size;
 pub mod store;
 pub mod swarm;

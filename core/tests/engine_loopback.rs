@@ -220,3 +220,32 @@ fn progressive_swarm_runs_while_the_origin_fetches() {
         }
     }
 }
+
+/// The upload and download limits hold over a whole transfer: it cannot
+/// finish sooner than the limit allows (the test asserts only that lower
+/// bound; how close to the limit it gets is for benchmarks).
+#[test]
+fn rate_limits_bound_a_transfer() {
+    let data = blob(6_000_000);
+    let spec = spec(&data, 256 * 1024);
+    for (up, down) in [(Some(4_000_000u64), None), (None, Some(4_000_000u64))] {
+        let seed_dir = tempfile::tempdir().unwrap();
+        let mut config = EngineConfig::new("127.0.0.1:0".parse().unwrap(), new_peer_id());
+        config.upload_limit = up;
+        let seed = Engine::start(config, seeded_store(seed_dir.path(), &data)).unwrap();
+        let _seeding = seed.add_torrent(spec.clone()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = EngineConfig::new("127.0.0.1:0".parse().unwrap(), new_peer_id());
+        config.download_limit = down;
+        let leech = Engine::start(config, Store::open(dir.path(), 1 << 32).unwrap()).unwrap();
+        let h = leech.add_torrent(spec.clone()).unwrap();
+        let start = std::time::Instant::now();
+        leech.connect(h.info_hash(), seed.local_addr());
+        h.progress()
+            .wait_complete_blocking(Duration::from_secs(30))
+            .unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        // 6 MB at 4 MB/s with a 0.4 MB burst: at least 1.4 s.
+        assert!(secs >= 1.3, "{up:?}/{down:?}: finished in {secs:.2} s");
+    }
+}

@@ -83,3 +83,4 @@ pub use response::{
 };
 pub use runtime::{block_on, build_runtime, resolve_driver, serve, Listen, Runtime, ServerHandle};
 pub use shutdown::Shutdown;
+pub use zerocopy::yield_now;

@@ -76,7 +76,9 @@ async fn send_loop(
     Ok(())
 }
 
-async fn yield_now() {
+/// Lets the runtime run its other tasks before this one goes on: a busy
+/// connection must not starve the rest of its worker.
+pub async fn yield_now() {
     let mut yielded = false;
     std::future::poll_fn(|cx| {
         if yielded {

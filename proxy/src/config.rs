@@ -58,13 +58,8 @@ impl Default for ProxyConfig {
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error(transparent)]
+    File(#[from] bay_core::settings::ConfigFileError),
     #[error("cache-size: {0}")]
     Size(String),
     #[error("{0}")]
@@ -73,18 +68,11 @@ pub enum ConfigError {
 
 impl ProxyConfig {
     pub fn from_file(path: &Path) -> Result<ProxyConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        Ok(bay_core::settings::read_toml(path)?)
     }
 
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
+        bay_core::settings::to_toml(self)
     }
 
     pub fn cache_bytes(&self) -> Result<u64, ConfigError> {

@@ -10,6 +10,8 @@
 //! - [`process`]: runs a program to completion under a deadline.
 //! - [`content`]: deterministic pseudo-random test files.
 //! - [`libtorrent`]: the python libtorrent driver (`tests/py/lt_driver.py`).
+//! - [`peers`]: live peers: libtorrent (`tests/py/lt_peer.py`) and
+//!   `bay-peer` as children, and torrents of test data.
 //!
 //! The test command builds the binaries before the tests run:
 //! `cargo build --workspace --bins && cargo test --workspace`.
@@ -22,6 +24,7 @@ pub mod error;
 pub mod image;
 pub mod libtorrent;
 pub mod netns;
+pub mod peers;
 pub mod process;
 pub mod registry;
 pub mod tls;

@@ -60,13 +60,8 @@ impl Default for TrackerConfig {
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error(transparent)]
+    File(#[from] bay_core::settings::ConfigFileError),
     #[error("cache-size: {0}")]
     Size(String),
 }
@@ -74,19 +69,12 @@ pub enum ConfigError {
 impl TrackerConfig {
     /// Reads a TOML file over the defaults.
     pub fn from_file(path: &Path) -> Result<TrackerConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        Ok(bay_core::settings::read_toml(path)?)
     }
 
     /// The effective configuration as TOML.
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
+        bay_core::settings::to_toml(self)
     }
 
     /// The cache budget in bytes.
@@ -191,7 +179,7 @@ mod tests {
         std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
         assert!(matches!(
             TrackerConfig::from_file(&path),
-            Err(ConfigError::Parse { .. })
+            Err(ConfigError::File(_))
         ));
         let args = ServeArgs {
             cache_size: Some("lots".into()),

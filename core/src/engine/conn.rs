@@ -9,20 +9,26 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use std::cell::RefCell;
+
+use bay_httpd::yield_now;
 use bay_wire::peer::{
-    encode_piece_header, Decoder, Frame, Handshake, Limits, Status, HANDSHAKE_LEN,
+    encode_piece_header, Decoder, Frame, Handshake, Limits, Status, BLOCK_SIZE, HANDSHAKE_LEN,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use monoio::net::{TcpListener, TcpStream};
 
 use super::sys;
 use super::torrent::{Link, Torrent};
 use super::EngineState;
+use crate::rate::{Grant, TokenBucket};
 use crate::swarm::Transmit;
 
 /// Most bytes read from one connection before others get a turn.
 const READ_TURN: usize = 1 << 20;
 const RECV_CHUNK: usize = 256 * 1024;
+/// Padding sent after the end of a blob; a block is at most 16 KiB.
+static ZEROS: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
 
 pub(super) async fn accept_loop(state: Rc<EngineState>, listener: TcpListener) {
     while !state.stopping.get() {
@@ -89,7 +95,7 @@ async fn session(
     let mut io = Io::new(stream);
     if let Some(t) = &dialled {
         let ours = t.swarm.borrow().handshake();
-        io.out.push_bytes(Bytes::copy_from_slice(&ours.to_bytes()));
+        io.out.push_bytes(&ours.to_bytes());
     }
     let mut decoder = Decoder::new(Limits::default());
     let theirs = monoio::time::timeout(
@@ -105,7 +111,7 @@ async fn session(
                 .torrent(&theirs.info_hash)
                 .ok_or_else(|| io::Error::other("handshake for a torrent we do not have"))?;
             let ours = t.swarm.borrow().handshake();
-            io.out.push_bytes(Bytes::copy_from_slice(&ours.to_bytes()));
+            io.out.push_bytes(&ours.to_bytes());
             t
         }
     };
@@ -141,7 +147,7 @@ async fn pump(
     loop {
         if link.closing.get() || state.stopping.get() {
             // Best effort: let queued messages (a reject, a have) leave.
-            let _ = io.out.flush(io.stream, Some(&torrent.file));
+            let _ = io.out.flush(io.stream, Some(&torrent.file), &state.upload);
             return Ok(());
         }
         torrent
@@ -151,8 +157,10 @@ async fn pump(
         for t in transmits.drain(..) {
             io.out.push_transmit(t, torrent);
         }
-        io.out.flush(io.stream, Some(&torrent.file))?;
-        let (got, eof) = io.fill(READ_TURN)?;
+        let send_wait = io
+            .out
+            .flush(io.stream, Some(&torrent.file), &state.upload)?;
+        let (got, eof, recv_wait) = io.fill(READ_TURN, &state.download)?;
         // Bytes may also be left over from the handshake read.
         if !io.rbuf.is_empty() {
             let now = Instant::now();
@@ -179,28 +187,32 @@ async fn pump(
             yield_now().await;
             continue;
         }
-        let pending_out = !io.out.is_empty();
+        // A rate limit that said "wait" is waited for, not the socket:
+        // the socket would say "ready" at once.
+        let pending_out = !io.out.is_empty() && send_wait.is_none();
+        let throttle = send_wait.into_iter().chain(recv_wait).min();
         monoio::select! {
-            r = io.stream.readable(false) => r?,
+            r = readable_if(io.stream, recv_wait.is_none()) => r?,
             r = writable_if(io.stream, pending_out) => r?,
             _ = link.wake.notified() => {},
+            _ = sleep_if(throttle) => {},
         }
     }
 }
 
-/// Lets the runtime run other tasks before this one goes on.
-async fn yield_now() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if yielded {
-            std::task::Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    })
-    .await
+async fn readable_if(stream: &TcpStream, wanted: bool) -> io::Result<()> {
+    if wanted {
+        stream.readable(false).await
+    } else {
+        std::future::pending().await
+    }
+}
+
+async fn sleep_if(wait: Option<std::time::Duration>) {
+    match wait {
+        Some(d) => monoio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn writable_if(stream: &TcpStream, wanted: bool) -> io::Result<()> {
@@ -227,25 +239,38 @@ impl<'s> Io<'s> {
         }
     }
 
-    /// Reads what the socket has, up to `limit` bytes. Returns bytes read
-    /// and whether the peer closed.
-    fn fill(&mut self, limit: usize) -> io::Result<(usize, bool)> {
+    /// Reads what the socket has, up to `limit` bytes and what the rate
+    /// limit allows. Returns bytes read, whether the peer closed, and how
+    /// long the limit wants reading to pause.
+    fn fill(
+        &mut self,
+        limit: usize,
+        bucket: &RefCell<TokenBucket>,
+    ) -> io::Result<(usize, bool, Option<Duration>)> {
         let mut total = 0;
         while total < limit {
-            match sys::recv(self.stream, &mut self.rbuf, RECV_CHUNK) {
-                Ok(0) => return Ok((total, true)),
+            let allowed = match bucket.borrow_mut().take(RECV_CHUNK as u64, Instant::now()) {
+                Grant::Now(n) => n as usize,
+                Grant::Wait(d) => return Ok((total, false, Some(d))),
+            };
+            let result = sys::recv(self.stream, &mut self.rbuf, allowed);
+            let used = *result.as_ref().unwrap_or(&0);
+            bucket.borrow_mut().give_back((allowed - used) as u64);
+            match result {
+                Ok(0) => return Ok((total, true, None)),
                 Ok(n) => total += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok((total, false))
+        Ok((total, false, None))
     }
 
     async fn read_handshake(&mut self, decoder: &mut Decoder) -> io::Result<Handshake> {
+        let unlimited = RefCell::new(TokenBucket::unlimited(Instant::now()));
         loop {
-            self.out.flush(self.stream, None)?;
+            self.out.flush(self.stream, None, &unlimited)?;
             match decoder.decode(&mut self.rbuf) {
                 Ok(Status::Complete(Frame::Handshake(h), _)) => return Ok(h),
                 Ok(Status::Complete(Frame::Message(_), _)) => {
@@ -254,7 +279,7 @@ impl<'s> Io<'s> {
                 Ok(Status::Partial { .. }) => {}
                 Err(e) => return Err(io::Error::other(e)),
             }
-            let (got, eof) = self.fill(HANDSHAKE_LEN)?;
+            let (got, eof, _) = self.fill(HANDSHAKE_LEN, &unlimited)?;
             if eof {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
@@ -278,7 +303,7 @@ struct OutQueue {
 }
 
 enum Chunk {
-    Bytes(Bytes),
+    Bytes(BytesMut),
     /// `len` bytes of the blob file at `offset`.
     File {
         offset: u64,
@@ -291,8 +316,14 @@ impl OutQueue {
         self.chunks.is_empty()
     }
 
-    fn push_bytes(&mut self, b: Bytes) {
-        self.chunks.push_back(Chunk::Bytes(b));
+    /// Appends to the last chunk when that is bytes too, so that a run of
+    /// small messages (requests, haves) leaves in one send(2).
+    fn push_bytes(&mut self, b: &[u8]) {
+        if let Some(Chunk::Bytes(last)) = self.chunks.back_mut() {
+            last.extend_from_slice(b);
+        } else {
+            self.chunks.push_back(Chunk::Bytes(BytesMut::from(b)));
+        }
     }
 
     fn push_transmit(&mut self, t: Transmit, torrent: &Torrent) {
@@ -300,26 +331,44 @@ impl OutQueue {
             Transmit::Message(m) => {
                 // Encoding into our own buffer cannot fail for lack of room.
                 if m.encode(&mut self.scratch).is_ok() {
-                    let b = self.scratch.split().freeze();
-                    self.push_bytes(b);
+                    let b = self.scratch.split();
+                    self.push_bytes(&b);
                 }
             }
             Transmit::Block(r) => {
                 let _ = encode_piece_header(&mut self.scratch, r.piece, r.begin, r.length);
-                let header = self.scratch.split().freeze();
-                self.push_bytes(header);
-                let piece_len = u64::from(torrent.swarm.borrow().geometry().piece_len);
+                let header = self.scratch.split();
+                self.push_bytes(&header);
+                let geometry = torrent.swarm.borrow().geometry();
+                let offset =
+                    u64::from(r.piece) * u64::from(geometry.piece_len) + u64::from(r.begin);
+                let in_blob = geometry
+                    .total_len
+                    .saturating_sub(offset)
+                    .min(u64::from(r.length));
                 self.chunks.push_back(Chunk::File {
-                    offset: u64::from(r.piece) * piece_len + u64::from(r.begin),
-                    len: r.length as usize,
+                    offset,
+                    len: in_blob as usize,
                 });
+                // Past the end of the blob (a peer that pads the file to a
+                // whole piece asked for it): zeros.
+                let pad = (r.length as usize).saturating_sub(in_blob as usize);
+                if pad > 0 {
+                    self.push_bytes(&ZEROS[..pad.min(ZEROS.len())]);
+                }
             }
         }
     }
 
     /// Sends what the socket takes without blocking. Blocks can only be
-    /// queued once a torrent (and so `file`) is known.
-    fn flush(&mut self, stream: &TcpStream, file: Option<&File>) -> io::Result<()> {
+    /// queued once a torrent (and so `file`) is known; their bytes count
+    /// against the upload limit, and when it says wait, so does this.
+    fn flush(
+        &mut self,
+        stream: &TcpStream,
+        file: Option<&File>,
+        bucket: &RefCell<TokenBucket>,
+    ) -> io::Result<Option<Duration>> {
         loop {
             let more = self.chunks.len() > 1;
             let Some(chunk) = self.chunks.front_mut() else {
@@ -333,7 +382,14 @@ impl OutQueue {
                 Chunk::File { offset, len } => {
                     let file =
                         file.ok_or_else(|| io::Error::other("block queued before handshake"))?;
-                    sys::sendfile(stream, file, *offset, *len).and_then(|n| {
+                    let allowed = match bucket.borrow_mut().take(*len as u64, Instant::now()) {
+                        Grant::Now(n) => n as usize,
+                        Grant::Wait(d) => return Ok(Some(d)),
+                    };
+                    let sent = sys::sendfile(stream, file, *offset, allowed);
+                    let used = *sent.as_ref().unwrap_or(&0);
+                    bucket.borrow_mut().give_back((allowed - used) as u64);
+                    sent.and_then(|n| {
                         if n == 0 {
                             return Err(io::Error::new(
                                 io::ErrorKind::UnexpectedEof,
@@ -351,11 +407,11 @@ impl OutQueue {
                     self.chunks.pop_front();
                 }
                 Ok(false) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Ok(None)
     }
 }

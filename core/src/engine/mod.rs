@@ -14,13 +14,14 @@
 //! Layout: [`torrent`] (one swarm with its storage, and the event loop
 //! between them), [`conn`] (one peer connection), [`mailbox`] and
 //! [`notify`] (wake-ups across and within threads), [`sys`] (the system
-//! calls).
+//! calls), [`verify`] (the thread that hashes pieces).
 
 mod conn;
 mod mailbox;
 mod notify;
 mod sys;
 mod torrent;
+mod verify;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -40,11 +41,13 @@ use bay_wire::oci::Digest;
 
 use crate::picker::ReaderKey;
 use crate::progress::{BlobReader, Progress};
-use crate::store::{Store, StoreError};
+use crate::rate::TokenBucket;
+use crate::store::{CheckedPiece, PieceError, Store, StoreError};
 use crate::swarm::{SwarmConfig, SwarmStats};
 use mailbox::{mailbox, Inbox, Outbox};
 use notify::Notify;
 use torrent::{Plan, Torrent};
+use verify::Verifier;
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -60,6 +63,10 @@ pub struct EngineConfig {
     pub connect_timeout: Duration,
     /// How long a new connection may take to send its handshake.
     pub handshake_timeout: Duration,
+    /// Piece bytes sent to peers per second, over all connections.
+    pub upload_limit: Option<u64>,
+    /// Bytes received from peers per second, over all connections.
+    pub download_limit: Option<u64>,
 }
 
 impl EngineConfig {
@@ -72,6 +79,8 @@ impl EngineConfig {
             max_connections: 512,
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
+            upload_limit: None,
+            download_limit: None,
         }
     }
 }
@@ -217,6 +226,12 @@ enum Command {
         info_hash: [u8; 20],
         reader: ReaderKey,
     },
+    /// The verifier thread checked a piece.
+    PieceChecked {
+        info_hash: [u8; 20],
+        piece: u32,
+        result: Result<CheckedPiece, PieceError>,
+    },
     Shutdown,
 }
 
@@ -244,6 +259,7 @@ impl std::fmt::Debug for Command {
             Command::Status { .. } => "Status",
             Command::SetReader { .. } => "SetReader",
             Command::RemoveReader { .. } => "RemoveReader",
+            Command::PieceChecked { .. } => "PieceChecked",
             Command::Shutdown => "Shutdown",
         })
     }
@@ -260,6 +276,7 @@ impl Engine {
         let local_addr = listener.local_addr().map_err(EngineError::Start)?;
         let driver = resolve_driver(config.driver).map_err(EngineError::Start)?;
         let (outbox, inbox) = mailbox();
+        let verifier = verify::start(outbox.clone()).map_err(EngineError::Start)?;
         let thread = std::thread::Builder::new()
             .name("bay-peers".into())
             .spawn(move || {
@@ -278,7 +295,7 @@ impl Engine {
                         return;
                     }
                 }
-                runtime.block_on(run(config, store, listener, inbox));
+                runtime.block_on(run(config, store, listener, inbox, verifier));
             })
             .map_err(EngineError::Start)?;
         tracing::info!(%local_addr, ?driver, "peer engine listening");
@@ -445,6 +462,10 @@ struct EngineState {
     stop: Notify,
     /// Notified when the last connection closes.
     idle: Notify,
+    /// Where pieces go to be hashed off this thread.
+    verifier: Verifier,
+    upload: RefCell<TokenBucket>,
+    download: RefCell<TokenBucket>,
 }
 
 impl EngineState {
@@ -468,14 +489,24 @@ impl EngineState {
     }
 }
 
+/// A bucket for a limit in bytes a second: a tenth of a second of burst,
+/// so a limit is smooth yet each send can carry whole blocks.
+fn bucket(limit: Option<u64>) -> TokenBucket {
+    let now = std::time::Instant::now();
+    match limit {
+        Some(rate) => TokenBucket::new(Some(rate), rate / 10, now),
+        None => TokenBucket::unlimited(now),
+    }
+}
+
 async fn run(
     config: EngineConfig,
     store: Store,
     listener: std::net::TcpListener,
     inbox: Inbox<Command>,
+    verifier: Verifier,
 ) {
     let state = Rc::new(EngineState {
-        config,
         store,
         torrents: RefCell::new(HashMap::new()),
         banned: RefCell::new(HashSet::new()),
@@ -484,6 +515,10 @@ async fn run(
         stopping: Cell::new(false),
         stop: Notify::default(),
         idle: Notify::default(),
+        verifier,
+        upload: RefCell::new(bucket(config.upload_limit)),
+        download: RefCell::new(bucket(config.download_limit)),
+        config,
     });
     match monoio::net::TcpListener::from_std(listener) {
         Ok(l) => {
@@ -565,6 +600,15 @@ fn handle_command(state: &Rc<EngineState>, command: Command) -> bool {
         Command::RemoveReader { info_hash, reader } => {
             if let Some(t) = state.torrent(&info_hash) {
                 t.remove_reader(reader);
+            }
+        }
+        Command::PieceChecked {
+            info_hash,
+            piece,
+            result,
+        } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.piece_checked(state, piece, result);
             }
         }
         Command::Shutdown => return false,

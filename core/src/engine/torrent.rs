@@ -14,11 +14,12 @@ use bay_wire::merkle;
 use bay_wire::oci::Digest;
 
 use super::notify::Notify;
+use super::verify::Job;
 use super::{Added, EngineError, EngineState, TorrentStatus};
 use crate::bitfield::Bitfield;
 use crate::picker::{PeerKey, ReaderKey};
 use crate::progress::Progress;
-use crate::store::{BlobRef, PartialBlob, PieceError};
+use crate::store::{BlobRef, CheckedPiece, PartialBlob, PieceChecker, PieceError};
 use crate::swarm::{DisconnectReason, Event, Geometry, Swarm};
 
 /// Where a torrent's bytes are.
@@ -78,6 +79,8 @@ pub(super) struct Torrent {
     progress: Arc<Progress>,
     pub(super) links: RefCell<HashMap<PeerKey, Rc<Link>>>,
     timer: Notify,
+    /// Hashes this download's pieces on the verifier thread.
+    checker: Option<Arc<PieceChecker>>,
 }
 
 impl Torrent {
@@ -102,6 +105,7 @@ impl Torrent {
         let pieces = u32::try_from(total_len.div_ceil(piece_len))
             .map_err(|_| EngineError::Torrent("too many pieces".into()))?;
         let mut unknown = Vec::new();
+        let mut checker = None;
         let (storage, have, file) = match state.store.get(&digest)? {
             Some(blob) => {
                 if blob.len() != total_len {
@@ -128,6 +132,7 @@ impl Torrent {
                 unknown = (0..pieces).filter(|&p| !partial.hash_known(p)).collect();
                 let have = partial.have().clone();
                 let file = partial.data_file()?;
+                checker = Some(Arc::new(partial.checker()?));
                 (Storage::Partial(partial), have, file)
             }
         };
@@ -151,6 +156,7 @@ impl Torrent {
             progress,
             links: RefCell::new(HashMap::new()),
             timer: Notify::default(),
+            checker,
         })
     }
 
@@ -251,7 +257,7 @@ impl Torrent {
                         self.fail(&format!("cannot store piece {piece}: {e}"));
                     }
                 }
-                Event::VerifyPiece { piece } => self.verify(piece),
+                Event::VerifyPiece { piece } => self.verify(state, piece),
                 Event::Disconnect { peer, reason } => {
                     if let Some(link) = self.links.borrow().get(&peer) {
                         tracing::debug!(addr = %link.addr, ?reason, "closing peer");
@@ -276,12 +282,65 @@ impl Torrent {
         }
     }
 
-    fn verify(&self, piece: u32) {
+    /// Sends the piece to the verifier thread; its answer comes back to
+    /// [`Torrent::piece_checked`]. Without a job (no hash known, nothing
+    /// being downloaded) or without that thread, checks here.
+    fn verify(&self, state: &EngineState, piece: u32) {
+        if let Some(job) = self.verify_job(piece) {
+            match state.verifier.check(job) {
+                Ok(()) => return,
+                Err(job) => {
+                    let checked = job.checker.check(piece, job.expected);
+                    self.settle(piece, checked);
+                    return;
+                }
+            }
+        }
         let result = match &mut *self.storage.borrow_mut() {
             Storage::Partial(p) => p.verify_piece(piece),
             Storage::Complete { .. } => Ok(()),
             Storage::Closed => return,
         };
+        self.settled(piece, result);
+    }
+
+    fn verify_job(&self, piece: u32) -> Option<Job> {
+        let Storage::Partial(p) = &*self.storage.borrow() else {
+            return None;
+        };
+        Some(Job {
+            info_hash: self.info_hash,
+            piece,
+            expected: p.piece_hash(piece)?,
+            checker: self.checker.clone()?,
+        })
+    }
+
+    /// The verifier thread's answer about `piece`.
+    pub(super) fn piece_checked(
+        &self,
+        state: &EngineState,
+        piece: u32,
+        result: Result<CheckedPiece, PieceError>,
+    ) {
+        self.settle(piece, result);
+        self.drive(state);
+    }
+
+    /// Marks a piece the checker passed.
+    fn settle(&self, piece: u32, checked: Result<CheckedPiece, PieceError>) {
+        let result = match &mut *self.storage.borrow_mut() {
+            // Supplied whole (and checked) while this check ran.
+            Storage::Partial(p) if p.have().has(piece) => Ok(()),
+            Storage::Partial(p) => checked.and_then(|c| p.mark_checked(c)),
+            Storage::Complete { .. } => checked.map(|_| ()),
+            Storage::Closed => return,
+        };
+        self.settled(piece, result);
+    }
+
+    /// Tells the swarm and the readers how the check of `piece` went.
+    fn settled(&self, piece: u32, result: Result<(), PieceError>) {
         let now = Instant::now();
         match result {
             Ok(()) => {

@@ -11,10 +11,13 @@
 //! least recently used complete blobs, never one that is pinned: a
 //! [`BlobRef`] (being read) or a writer pins its blob until dropped.
 //!
+//! Files already on disk enter by [`Store::import_file`] (see `import`).
+//!
 //! The store is shared by every worker thread (`Store` is a cheap clone);
 //! the index sits behind one mutex held only for bookkeeping, never for
 //! I/O on blob data.
 
+mod import;
 mod layout;
 mod partial;
 mod stream;
@@ -28,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bay_wire::oci::Digest;
 
 use layout::Layout;
-pub use partial::{PartialBlob, PieceError};
+pub use partial::{CheckedPiece, PartialBlob, PieceChecker, PieceError};
 pub use stream::StreamWriter;
 
 /// What went wrong in the store, with the path involved.

@@ -366,3 +366,41 @@ fn blocks_written_then_verified_in_place() {
         Err(PieceError::WrongSize { .. })
     ));
 }
+
+#[test]
+fn a_piece_checker_marks_only_pieces_that_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 1 << 30).unwrap();
+    let data = blob(3 * PIECE as usize + 100, 7);
+    let digest = digest_of(&data);
+    let mut p = store
+        .begin_partial(&digest, data.len() as u64, PIECE)
+        .unwrap();
+    let hashes = piece_hashes(&data);
+    for (i, h) in hashes.iter().enumerate() {
+        p.set_piece_hash(i as u32, *h).unwrap();
+    }
+    let checker = p.checker().unwrap();
+    // Piece 0 written right, piece 1 written wrong. (The full pieces
+    // of this test blob are alike; the last, short one differs.)
+    p.write_block(0, 0, &data[..PIECE as usize]).unwrap();
+    let mut bad = data[PIECE as usize..2 * PIECE as usize].to_vec();
+    bad[5] ^= 1;
+    p.write_block(1, 0, &bad).unwrap();
+    let checked =
+        std::thread::scope(|s| s.spawn(|| checker.check(0, hashes[0])).join().unwrap()).unwrap();
+    assert_eq!(checked.piece(), 0);
+    assert!(matches!(
+        checker.check(1, hashes[1]),
+        Err(PieceError::Mismatch { piece: 1 })
+    ));
+    // Checked against a hash that is not the piece's: refused.
+    let wrong = checker.check(0, hashes[0]).unwrap();
+    p.set_piece_hash(0, hashes[3]).unwrap();
+    assert!(p.mark_checked(wrong).is_err());
+    assert!(!p.have().has(0));
+    p.set_piece_hash(0, hashes[0]).unwrap();
+    p.mark_checked(checked).unwrap();
+    assert!(p.have().has(0));
+    assert!(!p.have().has(1));
+}

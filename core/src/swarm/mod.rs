@@ -93,7 +93,10 @@ pub struct Geometry {
 pub enum Transmit {
     Message(Message),
     /// A block of a verified piece: the engine writes the piece message
-    /// header and then the bytes straight from the blob file.
+    /// header and then the bytes straight from the blob file. A block of
+    /// the last piece may reach past the end of the blob (a peer that pads
+    /// files to whole pieces asks for that); the part past the end is
+    /// sent as zeros.
     Block(BlockRequest),
 }
 
@@ -533,11 +536,14 @@ impl Swarm {
         r: BlockRequest,
         now: Instant,
     ) -> Result<(), DisconnectReason> {
+        // libtorrent pads a v2 file to whole pieces and asks for the last
+        // block of the file in full, reaching into that padding; the engine
+        // sends zeros for the bytes past the end of the blob.
         let valid = r.length > 0
             && r.length <= BLOCK_SIZE
             && r.piece < self.picker.piece_count()
-            && u64::from(r.begin) + u64::from(r.length)
-                <= u64::from(self.picker.piece_size(r.piece));
+            && r.begin < self.picker.piece_size(r.piece)
+            && u64::from(r.begin) + u64::from(r.length) <= u64::from(self.geometry.piece_len);
         if !valid {
             return Err(DisconnectReason::Protocol(format!("bad request {r:?}")));
         }

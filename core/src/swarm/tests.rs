@@ -477,3 +477,47 @@ fn refuses_duplicates_self_and_strangers() {
         Err(Refused::WrongTorrent)
     );
 }
+
+#[test]
+fn a_request_into_the_last_pieces_padding_is_served() {
+    // 100_000 bytes in 32 KiB pieces: the last piece holds 1_696 bytes.
+    let net = Net::new(100_000, &[Behaviour::Honest], 0);
+    let mut seed = net.nodes.into_iter().next().unwrap().swarm;
+    let now = Instant::now();
+    seed.peer_connected(1, &Handshake::new([9; 20], peer_id(7)), now)
+        .unwrap();
+    seed.handle_message(1, Message::Interested, now);
+    let padded = BlockRequest {
+        piece: 3,
+        begin: 0,
+        length: BLOCK_SIZE,
+    };
+    seed.handle_message(1, Message::Request(padded), now);
+    let mut out = Vec::new();
+    seed.poll_transmit(1, &mut out);
+    assert!(out.contains(&Transmit::Block(padded)), "{out:?}");
+    assert_eq!(seed.poll_event(), None);
+    // Past the padded piece, or starting past the blob: a protocol error.
+    for bad in [
+        BlockRequest {
+            piece: 3,
+            begin: PIECE - 100,
+            length: BLOCK_SIZE,
+        },
+        BlockRequest {
+            piece: 3,
+            begin: 16 * 1024,
+            length: 16,
+        },
+    ] {
+        seed.handle_message(1, Message::Request(bad), now);
+        assert!(
+            matches!(seed.poll_event(), Some(Event::Disconnect { peer: 1, .. })),
+            "{bad:?}"
+        );
+        seed.peer_disconnected(1);
+        seed.peer_connected(1, &Handshake::new([9; 20], peer_id(7)), now)
+            .unwrap();
+        seed.handle_message(1, Message::Interested, now);
+    }
+}
