@@ -365,11 +365,16 @@ pub struct Fetched {
 /// `GET url` with extra `headers` (`Name: value`), through curl. Headers
 /// go through a file, so credentials never appear on a command line.
 pub fn get(url: &str, headers: &[String]) -> Result<Fetched> {
+    request("GET", url, headers)
+}
+
+/// `METHOD url` (no body) with extra `headers`, as [`get`] does.
+pub fn request(method: &str, url: &str, headers: &[String]) -> Result<Fetched> {
     let dir = temp_dir("bay-get-")?;
     let body_path = dir.path().join("body");
     let head_path = dir.path().join("head");
     let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--max-time", "120", "-o"])
+    cmd.args(["-sS", "--max-time", "120", "-X", method, "-o"])
         .arg(&body_path)
         .arg("-D")
         .arg(&head_path)

@@ -23,7 +23,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bay_proxy::blob::rendezvous_order;
-use bay_tests::bay::{check_cache, get, metric, BinProcess, Cluster, Proxy, Tracker, Upstreams};
+use bay_tests::bay::{
+    check_cache, get, metric, request, BinProcess, Cluster, Proxy, Tracker, Upstreams,
+};
 use bay_tests::clients::{skopeo, Access};
 use bay_tests::image::{ImageSpec, TestImage};
 use bay_tests::process::wait_until;
@@ -121,6 +123,15 @@ fn a_host_that_is_not_allowed_gets_403_and_nothing_is_contacted() {
         let body = String::from_utf8_lossy(&r.body);
         assert!(body.contains("DENIED"), "{body}");
     }
+    // The tracker's origin refuses such a registry as well.
+    let tracker = cluster.tracker_urls()[0].clone();
+    let r = request(
+        "POST",
+        &format!("{tracker}/origin/v1/blobs?registry={bait_host}&repo=x&digest={digest}"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
     match bait.accept() {
         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
         other => panic!("the disallowed upstream was contacted: {other:?}"),
