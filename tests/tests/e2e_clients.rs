@@ -6,9 +6,10 @@
 //!   request-by-request fallback fails instead of hiding a mirror failure.
 //! - podman: a registries.conf mirror on a proxy with a fixed upstream; the
 //!   registry's own `location` is a closed port for the same reason.
-//! - dockerd: `docker pull p2p-<registry>/image` with both names in
-//!   /etc/hosts; the proxy listens where `p2p-<registry>` resolves
-//!   (127.0.0.2) on the registry's port number.
+//! - dockerd: `docker login` and `docker pull p2p-<registry>/image` with
+//!   both names in /etc/hosts, against a registry with htpasswd; the proxy
+//!   listens where `p2p-<registry>` resolves (127.0.0.2) on the registry's
+//!   port number.
 //!
 //! skopeo is covered by `e2e_swarm`.
 #![allow(clippy::unwrap_used)] // a panic is a test's failure report
@@ -22,10 +23,18 @@ use bay_tests::clients::podman::Podman;
 use bay_tests::clients::Access;
 use bay_tests::image::{ImageSpec, TestImage};
 use bay_tests::process::closed_port;
-use bay_tests::registry::{Registry, RegistryOptions};
+use bay_tests::registry::{Credentials, Registry, RegistryOptions};
 
 fn registry_with_image(seed: u64, repo: &str) -> (Registry, TestImage) {
-    let registry = Registry::start(RegistryOptions::plain()).unwrap();
+    registry_with_image_as(RegistryOptions::plain(), seed, repo)
+}
+
+fn registry_with_image_as(
+    options: RegistryOptions,
+    seed: u64,
+    repo: &str,
+) -> (Registry, TestImage) {
+    let registry = Registry::start(options).unwrap();
     let image = TestImage::build(&ImageSpec::small(seed)).unwrap();
     image.push(&registry, repo).unwrap();
     (registry, image)
@@ -108,8 +117,10 @@ fn podman_pulls_through_a_registries_conf_mirror() {
 }
 
 #[test]
-fn dockerd_pulls_by_the_p2p_host_prefix() {
-    let (registry, image) = registry_with_image(62, "bay/docker");
+fn dockerd_logs_in_and_pulls_by_the_p2p_host_prefix() {
+    let creds = Credentials::new("dora", "pw-for-dockerd-e2e");
+    let options = RegistryOptions::plain().with_auth(creds.clone());
+    let (registry, image) = registry_with_image_as(options, 62, "bay/docker");
     let name = format!("registry-{}.bay.test", std::process::id());
     let upstream = format!("{name}:{}", registry.port());
     // Go programs cache /etc/hosts for a few seconds: both names go in
@@ -125,7 +136,12 @@ fn dockerd_pulls_by_the_p2p_host_prefix() {
     let dockerd = Dockerd::start(&DockerdOptions::default()).unwrap();
 
     let reference = format!("p2p-{upstream}/bay/docker:{}", image.tag);
-    let pulled = dockerd.pull(&reference, &Access::default()).unwrap();
+    // `docker login p2p-…` goes through the proxy to the registry too.
+    let access = Access {
+        creds: Some(creds),
+        ..Access::default()
+    };
+    let pulled = dockerd.pull(&reference, &access).unwrap();
     image.check(&pulled).unwrap();
     assert_each_layer_served_once(&registry, &image);
     assert!(metric(&proxy.url(), "bay_proxy_swarm_reads_total").unwrap() >= 3);
