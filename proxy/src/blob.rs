@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,8 @@ use crate::errors::oci_error;
 
 /// No verified byte for this long: take the rest from the registry.
 const STALL: Duration = Duration::from_secs(15);
+/// How often a waiting reader checks whether its download lost every origin.
+const ORPHAN_CHECK: Duration = Duration::from_millis(500);
 /// How long an access grant still counts while the registry is down.
 const OUTAGE_GRACE: Duration = Duration::from_secs(3600);
 const READ_CHUNK: u64 = 256 * 1024;
@@ -82,6 +85,10 @@ impl std::fmt::Debug for Blobs {
 struct Download {
     handle: TorrentHandle,
     length: u64,
+    /// No origin can publish the remaining piece hashes (every tracker
+    /// failed): readers stop waiting for the swarm and finish from the
+    /// registry at once instead of after the stall timeout.
+    orphaned: AtomicBool,
 }
 
 impl Blobs {
@@ -322,6 +329,7 @@ impl BlobWorker {
                     let download = Arc::new(Download {
                         handle,
                         length: origin.length,
+                        orphaned: AtomicBool::new(false),
                     });
                     {
                         let mut downloads = self.blobs.downloads();
@@ -378,7 +386,7 @@ impl BlobWorker {
     }
 
     /// Streams the asked range of a swarm download as it is verified.
-    fn stream(&self, ask: &BlobAsk<'_>, auth: &Auth, download: &Download) -> Response {
+    fn stream(&self, ask: &BlobAsk<'_>, auth: &Auth, download: &Arc<Download>) -> Response {
         let total = download.length;
         let (status, range) = match evaluate(ask.req.header("range"), total) {
             RangeOutcome::Full => (200, 0..total),
@@ -399,7 +407,13 @@ impl BlobWorker {
             blobs: self.blobs.clone(),
         };
         let _ = auth;
-        monoio::spawn(pump(reader, sender, fallback, self.blobs.clone()));
+        monoio::spawn(pump(
+            reader,
+            sender,
+            fallback,
+            self.blobs.clone(),
+            download.clone(),
+        ));
         let mut resp = blob_response(status, &ask.digest);
         if status == 206 {
             resp = resp.header(
@@ -578,18 +592,14 @@ async fn pump(
     mut sender: BodySender,
     fallback: Fallback,
     blobs: Arc<Blobs>,
+    download: Arc<Download>,
 ) {
     loop {
-        let next = monoio::time::timeout(STALL, reader.next_range()).await;
-        let (offset, len) = match next {
+        let (offset, len) = match next_verified(&mut reader, &download).await {
+            Ok(Some(r)) => r,
             Ok(None) => return,
-            Ok(Some(Ok(r))) => r,
-            Ok(Some(Err(e))) => {
-                tracing::warn!(error = %e, "swarm download failed: finishing from the registry");
-                return finish_direct(fallback, reader.position(), reader.end(), sender).await;
-            }
-            Err(_) => {
-                tracing::warn!("swarm stalled: finishing from the registry");
+            Err(why) => {
+                tracing::warn!(why, "finishing from the registry");
                 return finish_direct(fallback, reader.position(), reader.end(), sender).await;
             }
         };
@@ -607,6 +617,31 @@ async fn pump(
                 return;
             }
             at += n;
+        }
+    }
+}
+
+/// The next verified stretch for this reader; `Err` when the swarm
+/// cannot deliver it: the download failed, nothing verified for
+/// [`STALL`], or no origin is left to publish the missing hashes (checked
+/// every [`ORPHAN_CHECK`], so readers do not wait out the whole stall).
+async fn next_verified(
+    reader: &mut bay_core::progress::BlobReader,
+    download: &Download,
+) -> Result<Option<(u64, u64)>, &'static str> {
+    let started = Instant::now();
+    loop {
+        // `next_range` moves the reader only when it completes, so a
+        // timed-out wait can be started again.
+        match monoio::time::timeout(ORPHAN_CHECK, reader.next_range()).await {
+            Ok(None) => return Ok(None),
+            Ok(Some(Ok(r))) => return Ok(Some(r)),
+            Ok(Some(Err(_))) => return Err("swarm download failed"),
+            Err(_) if download.orphaned.load(Ordering::Acquire) => {
+                return Err("no origin left for this blob")
+            }
+            Err(_) if started.elapsed() >= STALL => return Err("swarm stalled"),
+            Err(_) => {}
         }
     }
 }
@@ -679,6 +714,7 @@ async fn follow_hashes(
         match take_over(&http, &blobs, &blob, &download, &mut tried).await {
             Some(next) => tracker = next,
             None => {
+                download.orphaned.store(true, Ordering::Release);
                 forget_download(&blobs, &blob.digest, &download);
                 return;
             }
