@@ -308,6 +308,45 @@ fn the_owner_tracker_killed_mid_pull_and_later_pulls_fail_over() {
     check_cache(proxies[1].root()).unwrap();
 }
 
+#[test]
+fn the_only_tracker_killed_mid_pull_finishes_from_the_registry_without_the_stall() {
+    let spec = ImageSpec {
+        layer_sizes: vec![32 * MIB],
+        seed: 88,
+        tag: "orphan".into(),
+    };
+    let (registry, image) = registry_with(&spec, "bay/orphan");
+    let upstreams = Upstreams::fixed(&registry);
+    let root = tempfile::tempdir().unwrap();
+    let mut tracker = BinProcess::tracker(&upstreams, root.path(), &[]).unwrap();
+    let proxy = Proxy::start(&[tracker.url()], &upstreams).unwrap();
+    let layer = &image.layers[0];
+    let out = tempfile::tempdir().unwrap();
+    let reference = format!("{}/bay/orphan:{}", proxy.addr(), image.tag);
+    let mut pull = skopeo::copy_command(None, &reference, &plain(), out.path())
+        .spawn()
+        .unwrap();
+    wait_until("the layer to be part-way", Duration::from_secs(60), || {
+        !verified_pieces(proxy.root(), &layer.digest).is_empty()
+    })
+    .unwrap();
+    tracker.kill();
+    let killed = Instant::now();
+    let status = pull.wait().unwrap();
+    let took = killed.elapsed();
+    assert!(status.success(), "skopeo through bay failed: {status}");
+    image
+        .check(&skopeo::read_dir_layout(out.path()).unwrap())
+        .unwrap();
+    // The proxy knew no origin was left and went to the registry for the
+    // rest at once, not after its 15 s stall timeout.
+    assert!(metric(&proxy.url(), "bay_proxy_registry_reads_total").unwrap() >= 1);
+    assert!(
+        took < Duration::from_secs(12),
+        "the pull waited {took:?} after the kill"
+    );
+}
+
 /// A proxy binary SIGKILLed part-way through a download, one verified
 /// piece on its disk corrupted, restarted on the same root: the download
 /// resumes and the client gets exactly the blob.
