@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,8 @@ use crate::errors::oci_error;
 
 /// No verified byte for this long: take the rest from the registry.
 const STALL: Duration = Duration::from_secs(15);
+/// How often a waiting reader checks whether its download lost every origin.
+const ORPHAN_CHECK: Duration = Duration::from_millis(500);
 /// How long an access grant still counts while the registry is down.
 const OUTAGE_GRACE: Duration = Duration::from_secs(3600);
 const READ_CHUNK: u64 = 256 * 1024;
@@ -82,6 +85,10 @@ impl std::fmt::Debug for Blobs {
 struct Download {
     handle: TorrentHandle,
     length: u64,
+    /// No origin can publish the remaining piece hashes (every tracker
+    /// failed): readers stop waiting for the swarm and finish from the
+    /// registry at once instead of after the stall timeout.
+    orphaned: AtomicBool,
 }
 
 impl Blobs {
@@ -114,26 +121,31 @@ impl Blobs {
         self.downloads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Trackers in the order to ask them about `digest`: highest
-    /// rendezvous score first, so every proxy picks the same owner and the
-    /// next one when it is down.
+    /// Trackers in the order to ask them about `digest`: see
+    /// [`rendezvous_order`].
     pub fn trackers_for(&self, digest: &Digest) -> Vec<String> {
-        let mut scored: Vec<([u8; 32], &String)> = self
-            .trackers
-            .iter()
-            .map(|t| {
-                let score: [u8; 32] = Sha256::new()
-                    .chain_update(t.as_bytes())
-                    .chain_update(b"\0")
-                    .chain_update(digest.as_str().as_bytes())
-                    .finalize()
-                    .into();
-                (score, t)
-            })
-            .collect();
-        scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
-        scored.into_iter().map(|(_, t)| t.clone()).collect()
+        rendezvous_order(&self.trackers, digest.as_str())
     }
+}
+
+/// `trackers` in the order to ask them about `digest`: highest rendezvous
+/// score (SHA-256 of URL, NUL, digest) first, so every proxy picks the
+/// same owner, and the same next one when the owner is down.
+pub fn rendezvous_order(trackers: &[String], digest: &str) -> Vec<String> {
+    let mut scored: Vec<([u8; 32], &String)> = trackers
+        .iter()
+        .map(|t| {
+            let score: [u8; 32] = Sha256::new()
+                .chain_update(t.as_bytes())
+                .chain_update(b"\0")
+                .chain_update(digest.as_bytes())
+                .finalize()
+                .into();
+            (score, t)
+        })
+        .collect();
+    scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
+    scored.into_iter().map(|(_, t)| t.clone()).collect()
 }
 
 /// One worker's view.
@@ -220,15 +232,34 @@ impl BlobWorker {
         }
     }
 
+    /// Remembers that the registry let this client read the blob, so a
+    /// registry outage does not stop it from reading what is cached.
+    fn record_grant(&self, ask: &BlobAsk<'_>, auth: &Auth) {
+        let key = (ask.upstream.to_string(), ask.digest.clone(), auth.id());
+        self.blobs.grants().insert(key, Instant::now());
+    }
+
     async fn may_read(&self, registry: &RegistryClient, ask: &BlobAsk<'_>, auth: &Auth) -> Access {
         let key = (ask.upstream.to_string(), ask.digest.clone(), auth.id());
-        match registry.check_access(&ask.repo, &ask.digest, auth).await {
+        let checked = match auth {
+            // A client that sent no credentials is judged by the
+            // registry's answer to exactly that. Fetching an anonymous
+            // token on its behalf would decide for a client that has not
+            // done the token dance itself, and fails outright where the
+            // realm is one only the client may reach.
+            Auth::Anonymous => self.bare_head(&ask.url).await,
+            _ => match registry.check_access(&ask.repo, &ask.digest, auth).await {
+                Ok(answer) => Ok(answer),
+                Err(e) if e.is_refusal() => Ok(false),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        match checked {
             Ok(true) => {
-                self.blobs.grants().insert(key, Instant::now());
+                self.record_grant(ask, auth);
                 Access::Granted
             }
             Ok(false) => Access::Refused,
-            Err(e) if e.is_refusal() => Access::Refused,
             Err(e) => {
                 let granted = self
                     .blobs
@@ -239,9 +270,20 @@ impl BlobWorker {
                     tracing::warn!(digest = %ask.digest, error = %e, "registry unreachable: serving a cached blob to a client granted access earlier");
                     Access::Granted
                 } else {
-                    Access::Unknown(e.to_string())
+                    Access::Unknown(e)
                 }
             }
+        }
+    }
+
+    /// A HEAD of the blob without credentials: `Ok(true)` when the
+    /// registry lets anyone read it, `Ok(false)` when it refuses.
+    async fn bare_head(&self, url: &Url) -> Result<bool, String> {
+        match self.http.send(client::Request::head(url.clone())).await {
+            Ok(r) if (200..300).contains(&r.status()) => Ok(true),
+            Ok(r) if matches!(r.status(), 401 | 403 | 404) => Ok(false),
+            Ok(r) => Err(format!("registry answered {} to a blob HEAD", r.status())),
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -268,6 +310,9 @@ impl BlobWorker {
         for tracker in self.blobs.trackers_for(&ask.digest) {
             match self.ask_origin(&tracker, ask, auth).await {
                 Ok(origin) => {
+                    // The origin read the blob with this client's
+                    // credentials: that is a grant, as a HEAD would be.
+                    self.record_grant(ask, auth);
                     let spec = ProgressiveSpec {
                         digest: ask.digest.clone(),
                         total_len: origin.length,
@@ -284,6 +329,7 @@ impl BlobWorker {
                     let download = Arc::new(Download {
                         handle,
                         length: origin.length,
+                        orphaned: AtomicBool::new(false),
                     });
                     {
                         let mut downloads = self.blobs.downloads();
@@ -295,7 +341,13 @@ impl BlobWorker {
                     monoio::spawn(follow_hashes(
                         self.trackers.clone(),
                         tracker.clone(),
-                        ask.digest.clone(),
+                        OriginBlob {
+                            upstream: ask.upstream.to_string(),
+                            repo: ask.repo.to_string(),
+                            digest: ask.digest.clone(),
+                            authorization: ask.req.header("authorization").map(<[u8]>::to_vec),
+                        },
+                        self.blobs.clone(),
                         download.clone(),
                     ));
                     monoio::spawn(announce(
@@ -322,49 +374,19 @@ impl BlobWorker {
         &self,
         tracker: &str,
         ask: &BlobAsk<'_>,
-        auth: &Auth,
+        _auth: &Auth,
     ) -> Result<OriginAnswer, OriginError> {
-        let url = Url::parse(&format!(
-            "{tracker}/origin/v1/blobs?registry={}&repo={}&digest={}",
-            ask.upstream, ask.repo, ask.digest
-        ))
-        .map_err(|e| OriginError::Unreachable(e.to_string()))?;
-        let mut req = client::Request::new("POST", url);
-        if let Some(a) = ask.req.header("authorization") {
-            req = req.header("authorization", a.to_vec());
-        }
-        let _ = auth;
-        let resp = self
-            .trackers
-            .send(req)
-            .await
-            .map_err(|e| OriginError::Unreachable(e.to_string()))?;
-        let status = resp.status();
-        let body = resp
-            .bytes(64 * 1024)
-            .await
-            .map_err(|e| OriginError::Unreachable(e.to_string()))?;
-        if status != 200 {
-            return if status >= 500 && status != 502 {
-                Err(OriginError::Unreachable(format!("status {status}")))
-            } else {
-                Err(OriginError::Refused(status))
-            };
-        }
-        let v: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| OriginError::Unreachable(format!("bad origin answer: {e}")))?;
-        let parsed = (|| {
-            Some(OriginAnswer {
-                length: v.get("length")?.as_u64()?,
-                piece_length: v.get("piece_length")?.as_u64()?,
-                peer: v.get("peer")?.as_str()?.parse().ok()?,
-            })
-        })();
-        parsed.ok_or_else(|| OriginError::Unreachable("incomplete origin answer".into()))
+        let blob = OriginBlob {
+            upstream: ask.upstream.to_string(),
+            repo: ask.repo.to_string(),
+            digest: ask.digest.clone(),
+            authorization: ask.req.header("authorization").map(<[u8]>::to_vec),
+        };
+        request_origin(&self.trackers, tracker, &blob).await
     }
 
     /// Streams the asked range of a swarm download as it is verified.
-    fn stream(&self, ask: &BlobAsk<'_>, auth: &Auth, download: &Download) -> Response {
+    fn stream(&self, ask: &BlobAsk<'_>, auth: &Auth, download: &Arc<Download>) -> Response {
         let total = download.length;
         let (status, range) = match evaluate(ask.req.header("range"), total) {
             RangeOutcome::Full => (200, 0..total),
@@ -385,7 +407,13 @@ impl BlobWorker {
             blobs: self.blobs.clone(),
         };
         let _ = auth;
-        monoio::spawn(pump(reader, sender, fallback, self.blobs.clone()));
+        monoio::spawn(pump(
+            reader,
+            sender,
+            fallback,
+            self.blobs.clone(),
+            download.clone(),
+        ));
         let mut resp = blob_response(status, &ask.digest);
         if status == 206 {
             resp = resp.header(
@@ -401,7 +429,7 @@ impl BlobWorker {
     pub async fn direct(
         &self,
         ask: &BlobAsk<'_>,
-        _auth: &Auth,
+        auth: &Auth,
         _range: Option<ByteRange>,
     ) -> Response {
         self.blobs.metrics.registry_reads.inc();
@@ -418,6 +446,9 @@ impl BlobWorker {
             Ok(r) => r,
             Err(e) => return crate::errors::registry_unreachable(&e.to_string()),
         };
+        if resp.status() == 200 || resp.status() == 206 {
+            self.record_grant(ask, auth);
+        }
         let cacheable = resp.status() == 200 && ask.req.header("range").is_none();
         let length = resp.content_length();
         if !cacheable {
@@ -486,6 +517,60 @@ enum OriginError {
     Unreachable(String),
 }
 
+/// What an origin is asked for, kept by a download so that another
+/// tracker can take over if the owner dies. The client's Authorization is
+/// held in memory for that only: never logged, never sent to a peer.
+struct OriginBlob {
+    upstream: String,
+    repo: String,
+    digest: Digest,
+    authorization: Option<Vec<u8>>,
+}
+
+/// `POST /origin/v1/blobs` on `tracker`: the blob's geometry and the
+/// origin's peer address.
+async fn request_origin(
+    http: &Client,
+    tracker: &str,
+    blob: &OriginBlob,
+) -> Result<OriginAnswer, OriginError> {
+    let url = Url::parse(&format!(
+        "{tracker}/origin/v1/blobs?registry={}&repo={}&digest={}",
+        blob.upstream, blob.repo, blob.digest
+    ))
+    .map_err(|e| OriginError::Unreachable(e.to_string()))?;
+    let mut req = client::Request::new("POST", url);
+    if let Some(a) = &blob.authorization {
+        req = req.header("authorization", a.clone());
+    }
+    let resp = http
+        .send(req)
+        .await
+        .map_err(|e| OriginError::Unreachable(e.to_string()))?;
+    let status = resp.status();
+    let body = resp
+        .bytes(64 * 1024)
+        .await
+        .map_err(|e| OriginError::Unreachable(e.to_string()))?;
+    if status != 200 {
+        return if status >= 500 && status != 502 {
+            Err(OriginError::Unreachable(format!("status {status}")))
+        } else {
+            Err(OriginError::Refused(status))
+        };
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| OriginError::Unreachable(format!("bad origin answer: {e}")))?;
+    let parsed = (|| {
+        Some(OriginAnswer {
+            length: v.get("length")?.as_u64()?,
+            piece_length: v.get("piece_length")?.as_u64()?,
+            peer: v.get("peer")?.as_str()?.parse().ok()?,
+        })
+    })();
+    parsed.ok_or_else(|| OriginError::Unreachable("incomplete origin answer".into()))
+}
+
 fn blob_response(status: u16, digest: &Digest) -> Response {
     Response::new(status)
         .header("content-type", "application/octet-stream")
@@ -507,18 +592,14 @@ async fn pump(
     mut sender: BodySender,
     fallback: Fallback,
     blobs: Arc<Blobs>,
+    download: Arc<Download>,
 ) {
     loop {
-        let next = monoio::time::timeout(STALL, reader.next_range()).await;
-        let (offset, len) = match next {
+        let (offset, len) = match next_verified(&mut reader, &download).await {
+            Ok(Some(r)) => r,
             Ok(None) => return,
-            Ok(Some(Ok(r))) => r,
-            Ok(Some(Err(e))) => {
-                tracing::warn!(error = %e, "swarm download failed: finishing from the registry");
-                return finish_direct(fallback, reader.position(), reader.end(), sender).await;
-            }
-            Err(_) => {
-                tracing::warn!("swarm stalled: finishing from the registry");
+            Err(why) => {
+                tracing::warn!(why, "finishing from the registry");
                 return finish_direct(fallback, reader.position(), reader.end(), sender).await;
             }
         };
@@ -536,6 +617,31 @@ async fn pump(
                 return;
             }
             at += n;
+        }
+    }
+}
+
+/// The next verified stretch for this reader; `Err` when the swarm
+/// cannot deliver it: the download failed, nothing verified for
+/// [`STALL`], or no origin is left to publish the missing hashes (checked
+/// every [`ORPHAN_CHECK`], so readers do not wait out the whole stall).
+async fn next_verified(
+    reader: &mut bay_core::progress::BlobReader,
+    download: &Download,
+) -> Result<Option<(u64, u64)>, &'static str> {
+    let started = Instant::now();
+    loop {
+        // `next_range` moves the reader only when it completes, so a
+        // timed-out wait can be started again.
+        match monoio::time::timeout(ORPHAN_CHECK, reader.next_range()).await {
+            Ok(None) => return Ok(None),
+            Ok(Some(Ok(r))) => return Ok(Some(r)),
+            Ok(Some(Err(_))) => return Err("swarm download failed"),
+            Err(_) if download.orphaned.load(Ordering::Acquire) => {
+                return Err("no origin left for this blob")
+            }
+            Err(_) if started.elapsed() >= STALL => return Err("swarm stalled"),
+            Err(_) => {}
         }
     }
 }
@@ -582,41 +688,128 @@ async fn finish_direct(f: Fallback, from: u64, end: u64, mut sender: BodySender)
 }
 
 /// Long-polls the origin for piece hashes until it has published them all.
-async fn follow_hashes(http: Client, tracker: String, digest: Digest, download: Arc<Download>) {
+/// When the origin's tracker stops answering part-way, the next tracker in
+/// rendezvous order is asked for the same blob (with the same client's
+/// credentials) and the hashes are taken up from there: piece hashes
+/// depend only on the blob, so every origin publishes the same ones. When
+/// no tracker can take over, the download is dropped from the table so
+/// that later requests start afresh instead of joining a stalled swarm.
+async fn follow_hashes(
+    http: Client,
+    tracker: String,
+    blob: OriginBlob,
+    blobs: Arc<Blobs>,
+    download: Arc<Download>,
+) {
     let mut from = 0usize;
+    let mut tracker = tracker;
+    let mut tried = vec![tracker.clone()];
     loop {
-        let Ok(url) = Url::parse(&format!(
-            "{tracker}/origin/v1/hashes?digest={digest}&from={from}"
-        )) else {
-            return;
-        };
-        let resp = match http.send(client::Request::get(url)).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "lost the origin's hashes");
+        match hashes_from(&http, &tracker, &blob.digest, &download, &mut from).await {
+            Ok(()) => return,
+            Err(why) => {
+                tracing::warn!(%tracker, digest = %blob.digest, why, "lost the origin's hashes");
+            }
+        }
+        match take_over(&http, &blobs, &blob, &download, &mut tried).await {
+            Some(next) => tracker = next,
+            None => {
+                download.orphaned.store(true, Ordering::Release);
+                forget_download(&blobs, &blob.digest, &download);
                 return;
             }
-        };
+        }
+    }
+}
+
+/// Reads hashes from `tracker` until all are known (`Ok`) or it fails.
+async fn hashes_from(
+    http: &Client,
+    tracker: &str,
+    digest: &Digest,
+    download: &Download,
+    from: &mut usize,
+) -> Result<(), String> {
+    loop {
+        let url = Url::parse(&format!(
+            "{tracker}/origin/v1/hashes?digest={digest}&from={from}"
+        ))
+        .map_err(|e| e.to_string())?;
+        let resp = http
+            .send(client::Request::get(url))
+            .await
+            .map_err(|e| e.to_string())?;
         let status = resp.status();
         let done = resp
             .header("x-bay-done")
             .is_some_and(|v| v.as_ref() == b"1");
-        let Ok(body) = resp.bytes(16 << 20).await else {
-            return;
-        };
+        let body = resp.bytes(16 << 20).await.map_err(|e| e.to_string())?;
         if status != 200 {
-            tracing::warn!(status, "origin stopped publishing hashes");
-            return;
+            return Err(format!("status {status}"));
         }
         for chunk in body.chunks_exact(32) {
             let mut hash: Hash = [0; 32];
             hash.copy_from_slice(chunk);
-            download.handle.set_piece_hash(from as u32, hash);
-            from += 1;
+            download.handle.set_piece_hash(*from as u32, hash);
+            *from += 1;
         }
         if done {
-            return;
+            return Ok(());
         }
+    }
+}
+
+/// Asks the trackers not tried yet, in rendezvous order, to become the
+/// blob's origin; returns the one that did, with its seeder dialled.
+async fn take_over(
+    http: &Client,
+    blobs: &Blobs,
+    blob: &OriginBlob,
+    download: &Download,
+    tried: &mut Vec<String>,
+) -> Option<String> {
+    for next in blobs.trackers_for(&blob.digest) {
+        if tried.contains(&next) {
+            continue;
+        }
+        tried.push(next.clone());
+        match request_origin(http, &next, blob).await {
+            Ok(origin)
+                if origin.length == download.length
+                    && origin.piece_length == download.handle.progress().piece_len() =>
+            {
+                tracing::info!(tracker = %next, digest = %blob.digest, "another tracker took over the origin");
+                blobs
+                    .engine
+                    .connect(download.handle.info_hash(), origin.peer);
+                return Some(next);
+            }
+            Ok(origin) => {
+                tracing::warn!(tracker = %next, length = origin.length, piece_length = origin.piece_length, "origin disagrees on the blob's geometry");
+            }
+            Err(OriginError::Refused(status)) => {
+                tracing::warn!(tracker = %next, status, "tracker refused to take over the origin");
+            }
+            Err(OriginError::Unreachable(why)) => {
+                tracing::warn!(tracker = %next, why, "tracker unreachable");
+            }
+        }
+    }
+    None
+}
+
+/// Removes `download` from the table unless it is complete or already
+/// replaced.
+fn forget_download(blobs: &Blobs, digest: &Digest, download: &Arc<Download>) {
+    if download.handle.progress().is_complete() {
+        return;
+    }
+    let mut downloads = blobs.downloads();
+    if downloads
+        .get(digest)
+        .is_some_and(|d| Arc::ptr_eq(d, download))
+    {
+        downloads.remove(digest);
     }
 }
 

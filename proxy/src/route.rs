@@ -10,6 +10,8 @@
 //! Whatever names it, the upstream must match the operator's allow list
 //! before anything is contacted: bay is never an open proxy.
 
+use std::borrow::Cow;
+
 pub use bay_core::allow::{AllowList, AllowPattern, RouteError, Upstream};
 
 /// The prefix that marks a registry host name as "through bay".
@@ -48,14 +50,47 @@ fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
         .flatten()
 }
 
-/// The value of parameter `key` in a query string (no decoding: registry
-/// hosts need none).
-pub fn query_param<'a>(target: &'a str, key: &str) -> Option<&'a str> {
+/// The value of parameter `key` in a query string, percent-decoded:
+/// containerd sends `?ns=127.0.0.1%3A5000` for a registry with a port.
+/// A value that does not decode to UTF-8 is returned as it came, and then
+/// fails as a host name.
+pub fn query_param<'a>(target: &'a str, key: &str) -> Option<Cow<'a, str>> {
     let query = target.split_once('?')?.1;
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == key).then_some(v)
+        (k == key).then(|| percent_decode(v))
     })
+}
+
+/// Decodes `%XX` escapes; a malformed escape is left as it is.
+fn percent_decode(text: &str) -> Cow<'_, str> {
+    if !text.contains('%') {
+        return Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let escaped = (b == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(decoded) => {
+                out.push(decoded);
+                i += 3;
+            }
+            None => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(_) => Cow::Borrowed(text),
+    }
 }
 
 #[cfg(test)]
@@ -143,10 +178,32 @@ mod tests {
     #[test]
     fn query_params() {
         assert_eq!(
-            query_param("/v2/x/blobs/y?ns=docker.io&z", "ns"),
+            query_param("/v2/x/blobs/y?ns=docker.io&z", "ns").as_deref(),
             Some("docker.io")
         );
         assert_eq!(query_param("/v2/?a=b", "ns"), None);
         assert_eq!(query_param("/v2/", "ns"), None);
+    }
+
+    #[test]
+    fn containerd_s_encoded_ns_names_the_upstream() {
+        let ns = query_param("/v2/a/manifests/b?ns=127.0.0.1%3A5000", "ns");
+        assert_eq!(ns.as_deref(), Some("127.0.0.1:5000"));
+        let list = allow(&["127.0.0.1:5000"]);
+        let u = upstream_for(None, ns.as_deref(), None, &list).unwrap();
+        assert_eq!(u.as_str(), "127.0.0.1:5000");
+        assert_eq!(
+            query_param("/v2/?ns=%5B%3A%3A1%5D%3a80", "ns").as_deref(),
+            Some("[::1]:80")
+        );
+        // Malformed or non-UTF-8 escapes stay as they came and then fail
+        // as host names.
+        assert_eq!(query_param("/v2/?ns=a%3", "ns").as_deref(), Some("a%3"));
+        assert_eq!(query_param("/v2/?ns=a%zz", "ns").as_deref(), Some("a%zz"));
+        assert_eq!(query_param("/v2/?ns=a%FF", "ns").as_deref(), Some("a%FF"));
+        assert!(matches!(
+            upstream_for(None, Some("a%FF"), None, &list),
+            Err(RouteError::BadHost(_))
+        ));
     }
 }

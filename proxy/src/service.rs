@@ -48,14 +48,18 @@ impl Handler for Worker {
         }
         let host = req.header("host").and_then(|h| std::str::from_utf8(h).ok());
         let ns = query_param(&req.target, "ns");
-        let upstream =
-            match upstream_for(self.routing.fixed.as_ref(), ns, host, &self.routing.allow) {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::info!(error = %e, "request refused");
-                    return refused(&e.to_string());
-                }
-            };
+        let upstream = match upstream_for(
+            self.routing.fixed.as_ref(),
+            ns.as_deref(),
+            host,
+            &self.routing.allow,
+        ) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::info!(error = %e, "request refused");
+                return refused(&e.to_string());
+            }
+        };
         let plain = self.routing.is_plain(&upstream);
         let Some(url) = upstream_url(&upstream, plain, &req.target) else {
             return refused("request target is not a valid URL path");

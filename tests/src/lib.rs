@@ -5,6 +5,7 @@
 //! nothing here sleeps to synchronise.
 //!
 //! Layout:
+//! - [`bay`]: bay's trackers and proxies, in this process or as binaries.
 //! - [`bins`]: finds bay's own programs in the workspace's target dir.
 //! - [`process`]: runs a program to completion under a deadline.
 //! - [`content`]: deterministic pseudo-random test files.
@@ -16,6 +17,7 @@
 //! The test command builds the binaries before the tests run:
 //! `cargo build --workspace --bins && cargo test --workspace`.
 
+pub mod bay;
 pub mod bins;
 pub mod clients;
 pub mod cluster_bench;

@@ -130,6 +130,12 @@ impl TokenServer {
     }
 }
 
+/// The `Authorization` value for basic auth with `creds`, for probes that
+/// talk HTTP themselves (kept off command lines).
+pub fn basic_authorization(creds: &Credentials) -> String {
+    format!("Basic {}", base64(creds.joined().as_bytes(), STANDARD))
+}
+
 impl Drop for TokenServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);

@@ -1,74 +1,16 @@
-//! End to end: the real registry, bay-tracker, three bay-proxies and real
+//! End to end: the real registry, two bay-trackers, three bay-proxies and real
 //! skopeo pulls through them at the same time. Every layer must arrive with
 //! the right digest and leave the registry once.
 #![allow(clippy::unwrap_used)] // a panic is a test's failure report
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 
-use bay_httpd::Shutdown;
-use bay_proxy::config::ProxyConfig;
+use bay_tests::bay::{check_cache, Cluster, Upstreams};
 use bay_tests::clients::skopeo::{copy_command, read_dir_layout};
 use bay_tests::clients::Access;
 use bay_tests::image::{ImageSpec, TestImage};
 use bay_tests::registry::{Registry, RegistryOptions};
-use bay_tracker::config::TrackerConfig;
-
-struct Cluster {
-    tracker: bay_tracker::serve::Running,
-    proxies: Vec<bay_proxy::serve::Running>,
-    _dirs: Vec<tempfile::TempDir>,
-}
-
-fn cluster(registry: &Registry, proxies: usize) -> Cluster {
-    let upstream = registry.host();
-    let mut dirs = Vec::new();
-    let tracker_dir = tempfile::tempdir().unwrap();
-    let tracker = bay_tracker::serve::start(
-        &TrackerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            peer_listen: "127.0.0.1:0".parse().unwrap(),
-            root: tracker_dir.path().to_path_buf(),
-            allow_registry: vec![upstream.clone()],
-            insecure_registry: vec![upstream.clone()],
-            threads: 2,
-            ..TrackerConfig::default()
-        },
-        Some(TcpListener::bind("127.0.0.1:0").unwrap()),
-        Shutdown::new(),
-    )
-    .unwrap();
-    dirs.push(tracker_dir);
-    let tracker_url = format!("http://{}", tracker.local_addr());
-    let proxies = (0..proxies)
-        .map(|_| {
-            let dir = tempfile::tempdir().unwrap();
-            let running = bay_proxy::serve::start(
-                &ProxyConfig {
-                    tracker: vec![tracker_url.clone()],
-                    root: dir.path().to_path_buf(),
-                    upstream: Some(upstream.clone()),
-                    allow_registry: vec![upstream.clone()],
-                    insecure_registry: vec![upstream.clone()],
-                    peer_listen: "127.0.0.1:0".parse().unwrap(),
-                    threads: 2,
-                    ..ProxyConfig::default()
-                },
-                Some(TcpListener::bind("127.0.0.1:0").unwrap()),
-                Shutdown::new(),
-            )
-            .unwrap();
-            dirs.push(dir);
-            running
-        })
-        .collect();
-    Cluster {
-        tracker,
-        proxies,
-        _dirs: dirs,
-    }
-}
 
 fn plain() -> Access {
     Access {
@@ -83,7 +25,7 @@ fn pull_all_at_once(cluster: &Cluster, repo: &str, image: &TestImage, out: &Path
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let reference = format!("{}/{repo}:{}", p.local_addr(), image.tag);
+            let reference = format!("{}/{repo}:{}", p.addr(), image.tag);
             let dest = out.join(format!("pull-{i}"));
             let mut cmd: Command = copy_command(None, &reference, &plain(), &dest);
             (cmd.spawn().unwrap(), dest)
@@ -110,7 +52,8 @@ fn three_proxies_pull_at_once_and_each_layer_leaves_the_registry_once() {
     })
     .unwrap();
     image.push(&registry, "bay/swarm").unwrap();
-    let cluster = cluster(&registry, 3);
+    // Two trackers share the blobs by rendezvous hashing.
+    let cluster = Cluster::start(&Upstreams::fixed(&registry), 2, 3).unwrap();
     let out = tempfile::tempdir().unwrap();
 
     pull_all_at_once(&cluster, "bay/swarm", &image, out.path());
@@ -131,8 +74,7 @@ fn three_proxies_pull_at_once_and_each_layer_leaves_the_registry_once() {
     pull_all_at_once(&cluster, "bay/swarm", &image, out2.path());
     assert_eq!(registry.blob_bytes_served().unwrap(), served);
 
-    for p in cluster.proxies {
-        p.stop();
+    for p in &cluster.proxies {
+        assert_eq!(check_cache(p.root()).unwrap(), image.layers.len() + 1);
     }
-    cluster.tracker.stop();
 }

@@ -9,6 +9,7 @@
 //! reaches a local proxy.
 
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -206,7 +207,7 @@ fn docker_cli(socket: &Path, config: &Path) -> Command {
 static HOSTS_LOCK: Mutex<()> = Mutex::new(());
 const HOSTS_FILE: &str = "/etc/hosts";
 
-/// A `127.0.0.1 NAME` line in /etc/hosts for the guard's lifetime. The file
+/// An `IP NAME` line (127.0.0.1 unless told) in /etc/hosts for the guard's lifetime. The file
 /// is edited in place (it is often a bind mount) and the line removed on
 /// drop, leaving the file byte for byte as it was.
 ///
@@ -224,15 +225,26 @@ impl HostsEntry {
         HostsEntry::add_to(Path::new(HOSTS_FILE), name)
     }
 
+    /// Adds `IP NAME` to /etc/hosts (another loopback address lets a proxy
+    /// and the registry it stands for share a port number).
+    pub fn add_ip(ip: Ipv4Addr, name: &str) -> Result<HostsEntry> {
+        HostsEntry::add_ip_to(Path::new(HOSTS_FILE), ip, name)
+    }
+
     /// Adds `127.0.0.1 NAME` to the hosts file at `path`.
     pub fn add_to(path: &Path, name: &str) -> Result<HostsEntry> {
+        HostsEntry::add_ip_to(path, Ipv4Addr::LOCALHOST, name)
+    }
+
+    /// Adds `IP NAME` to the hosts file at `path`.
+    pub fn add_ip_to(path: &Path, ip: Ipv4Addr, name: &str) -> Result<HostsEntry> {
         if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '#') {
             return Err(HarnessError::parse(
                 "host name",
                 format!("{name:?} is not a plain name"),
             ));
         }
-        let line = format!("127.0.0.1 {name} # bay test\n");
+        let line = format!("{ip} {name} # bay test\n");
         let _lock = HOSTS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let mut text =
             std::fs::read_to_string(path).map_err(|e| HarnessError::io("read", path, e))?;
