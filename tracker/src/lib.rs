@@ -10,6 +10,7 @@
 pub mod mktorrent;
 pub mod origin;
 pub mod peers;
+pub mod preheat;
 
 /// The `bay-tracker` command line.
 #[derive(Debug, clap::Parser)]

@@ -15,6 +15,8 @@
 //! - `GET /origin/v1/hashes?digest=D&from=N`: piece hashes from N on, as
 //!   32-byte records, waiting up to 10 s for new ones; `x-bay-pieces` gives
 //!   the total and `x-bay-done: 1` marks the last answer.
+//! - `POST /origin/v1/preheat?image=REF[&platform=os/arch]`: see
+//!   [`crate::preheat`].
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -57,8 +59,8 @@ impl std::fmt::Debug for Origin {
 }
 
 /// One blob's fetch, watched by any number of proxies.
-struct Fetch {
-    length: u64,
+pub(crate) struct Fetch {
+    pub(crate) length: u64,
     piece_len: u64,
     state: Mutex<FetchState>,
     handle: TorrentHandle,
@@ -142,14 +144,14 @@ pub struct OriginWorker {
     pub http: Client,
 }
 
-fn json_error(status: u16, message: &str) -> Response {
+pub(crate) fn json_error(status: u16, message: &str) -> Response {
     let body = serde_json::json!({ "error": message }).to_string();
     Response::new(status)
         .header("content-type", "application/json")
         .body(body.into_bytes())
 }
 
-fn param<'a>(req: &'a Request, key: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(req: &'a Request, key: &str) -> Option<&'a str> {
     let query = req.target.split_once('?')?.1;
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
@@ -157,11 +159,11 @@ fn param<'a>(req: &'a Request, key: &str) -> Option<&'a str> {
     })
 }
 
-struct Asked {
-    registry: RegistryClient,
-    repo: RepositoryName,
-    digest: Digest,
-    auth: Auth,
+pub(crate) struct Asked {
+    pub(crate) registry: RegistryClient,
+    pub(crate) repo: RepositoryName,
+    pub(crate) digest: Digest,
+    pub(crate) auth: Auth,
 }
 
 impl OriginWorker {
@@ -229,7 +231,7 @@ impl OriginWorker {
     }
 
     /// The fetch of this blob: an existing one, or a new one started now.
-    async fn fetch_for(&self, asked: &Asked) -> Result<Arc<Fetch>, Response> {
+    pub(crate) async fn fetch_for(&self, asked: &Asked) -> Result<Arc<Fetch>, Response> {
         if let Some(f) = self.origin.fetches().get(&asked.digest) {
             return Ok(f.clone());
         }
@@ -321,7 +323,7 @@ impl OriginWorker {
     }
 }
 
-fn registry_error(e: &RegistryError) -> Response {
+pub(crate) fn registry_error(e: &RegistryError) -> Response {
     let status = e
         .status()
         .filter(|s| matches!(s, 401 | 403 | 404))

@@ -33,6 +33,7 @@ impl bay_httpd::Handler for Worker {
         match (req.path(), &self.origin) {
             ("/origin/v1/blobs", Some(o)) if req.method == Method::Post => o.blob(&req).await,
             ("/origin/v1/hashes", Some(o)) => o.hashes(&req).await,
+            ("/origin/v1/preheat", Some(o)) if req.method == Method::Post => o.preheat(&req).await,
             _ => handle(self.shared.clone(), req, body).await,
         }
     }
