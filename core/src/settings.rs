@@ -36,6 +36,17 @@ pub fn to_toml<T: Serialize>(config: &T) -> String {
     toml::to_string(config).unwrap_or_default()
 }
 
+/// A bandwidth limit as written in a configuration (`100MB`, `1GiB`, a
+/// size per second); `None` or empty means unlimited.
+pub fn rate_limit(text: Option<&str>) -> Result<Option<u64>, String> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => crate::size::parse_size(t)
+            .map(Some)
+            .map_err(|e| format!("bandwidth limit: {e}")),
+    }
+}
+
 /// Structured logs on stderr; `RUST_LOG` filters (default `info`), and
 /// `BAY_LOG_FORMAT=json` switches to JSON lines.
 pub fn init_logging() {

@@ -31,6 +31,11 @@ pub struct ProxyConfig {
     pub insecure_registry: Vec<String>,
     /// BitTorrent peer connections.
     pub peer_listen: SocketAddr,
+    /// Piece bytes sent to peers per second, e.g. "100MB" (unlimited when
+    /// absent).
+    pub upload_limit: Option<String>,
+    /// Bytes received from peers per second, e.g. "100MB".
+    pub download_limit: Option<String>,
     /// Address other hosts reach this proxy's peer port at.
     pub public_addr: Option<SocketAddr>,
     /// HTTP worker threads; 0 means one per core.
@@ -49,6 +54,8 @@ impl Default for ProxyConfig {
             ca_file: None,
             insecure_registry: Vec::new(),
             peer_listen: SocketAddr::from(([0, 0, 0, 0], 6882)),
+            upload_limit: None,
+            download_limit: None,
             public_addr: None,
             threads: 0,
         }
@@ -107,6 +114,12 @@ pub struct ServeArgs {
     pub insecure_registry: Vec<String>,
     #[arg(long, env = "BAY_PROXY_PEER_LISTEN")]
     pub peer_listen: Option<SocketAddr>,
+    /// e.g. 100MB (bytes per second to peers)
+    #[arg(long, env = "BAY_PROXY_UPLOAD_LIMIT")]
+    pub upload_limit: Option<String>,
+    /// e.g. 100MB (bytes per second from peers)
+    #[arg(long, env = "BAY_PROXY_DOWNLOAD_LIMIT")]
+    pub download_limit: Option<String>,
     #[arg(long, env = "BAY_PROXY_PUBLIC_ADDR")]
     pub public_addr: Option<SocketAddr>,
     #[arg(long, env = "BAY_PROXY_THREADS")]
@@ -149,12 +162,17 @@ impl ServeArgs {
         take!(peer_listen);
         take!(threads);
         take_opt!(upstream);
+        take_opt!(upload_limit);
+        take_opt!(download_limit);
         take_opt!(ca_file);
         take_opt!(public_addr);
         take_list!(tracker);
         take_list!(allow_registry);
         take_list!(insecure_registry);
         c.cache_bytes()?;
+        for limit in [&c.upload_limit, &c.download_limit] {
+            bay_core::settings::rate_limit(limit.as_deref()).map_err(ConfigError::Invalid)?;
+        }
         if c.allow_registry.is_empty() {
             return Err(ConfigError::Invalid(
                 "no --allow-registry: bay-proxy contacts only registries you allow".into(),
@@ -180,6 +198,26 @@ mod tests {
         let path = dir.path().join("p.toml");
         std::fs::write(&path, c.to_toml()).unwrap();
         assert_eq!(ProxyConfig::from_file(&path).unwrap(), c);
+    }
+
+    #[test]
+    fn bandwidth_limits_must_be_sizes() {
+        let args = ServeArgs {
+            allow_registry: vec!["reg.test".into()],
+            upload_limit: Some("fast".into()),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(args.resolve(), Err(ConfigError::Invalid(_))));
+        let args = ServeArgs {
+            allow_registry: vec!["reg.test".into()],
+            download_limit: Some("100MB".into()),
+            ..ServeArgs::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(
+            bay_core::settings::rate_limit(c.download_limit.as_deref()),
+            Ok(Some(100_000_000))
+        );
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub struct TrackerConfig {
     pub listen: SocketAddr,
     /// BitTorrent peer connections of the origin seeder.
     pub peer_listen: SocketAddr,
+    /// Piece bytes sent to peers per second, e.g. "100MB" (unlimited when
+    /// absent).
+    pub upload_limit: Option<String>,
+    /// Bytes received from peers per second, e.g. "100MB".
+    pub download_limit: Option<String>,
     /// Address peers should use to reach the seeder, if not `peer_listen`.
     pub public_addr: Option<SocketAddr>,
     /// Cache root: blobs, partial downloads, torrents.
@@ -44,6 +49,8 @@ impl Default for TrackerConfig {
         TrackerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 6880)),
             peer_listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
+            upload_limit: None,
+            download_limit: None,
             public_addr: None,
             root: PathBuf::from("/var/lib/bay-tracker"),
             cache_size: "20GiB".into(),
@@ -64,6 +71,8 @@ pub enum ConfigError {
     File(#[from] bay_core::settings::ConfigFileError),
     #[error("cache-size: {0}")]
     Size(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl TrackerConfig {
@@ -94,6 +103,12 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
     #[arg(long, env = "BAY_TRACKER_PEER_LISTEN")]
     pub peer_listen: Option<SocketAddr>,
+    /// e.g. 100MB (bytes per second to peers)
+    #[arg(long, env = "BAY_TRACKER_UPLOAD_LIMIT")]
+    pub upload_limit: Option<String>,
+    /// e.g. 100MB (bytes per second from peers)
+    #[arg(long, env = "BAY_TRACKER_DOWNLOAD_LIMIT")]
+    pub download_limit: Option<String>,
     #[arg(long, env = "BAY_TRACKER_PUBLIC_ADDR")]
     pub public_addr: Option<SocketAddr>,
     #[arg(long, env = "BAY_TRACKER_ROOT")]
@@ -129,6 +144,12 @@ impl ServeArgs {
         if let Some(v) = self.peer_listen {
             c.peer_listen = v;
         }
+        if self.upload_limit.is_some() {
+            c.upload_limit = self.upload_limit.clone();
+        }
+        if self.download_limit.is_some() {
+            c.download_limit = self.download_limit.clone();
+        }
         if self.public_addr.is_some() {
             c.public_addr = self.public_addr;
         }
@@ -151,6 +172,9 @@ impl ServeArgs {
             c.threads = v;
         }
         c.cache_bytes()?;
+        for limit in [&c.upload_limit, &c.download_limit] {
+            bay_core::settings::rate_limit(limit.as_deref()).map_err(ConfigError::Invalid)?;
+        }
         Ok(c)
     }
 }

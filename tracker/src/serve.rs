@@ -138,11 +138,11 @@ fn start_origin(config: &TrackerConfig) -> Result<Option<Origin>, String> {
     .map_err(|e| e.to_string())?;
     let budget = config.cache_bytes().map_err(|e| e.to_string())?;
     let store = Store::open(&config.root, budget).map_err(|e| e.to_string())?;
-    let engine = Engine::start(
-        EngineConfig::new(config.peer_listen, new_peer_id()),
-        store.clone(),
-    )
-    .map_err(|e| e.to_string())?;
+    let mut engine_config = EngineConfig::new(config.peer_listen, new_peer_id());
+    engine_config.upload_limit = bay_core::settings::rate_limit(config.upload_limit.as_deref())?;
+    engine_config.download_limit =
+        bay_core::settings::rate_limit(config.download_limit.as_deref())?;
+    let engine = Engine::start(engine_config, store.clone()).map_err(|e| e.to_string())?;
     let peer_addr = config.public_addr.unwrap_or_else(|| engine.local_addr());
     tracing::info!(%peer_addr, "origin seeder ready");
     Ok(Some(Origin::new(
