@@ -22,6 +22,7 @@
 //! - [`allow`]: upstream registry names and the operator's allow list.
 //! - [`metrics`]: counters rendered as Prometheus text.
 //! - [`size`]: byte sizes as operators write them.
+//! - [`node`]: store, peer engine and registry access, started from settings.
 //! - [`settings`]: TOML configuration files and log set-up.
 //! - [`announce`]: telling trackers about a torrent, learning its peers.
 //! - [`webseed`]: piece ranges fetched over HTTP(S) from a URL or registry.
@@ -33,6 +34,7 @@ pub mod bitfield;
 pub mod choke;
 pub mod engine;
 pub mod metrics;
+pub mod node;
 pub mod picker;
 pub mod progress;
 pub mod rate;

@@ -74,6 +74,21 @@ pub enum ConfigError {
 }
 
 impl ProxyConfig {
+    /// The host-level part: store, peer engine, registries.
+    pub fn node(&self) -> bay_core::node::NodeSettings {
+        bay_core::node::NodeSettings {
+            root: self.root.clone(),
+            cache_size: self.cache_size.clone(),
+            peer_listen: self.peer_listen,
+            public_addr: self.public_addr,
+            upload_limit: self.upload_limit.clone(),
+            download_limit: self.download_limit.clone(),
+            allow_registry: self.allow_registry.clone(),
+            insecure_registry: self.insecure_registry.clone(),
+            ca_file: self.ca_file.clone(),
+        }
+    }
+
     pub fn from_file(path: &Path) -> Result<ProxyConfig, ConfigError> {
         Ok(bay_core::settings::read_toml(path)?)
     }

@@ -4,10 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bay_core::allow::{AllowList, AllowPattern, Upstream};
-use bay_core::engine::{new_peer_id, Engine, EngineConfig};
-use bay_core::registry::{Registries, RegistryConfig};
-use bay_core::store::Store;
+use bay_core::allow::Upstream;
 use bay_httpd::{serve, Listen, ServerConfig, ServerHandle, Shutdown};
 
 use crate::blob::{tracker_client, BlobWorker, Blobs};
@@ -55,34 +52,17 @@ pub fn start(
     listen: Option<std::net::TcpListener>,
     shutdown: Shutdown,
 ) -> Result<Running, String> {
-    let patterns = config
-        .allow_registry
-        .iter()
-        .map(|p| AllowPattern::parse(p).map_err(|e| format!("--allow-registry {p}: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
     let fixed = config
         .upstream
         .as_deref()
         .map(|u| Upstream::parse(u).map_err(|e| format!("--upstream: {e}")))
         .transpose()?;
-    let registries = Registries::new(RegistryConfig {
-        insecure: config.insecure_registry.clone(),
-        extra_ca_file: config.ca_file.clone(),
-        ..RegistryConfig::default()
-    })
-    .map_err(|e| e.to_string())?;
-    let budget = config.cache_bytes().map_err(|e| e.to_string())?;
-    let store = Store::open(&config.root, budget).map_err(|e| e.to_string())?;
-    let mut engine_config = EngineConfig::new(config.peer_listen, new_peer_id());
-    engine_config.upload_limit = bay_core::settings::rate_limit(config.upload_limit.as_deref())?;
-    engine_config.download_limit =
-        bay_core::settings::rate_limit(config.download_limit.as_deref())?;
-    let engine = Engine::start(engine_config, store.clone()).map_err(|e| e.to_string())?;
-    let peer_addr = config.public_addr.unwrap_or_else(|| engine.local_addr());
+    let node = config.node().start()?;
+    let peer_addr = node.peer_addr;
     let blobs = Arc::new(Blobs::new(
-        store,
-        engine,
-        registries,
+        node.store,
+        node.engine,
+        node.registries,
         config
             .tracker
             .iter()
@@ -93,7 +73,7 @@ pub fn start(
     ));
     let routing = Arc::new(Routing {
         fixed,
-        allow: AllowList::new(patterns),
+        allow: node.allow,
         plain_http: config.insecure_registry.clone(),
     });
     let listen = match listen {

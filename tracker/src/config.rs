@@ -76,6 +76,21 @@ pub enum ConfigError {
 }
 
 impl TrackerConfig {
+    /// The host-level part: store, peer engine, registries.
+    pub fn node(&self) -> bay_core::node::NodeSettings {
+        bay_core::node::NodeSettings {
+            root: self.root.clone(),
+            cache_size: self.cache_size.clone(),
+            peer_listen: self.peer_listen,
+            public_addr: self.public_addr,
+            upload_limit: self.upload_limit.clone(),
+            download_limit: self.download_limit.clone(),
+            allow_registry: self.allow_registry.clone(),
+            insecure_registry: self.insecure_registry.clone(),
+            ca_file: self.ca_file.clone(),
+        }
+    }
+
     /// Reads a TOML file over the defaults.
     pub fn from_file(path: &Path) -> Result<TrackerConfig, ConfigError> {
         Ok(bay_core::settings::read_toml(path)?)

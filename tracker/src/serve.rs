@@ -13,10 +13,6 @@ use crate::config::TrackerConfig;
 use crate::origin::{Origin, OriginWorker};
 use crate::peers::{PeerStore, PeerStoreConfig};
 use crate::service::{Shared, TrackerMetrics, Worker};
-use bay_core::allow::{AllowList, AllowPattern};
-use bay_core::engine::{new_peer_id, Engine, EngineConfig};
-use bay_core::registry::{Registries, RegistryConfig};
-use bay_core::store::Store;
 
 /// A running tracker.
 #[derive(Debug)]
@@ -125,31 +121,14 @@ fn start_origin(config: &TrackerConfig) -> Result<Option<Origin>, String> {
         tracing::warn!("no --allow-registry: running as a plain tracker, no origin seeder");
         return Ok(None);
     }
-    let patterns = config
-        .allow_registry
-        .iter()
-        .map(|p| AllowPattern::parse(p).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let registries = Registries::new(RegistryConfig {
-        insecure: config.insecure_registry.clone(),
-        extra_ca_file: config.ca_file.clone(),
-        ..RegistryConfig::default()
-    })
-    .map_err(|e| e.to_string())?;
-    let budget = config.cache_bytes().map_err(|e| e.to_string())?;
-    let store = Store::open(&config.root, budget).map_err(|e| e.to_string())?;
-    let mut engine_config = EngineConfig::new(config.peer_listen, new_peer_id());
-    engine_config.upload_limit = bay_core::settings::rate_limit(config.upload_limit.as_deref())?;
-    engine_config.download_limit =
-        bay_core::settings::rate_limit(config.download_limit.as_deref())?;
-    let engine = Engine::start(engine_config, store.clone()).map_err(|e| e.to_string())?;
-    let peer_addr = config.public_addr.unwrap_or_else(|| engine.local_addr());
+    let node = config.node().start()?;
+    let peer_addr = node.peer_addr;
     tracing::info!(%peer_addr, "origin seeder ready");
     Ok(Some(Origin::new(
-        registries,
-        AllowList::new(patterns),
-        engine,
-        store,
+        node.registries,
+        node.allow,
+        node.engine,
+        node.store,
         peer_addr,
     )))
 }
