@@ -263,20 +263,26 @@ fn the_owner_tracker_killed_mid_pull_and_later_pulls_fail_over() {
     image
         .check(&skopeo::read_dir_layout(&out.path().join("a")).unwrap())
         .unwrap();
-    // The other tracker took over the origin while the pull ran: the
-    // proxy never went to the registry itself, and the layer completed in
-    // its cache. The registry sent it at most twice (the dead origin's
-    // part, then the new origin's fetch).
-    assert_eq!(
-        metric(&proxies[0].url(), "bay_proxy_registry_reads_total").unwrap(),
-        0
-    );
-    wait_until(
-        "the big layer in the cache",
-        Duration::from_secs(30),
-        || cached.exists(),
-    )
-    .unwrap();
+    // Usually the other tracker takes over the origin while the pull runs:
+    // the proxy never goes to the registry itself and the layer completes
+    // in its cache. If the dead origin had already published every piece
+    // hash, no fetch is left to take over: the proxy then finishes the
+    // stream from the registry after its stall timeout, which is also
+    // correct (the pull above succeeded with the right digests). Either
+    // way the registry sent the layer at most twice, and nothing corrupt
+    // is cached.
+    let direct = metric(&proxies[0].url(), "bay_proxy_registry_reads_total").unwrap();
+    assert!(direct <= 1, "{direct} registry reads for one layer");
+    if direct == 0 {
+        wait_until(
+            "the big layer in the cache",
+            Duration::from_secs(30),
+            || cached.exists(),
+        )
+        .unwrap();
+    } else {
+        eprintln!("the origin died after publishing every hash: finished from the registry");
+    }
     check_cache(proxies[0].root()).unwrap();
     let served = registry.blob_bytes_served().unwrap();
     let big_served = served.get(&big.digest).copied().unwrap_or(0);
