@@ -8,6 +8,8 @@ packages=(
   docker-registry      # CNCF distribution, the real upstream registry
   nginx-light          # HTTP baseline and test server
   curl wrk             # HTTP clients for server tests
+  opentracker          # a real tracker for the announce client's tests
+  python3
   skopeo               # image client
   openssl
   apache2-utils        # htpasswd -B for the registry's htpasswd auth tests
