@@ -63,7 +63,7 @@ registry="127.0.0.1:$rport"
 
 echo "== building and pushing a fresh image (layers of $LAYER_MIB MiB)"
 python3 scripts/make-image.py "$work/image" $LAYER_MIB
-skopeo copy --quiet --dest-tls-verify=false "oci:$work/image:demo" "docker://$registry/demo/app:1"
+skopeo copy --quiet --preserve-digests --dest-tls-verify=false "oci:$work/image:demo" "docker://$registry/demo/app:1"
 image_bytes=$(python3 -c 'import json,sys; print(sum(l["size"] for l in json.load(open(sys.argv[1]))["layers"]))' "$work/image/manifest.json")
 pushed_lines=$(wc -l <"$work/registry.log")
 
