@@ -18,48 +18,12 @@ echo "== building bay (release)"
 cargo build --release --locked --bins -p bay-tracker -p bay-proxy 2>&1 | tail -1
 bin=target/release
 
-work=$(mktemp -d /tmp/bay-demo.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/loopback.sh
+loopback_init bay-demo
 [ -n "${BAY_DEMO_KEEP:-}" ] && trap - EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
-}
-
 echo "== starting the registry"
-rport=$(free_port)
-mkdir -p "$work/registry"
-cat >"$work/registry.yml" <<EOF
-version: 0.1
-log:
-  level: info
-  formatter: text
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$rport
-EOF
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
-wait_port "$rport"
-registry="127.0.0.1:$rport"
+start_registry info
 
 echo "== building and pushing a fresh image (layers of $LAYER_MIB MiB)"
 python3 scripts/make-image.py "$work/image" $LAYER_MIB

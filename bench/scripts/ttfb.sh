@@ -13,44 +13,11 @@ bin=target/release
 [ -x "$bin/bay-proxy" ] && [ -x "$bin/bay-tracker" ] ||
   cargo build --release -p bay-tracker -p bay-proxy 2>&1 | tail -1
 
-work=$(mktemp -d /tmp/bay-ttfb.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on port $1" >&2
-  return 1
-}
+source scripts/loopback.sh
+loopback_init bay-ttfb
 
 echo "== registry, bay-tracker, bay-proxy"
-rport=$(free_port)
-mkdir -p "$work/registry"
-cat >"$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: 127.0.0.1:$rport
-YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=($!)
-wait_port "$rport"
-registry="127.0.0.1:$rport"
+start_registry warn
 
 tport=$(free_port)
 RUST_LOG=warn "$bin/bay-tracker" serve --listen "127.0.0.1:$tport" --peer-listen 127.0.0.1:0 \
