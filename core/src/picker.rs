@@ -16,7 +16,7 @@
 //! requested, end-game lets a block be asked of a second peer; the first
 //! copy to arrive wins and the others are cancelled.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::bitfield::Bitfield;
 
@@ -92,7 +92,10 @@ pub struct Picker {
     hash_known: Bitfield,
     availability: Vec<u16>,
     seeds: u32,
-    active: HashMap<u32, Active>,
+    /// Pieces being downloaded, by index; `started` mirrors its keys so the
+    /// scans over every piece test a bit instead of searching a map.
+    active: BTreeMap<u32, Active>,
+    started: Bitfield,
     /// Pieces that failed with blocks from several peers: fetched from one
     /// peer at a time from then on, so the next failure names its culprit.
     suspect: Bitfield,
@@ -114,7 +117,8 @@ impl Picker {
             hash_known: Bitfield::full(pieces),
             availability: vec![0; pieces as usize],
             seeds: 0,
-            active: HashMap::new(),
+            active: BTreeMap::new(),
+            started: Bitfield::new(pieces),
             suspect: Bitfield::new(pieces),
             readers: BTreeMap::new(),
             readahead: 4,
@@ -146,7 +150,18 @@ impl Picker {
 
     /// Whether we would want anything from a peer that has `has`.
     pub fn is_interesting(&self, has: PeerHas<'_>) -> bool {
-        (0..self.piece_count()).any(|p| !self.have.has(p) && self.hash_known.has(p) && has.has(p))
+        // Byte-wise: this runs for every peer after every verified piece.
+        // Spare bits past the last piece are zero in `hash_known`.
+        let wanted = self
+            .have
+            .as_payload()
+            .iter()
+            .zip(self.hash_known.as_payload())
+            .map(|(have, known)| known & !have);
+        match has {
+            PeerHas::All => wanted.into_iter().any(|w| w != 0),
+            PeerHas::Some(theirs) => wanted.zip(theirs.as_payload()).any(|(w, t)| w & t != 0),
+        }
     }
 
     // ---- inputs: what peers have
@@ -289,7 +304,7 @@ impl Picker {
 
     /// The piece checked out: it is ours to serve and share.
     pub fn piece_verified(&mut self, piece: u32) {
-        self.active.remove(&piece);
+        self.stop(piece);
         self.suspect.clear(piece);
         self.have.set(piece);
     }
@@ -299,8 +314,7 @@ impl Picker {
     /// the piece becomes suspect and is fetched from a single peer next.
     pub fn piece_failed(&mut self, piece: u32) -> Vec<PeerKey> {
         let mut senders: Vec<PeerKey> = self
-            .active
-            .remove(&piece)
+            .stop(piece)
             .map(|a| {
                 a.blocks
                     .into_iter()
@@ -334,19 +348,19 @@ impl Picker {
                 return;
             }
         }
-        let mut started: Vec<u32> = self
+        let started: Vec<u32> = self
             .active
             .keys()
             .copied()
             .filter(|&p| has.has(p))
             .collect();
-        started.sort_unstable();
         for piece in started {
             if taken(self, piece, out) {
                 return;
             }
         }
-        while let Some(piece) = self.rarest_unstarted(has) {
+        let room = want - (out.len() - start);
+        for piece in self.rarest_unstarted(has, room) {
             if taken(self, piece, out) {
                 return;
             }
@@ -363,7 +377,8 @@ impl Picker {
     /// cold swarm that streams from the origin this held all along and
     /// made hosts receive about 1.6 times the blob.
     fn all_started(&self) -> bool {
-        (0..self.piece_count()).all(|p| self.have.has(p) || self.active.contains_key(&p))
+        // `have` and `active` are disjoint: a verified piece leaves `active`.
+        self.have.count() as usize + self.active.len() >= self.piece_count() as usize
     }
 
     /// Pieces in each reader's read-ahead window that this peer can give.
@@ -372,7 +387,7 @@ impl Picker {
         for &first in self.readers.values() {
             let end = first.saturating_add(self.readahead).min(self.piece_count());
             for p in first..end {
-                if self.wanted(p) && has.has(p) && !window.contains(&p) {
+                if self.wants(p) && has.has(p) && !window.contains(&p) {
                     window.push(p);
                 }
             }
@@ -380,38 +395,51 @@ impl Picker {
         window
     }
 
-    fn wanted(&self, piece: u32) -> bool {
+    /// Whether `piece` is one we still need and could verify.
+    pub fn wants(&self, piece: u32) -> bool {
         !self.have.has(piece) && self.hash_known.has(piece)
     }
 
-    /// The rarest wanted piece not yet started that the peer has; the scan
-    /// starts at a random piece so ties spread over the swarm.
-    fn rarest_unstarted(&mut self, has: PeerHas<'_>) -> Option<u32> {
+    /// Up to `count` wanted pieces not yet started that the peer has,
+    /// rarest first; among equally rare pieces the order starts at a random
+    /// piece, so ties spread over the swarm. One pass over the pieces
+    /// however many are asked for: this runs for nearly every block
+    /// received.
+    fn rarest_unstarted(&mut self, has: PeerHas<'_>, count: usize) -> Vec<u32> {
         let n = self.piece_count();
-        if n == 0 {
-            return None;
+        if n == 0 || count == 0 {
+            return Vec::new();
         }
         let offset = (self.next_random() % u64::from(n)) as u32;
-        let mut best: Option<(u16, u32)> = None;
+        // (availability, position in the rotated scan, piece)
+        let mut candidates: Vec<(u16, u32, u32)> = Vec::new();
         for i in 0..n {
             let p = (i + offset) % n;
-            if !self.wanted(p) || self.active.contains_key(&p) || !has.has(p) {
-                continue;
-            }
-            let avail = self.availability.get(p as usize).copied().unwrap_or(0);
-            if best.is_none_or(|(b, _)| avail < b) {
-                best = Some((avail, p));
+            if self.wants(p) && !self.started.has(p) && has.has(p) {
+                let avail = self.availability.get(p as usize).copied().unwrap_or(0);
+                candidates.push((avail, i, p));
             }
         }
-        best.map(|(_, p)| p)
+        if candidates.len() > count {
+            candidates.select_nth_unstable(count - 1);
+            candidates.truncate(count);
+        }
+        candidates.sort_unstable();
+        candidates.into_iter().map(|(_, _, p)| p).collect()
+    }
+
+    fn stop(&mut self, piece: u32) -> Option<Active> {
+        self.started.clear(piece);
+        self.active.remove(&piece)
     }
 
     fn take_free_blocks(&mut self, peer: PeerKey, piece: u32, room: usize, out: &mut Vec<Block>) {
-        if room == 0 || !self.wanted(piece) {
+        if room == 0 || !self.wants(piece) {
             return;
         }
         let count = self.piece_size(piece).div_ceil(BLOCK_LEN) as usize;
         let suspect = self.suspect.has(piece);
+        self.started.set(piece);
         let active = self.active.entry(piece).or_insert_with(|| Active {
             blocks: vec![BlockState::Free; count],
             owner: None,
@@ -445,13 +473,12 @@ impl Picker {
         out: &mut Vec<Block>,
     ) {
         let (piece_len, total_len) = (self.piece_len, self.total_len);
-        let mut pieces: Vec<u32> = self
+        let pieces: Vec<u32> = self
             .active
             .keys()
             .copied()
             .filter(|&p| has.has(p))
             .collect();
-        pieces.sort_unstable();
         let mut added = 0;
         for piece in pieces {
             let Some(active) = self.active.get_mut(&piece) else {

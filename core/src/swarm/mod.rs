@@ -496,8 +496,12 @@ impl Swarm {
         }
         if self.peer_mut(key)?.remote.add(piece) {
             self.picker.peer_has_piece(piece);
-            self.update_interest(key, now);
-            self.fill_requests(key, now);
+            // One more piece can only make a peer interesting, so no scan
+            // of every piece: the HAVEs of a whole swarm come through here.
+            if self.picker.wants(piece) {
+                self.become_interested(key, now);
+                self.fill_requests(key, now);
+            }
         }
         Ok(())
     }
@@ -629,6 +633,15 @@ impl Swarm {
                     Message::NotInterested
                 };
                 peer.queue(Transmit::Message(m), now);
+            }
+        }
+    }
+
+    fn become_interested(&mut self, key: PeerKey, now: Instant) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            if !peer.am_interested {
+                peer.am_interested = true;
+                peer.queue(Transmit::Message(Message::Interested), now);
             }
         }
     }
