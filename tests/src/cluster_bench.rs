@@ -436,7 +436,7 @@ impl Bench<'_> {
         let timeout = self.opts.pull_timeout.as_secs().max(1).to_string();
         let mut cmds = Vec::new();
         for (&i, dest) in hosts.iter().zip(&dests) {
-            let copy = skopeo::copy_command(None, reference, access, dest);
+            let copy = skopeo::oci_copy_command(None, reference, access, dest);
             // `timeout` ends a pull that hangs, so a broken swarm fails the
             // run instead of stalling it.
             let mut cmd = self.cluster.command(i, "timeout")?;
@@ -459,7 +459,7 @@ impl Bench<'_> {
         for ((outcome, dest), &i) in outcomes.into_iter().zip(&dests).zip(hosts) {
             let (took, _) = outcome.with_context(|| format!("pull on host {i}"))?;
             image
-                .check(&skopeo::read_dir_layout(dest)?)
+                .check(&skopeo::read_oci_layout(dest)?)
                 .with_context(|| format!("image pulled on host {i}"))?;
             secs.push(took.as_secs_f64());
         }
