@@ -19,6 +19,9 @@ pub struct NodeSettings {
     pub public_addr: Option<SocketAddr>,
     pub upload_limit: Option<String>,
     pub download_limit: Option<String>,
+    /// Seed each piece to one peer first (the origin): see
+    /// [`crate::swarm::SwarmConfig::super_seed`].
+    pub super_seed: bool,
     pub allow_registry: Vec<String>,
     pub insecure_registry: Vec<String>,
     pub ca_file: Option<PathBuf>,
@@ -56,6 +59,7 @@ impl NodeSettings {
         let mut engine_config = EngineConfig::new(self.peer_listen, new_peer_id());
         engine_config.upload_limit = crate::settings::rate_limit(self.upload_limit.as_deref())?;
         engine_config.download_limit = crate::settings::rate_limit(self.download_limit.as_deref())?;
+        engine_config.swarm.super_seed = self.super_seed;
         let engine = Engine::start(engine_config, store.clone()).map_err(|e| e.to_string())?;
         let peer_addr = self.public_addr.unwrap_or_else(|| engine.local_addr());
         Ok(Node {

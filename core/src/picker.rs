@@ -148,6 +148,11 @@ impl Picker {
         end.saturating_sub(start) as u32
     }
 
+    /// How many connected peers have `piece`.
+    pub fn availability(&self, piece: u32) -> u16 {
+        self.availability.get(piece as usize).copied().unwrap_or(0)
+    }
+
     /// Whether we would want anything from a peer that has `has`.
     pub fn is_interesting(&self, has: PeerHas<'_>) -> bool {
         // Byte-wise: this runs for every peer after every verified piece.

@@ -83,6 +83,7 @@ impl ProxyConfig {
             public_addr: self.public_addr,
             upload_limit: self.upload_limit.clone(),
             download_limit: self.download_limit.clone(),
+            super_seed: false,
             allow_registry: self.allow_registry.clone(),
             insecure_registry: self.insecure_registry.clone(),
             ca_file: self.ca_file.clone(),

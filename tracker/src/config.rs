@@ -85,6 +85,7 @@ impl TrackerConfig {
             public_addr: self.public_addr,
             upload_limit: self.upload_limit.clone(),
             download_limit: self.download_limit.clone(),
+            super_seed: true,
             allow_registry: self.allow_registry.clone(),
             insecure_registry: self.insecure_registry.clone(),
             ca_file: self.ca_file.clone(),

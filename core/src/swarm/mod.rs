@@ -20,6 +20,7 @@
 //! for a block another one sent.
 
 mod peer;
+mod reveal;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -31,6 +32,7 @@ use crate::bitfield::Bitfield;
 use crate::choke::Choker;
 use crate::picker::{Block, PeerKey, Picker, ReaderKey};
 use peer::{PeerState, Remote};
+use reveal::{Revealer, View};
 
 /// Tunables of a swarm; the defaults suit a data-centre fleet.
 #[derive(Debug, Clone)]
@@ -60,6 +62,16 @@ pub struct SwarmConfig {
     pub keepalive_every: Duration,
     /// Close a connection that said nothing for this long.
     pub idle_timeout: Duration,
+    /// Seed for a fleet from one uplink: reveal each piece to one peer
+    /// first and let the peers pass it on (see `reveal.rs`); every
+    /// interested peer gets an upload slot. For the origin.
+    pub super_seed: bool,
+    /// With `super_seed`: bytes of pieces revealed to a peer that it has
+    /// not announced back yet (at least 4 pieces).
+    pub reveal_window: u64,
+    /// With `super_seed`: a piece revealed to one peer that no peer has
+    /// announced after this long is revealed to others too.
+    pub reveal_stale_after: Duration,
 }
 
 impl Default for SwarmConfig {
@@ -76,6 +88,9 @@ impl Default for SwarmConfig {
             request_timeout: Duration::from_secs(20),
             keepalive_every: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(180),
+            super_seed: false,
+            reveal_window: 1 << 20,
+            reveal_stale_after: Duration::from_secs(3),
         }
     }
 }
@@ -164,6 +179,7 @@ pub struct Swarm {
     peer_id: [u8; 20],
     picker: Picker,
     choker: Choker,
+    revealer: Option<Revealer>,
     peers: BTreeMap<PeerKey, PeerState>,
     events: VecDeque<Event>,
     next_rechoke: Instant,
@@ -191,8 +207,22 @@ impl Swarm {
         for piece in have.iter() {
             picker.already_have(piece);
         }
-        let choker = Choker::new(config.upload_slots, config.rotate_every);
+        let slots = if config.super_seed {
+            config.max_peers
+        } else {
+            config.upload_slots
+        };
+        let choker = Choker::new(slots, config.rotate_every);
+        let revealer = config.super_seed.then(|| {
+            Revealer::new(
+                picker.piece_count(),
+                geometry.piece_len,
+                config.reveal_window,
+                config.reveal_stale_after,
+            )
+        });
         Swarm {
+            revealer,
             next_rechoke: now,
             next_tick: now + TICK,
             config,
@@ -275,6 +305,10 @@ impl Swarm {
         self.queue_our_pieces(&mut peer, now);
         self.peers.insert(key, peer);
         self.choker.peer_joined(key, now);
+        if let Some(revealer) = &mut self.revealer {
+            revealer.peer_joined(key, self.picker.piece_count());
+            self.reveal_to(key, now, false);
+        }
         Ok(())
     }
 
@@ -284,6 +318,10 @@ impl Swarm {
         if let Some(peer) = self.peers.remove(&key) {
             self.picker.peer_left(key, peer.remote.as_has());
             self.choker.peer_left(key);
+            if let Some(revealer) = &mut self.revealer {
+                let picker = &self.picker;
+                revealer.peer_left(key, &|p| picker.availability(p));
+            }
         }
     }
 
@@ -306,10 +344,17 @@ impl Swarm {
             return;
         }
         self.picker.piece_verified(piece);
+        if let Some(revealer) = &self.revealer {
+            for key in revealer.least_pending_first() {
+                self.reveal_to(key, now, false);
+            }
+        }
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
+            // Every peer hears of it, even one that has it: a super-seed
+            // learns from these HAVEs that the piece has spread.
             if let Some(peer) = self.peers.get_mut(&key) {
-                if !peer.remote.has(piece) {
+                if self.revealer.is_none() {
                     peer.queue(Transmit::Message(Message::Have { piece }), now);
                 }
             }
@@ -368,6 +413,9 @@ impl Swarm {
             let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
             for key in keys {
                 self.tick_peer(key, now);
+                if self.revealer.is_some() {
+                    self.reveal_to(key, now, true);
+                }
             }
         }
     }
@@ -477,7 +525,14 @@ impl Swarm {
 
     fn queue_our_pieces(&self, peer: &mut PeerState, now: Instant) {
         let have = self.picker.have();
-        let first = if peer.fast && have.is_full() {
+        let first = if self.revealer.is_some() {
+            // Pieces are revealed one by one from here on.
+            if peer.fast {
+                Message::HaveNone
+            } else {
+                Message::Bitfield(Bytes::from(vec![0; have.as_payload().len()]))
+            }
+        } else if peer.fast && have.is_full() {
             Message::HaveAll
         } else if peer.fast && have.count() == 0 {
             Message::HaveNone
@@ -496,6 +551,10 @@ impl Swarm {
         }
         if self.peer_mut(key)?.remote.add(piece) {
             self.picker.peer_has_piece(piece);
+            if let Some(revealer) = &mut self.revealer {
+                revealer.peer_has(key, piece);
+                self.reveal_to(key, now, false);
+            }
             // One more piece can only make a peer interesting, so no scan
             // of every piece: the HAVEs of a whole swarm come through here.
             if self.picker.wants(piece) {
@@ -516,6 +575,12 @@ impl Swarm {
         self.picker.peer_forgotten(old.as_has());
         if let Some(peer) = self.peers.get(&key) {
             self.picker.peer_joined(peer.remote.as_has());
+            if let Some(revealer) = &mut self.revealer {
+                revealer.peer_replaced(key, &|p| peer.remote.has(p));
+            }
+        }
+        if self.revealer.is_some() {
+            self.reveal_to(key, now, false);
         }
         self.update_interest(key, now);
         self.fill_requests(key, now);
@@ -637,6 +702,27 @@ impl Swarm {
         }
     }
 
+    /// Super-seeding: tells `key` about the pieces it should fetch from us
+    /// next.
+    fn reveal_to(&mut self, key: PeerKey, now: Instant, tick: bool) {
+        let (Some(revealer), Some(peer)) = (&mut self.revealer, self.peers.get_mut(&key)) else {
+            return;
+        };
+        if peer.closing {
+            return;
+        }
+        let picker = &self.picker;
+        let remote = &peer.remote;
+        let view = View {
+            have: picker.have(),
+            theirs: &|p| remote.has(p),
+            availability: &|p| picker.availability(p),
+        };
+        for piece in revealer.next_for(key, &view, now, tick) {
+            peer.queue(Transmit::Message(Message::Have { piece }), now);
+        }
+    }
+
     fn become_interested(&mut self, key: PeerKey, now: Instant) {
         if let Some(peer) = self.peers.get_mut(&key) {
             if !peer.am_interested {
@@ -655,12 +741,16 @@ impl Swarm {
         }
         let want = peer.pipeline.saturating_sub(peer.outstanding.len());
         if want == 0 {
+            if let Some(peer) = self.peers.get_mut(&key) {
+                peer.pipeline_was_full = true;
+            }
             return;
         }
         let mut blocks = Vec::new();
         self.picker
             .pick(key, peer.remote.as_has(), want, &mut blocks);
         if let Some(peer) = self.peers.get_mut(&key) {
+            peer.pipeline_was_full |= blocks.len() == want;
             for b in blocks {
                 peer.outstanding.push((b, now));
                 let r = BlockRequest {

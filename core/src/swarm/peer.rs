@@ -40,6 +40,9 @@ impl Remote {
     }
 }
 
+/// Fewest requests kept in flight to a peer that has what we want.
+const MIN_PIPELINE: usize = 4;
+
 #[derive(Debug)]
 pub(super) struct PeerState {
     pub(super) peer_id: [u8; 20],
@@ -57,6 +60,9 @@ pub(super) struct PeerState {
     pub(super) pipeline: usize,
     pub(super) received_in_window: u64,
     pub(super) window_start: Instant,
+    /// Whether every request slot was in use at some point of the window:
+    /// only then does what arrived measure the peer rather than us.
+    pub(super) pipeline_was_full: bool,
 }
 
 impl PeerState {
@@ -75,25 +81,31 @@ impl PeerState {
             pipeline: 2,
             received_in_window: 0,
             window_start: now,
+            pipeline_was_full: false,
         }
     }
 
     /// Sizes the request pipeline to what the peer delivered lately: the
     /// blocks it delivers in `queue_time`. While the pipeline, not the
     /// peer, is the limit, that is more than the pipeline, so it grows.
+    /// It shrinks only after a window in which the pipeline was full: a
+    /// peer that had little we wanted delivered little, which says nothing
+    /// of how fast it can deliver once it has more (shrinking then left
+    /// hosts asking each other for two blocks at a time as a blob went on).
     pub(super) fn resize_pipeline(&mut self, now: Instant, queue_time: Duration, max: usize) {
         let elapsed = now.saturating_duration_since(self.window_start);
         if elapsed.is_zero() {
             return;
         }
-        let idle = self.received_in_window == 0 && self.outstanding.is_empty();
-        if !idle {
-            let rate = self.received_in_window as f64 / elapsed.as_secs_f64();
-            let by_rate = (rate * queue_time.as_secs_f64() / f64::from(BLOCK_SIZE)) as usize;
-            self.pipeline = by_rate.clamp(2, max.max(2));
+        let rate = self.received_in_window as f64 / elapsed.as_secs_f64();
+        let by_rate = (rate * queue_time.as_secs_f64() / f64::from(BLOCK_SIZE)) as usize;
+        let by_rate = by_rate.clamp(MIN_PIPELINE, max.max(MIN_PIPELINE));
+        if self.pipeline_was_full || by_rate > self.pipeline {
+            self.pipeline = by_rate;
         }
         self.received_in_window = 0;
         self.window_start = now;
+        self.pipeline_was_full = self.outstanding.len() >= self.pipeline;
     }
 
     pub(super) fn queue(&mut self, t: Transmit, now: Instant) {

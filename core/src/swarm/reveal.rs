@@ -1,0 +1,360 @@
+//! Which of our pieces to tell each peer about, when we seed for a whole
+//! fleet from one uplink (the origin).
+//!
+//! A seed that announces every piece to everyone gets asked by every peer
+//! for the same pieces: a fresh piece exists only at the seed, so it is the
+//! rarest piece each peer sees, and the seed's link carries copies instead
+//! of new data. Instead each piece is revealed to one peer first, the one
+//! with the least revealed and not yet received; the others fetch it from
+//! that peer once it announces it. A peer is kept a window of pieces ahead,
+//! topped up as its HAVEs come back. Only when nothing is left that no peer
+//! was given (the seed is complete) does a peer get pieces others already
+//! have, rarest first, so the seed's link stays busy to the end; and a
+//! piece given to a peer that has not shared it for a while is given to
+//! another, so a slow or departed peer can't hold it back.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::bitfield::Bitfield;
+use crate::picker::PeerKey;
+
+/// Reveal bookkeeping for one torrent.
+#[derive(Debug)]
+pub(super) struct Revealer {
+    window: u64,
+    stale_after: Duration,
+    piece_len: u32,
+    /// Per peer: pieces revealed to it, and how many of them it lacks.
+    told: BTreeMap<PeerKey, Told>,
+    /// When each piece was first revealed to any peer.
+    first_told: Vec<Option<Instant>>,
+    /// No piece below this index is still to be given out the first time.
+    first_untold: u32,
+}
+
+#[derive(Debug)]
+struct Told {
+    pieces: Bitfield,
+    pending: u32,
+}
+
+/// What the swarm knows that the choice depends on.
+pub(super) struct View<'a> {
+    /// Our verified pieces.
+    pub have: &'a Bitfield,
+    /// Pieces the peer is known to have.
+    pub theirs: &'a dyn Fn(u32) -> bool,
+    /// How many peers have each piece.
+    pub availability: &'a dyn Fn(u32) -> u16,
+}
+
+impl Revealer {
+    pub(super) fn new(pieces: u32, piece_len: u32, window: u64, stale_after: Duration) -> Revealer {
+        Revealer {
+            window,
+            stale_after,
+            piece_len,
+            told: BTreeMap::new(),
+            first_told: vec![None; pieces as usize],
+            first_untold: 0,
+        }
+    }
+
+    pub(super) fn peer_joined(&mut self, peer: PeerKey, pieces: u32) {
+        self.told.insert(
+            peer,
+            Told {
+                pieces: Bitfield::new(pieces),
+                pending: 0,
+            },
+        );
+    }
+
+    /// A peer left: what only it was given is to be given out again.
+    pub(super) fn peer_left(&mut self, peer: PeerKey, availability: &dyn Fn(u32) -> u16) {
+        let Some(told) = self.told.remove(&peer) else {
+            return;
+        };
+        for piece in told.pieces.iter() {
+            let held_elsewhere =
+                availability(piece) > 0 || self.told.values().any(|t| t.pieces.has(piece));
+            if !held_elsewhere {
+                if let Some(slot) = self.first_told.get_mut(piece as usize) {
+                    *slot = None;
+                }
+                self.first_untold = self.first_untold.min(piece);
+            }
+        }
+    }
+
+    /// The peer announced `piece`.
+    pub(super) fn peer_has(&mut self, peer: PeerKey, piece: u32) {
+        if let Some(told) = self.told.get_mut(&peer) {
+            if told.pieces.has(piece) {
+                told.pending = told.pending.saturating_sub(1);
+            }
+        }
+    }
+
+    /// The peer replaced what it has (bitfield, have-all): recount.
+    pub(super) fn peer_replaced(&mut self, peer: PeerKey, theirs: &dyn Fn(u32) -> bool) {
+        if let Some(told) = self.told.get_mut(&peer) {
+            told.pending = told.pieces.iter().filter(|&p| !theirs(p)).count() as u32;
+        }
+    }
+
+    /// Peers in the order fresh pieces should go to them: least pending
+    /// first.
+    pub(super) fn least_pending_first(&self) -> Vec<PeerKey> {
+        let mut keys: Vec<(u32, PeerKey)> =
+            self.told.iter().map(|(&k, t)| (t.pending, k)).collect();
+        keys.sort_unstable();
+        keys.into_iter().map(|(_, k)| k).collect()
+    }
+
+    /// Pieces to reveal to `peer` now (the caller sends a HAVE for each).
+    /// Second copies scan every piece, so while we are still receiving the
+    /// blob the caller asks for them only on its periodic tick (`tick`).
+    pub(super) fn next_for(
+        &mut self,
+        peer: PeerKey,
+        view: &View<'_>,
+        now: Instant,
+        tick: bool,
+    ) -> Vec<u32> {
+        let budget = (self.window / u64::from(self.piece_len.max(1))).max(4) as u32;
+        let Some(pending) = self.told.get(&peer).map(|t| t.pending) else {
+            return Vec::new();
+        };
+        let room = budget.saturating_sub(pending) as usize;
+        if room == 0 {
+            return Vec::new();
+        }
+        let mut out = self.untold(peer, view, room);
+        // Second copies only to a peer that has drained what it was given:
+        // until then the origin's link has first copies to carry.
+        let drained = pending == 0 && out.is_empty();
+        if drained && (tick || view.have.is_full()) {
+            let more = self.second_copies(peer, view, room - out.len(), now, &out);
+            out.extend(more);
+        }
+        if let Some(told) = self.told.get_mut(&peer) {
+            for &piece in &out {
+                if told.pieces.set(piece) {
+                    told.pending += 1;
+                }
+                if let Some(slot) = self.first_told.get_mut(piece as usize) {
+                    slot.get_or_insert(now);
+                }
+            }
+        }
+        out
+    }
+
+    /// Pieces no peer was given yet, lowest first (so the peers' readers,
+    /// which read in order, find them early somewhere in the swarm).
+    fn untold(&mut self, peer: PeerKey, view: &View<'_>, room: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut all_given_below = true;
+        for piece in self.first_untold..view.have.len() {
+            let given = self.first_told[piece as usize].is_some() || (view.availability)(piece) > 0;
+            if given {
+                if all_given_below {
+                    self.first_untold = piece + 1;
+                }
+                continue;
+            }
+            if !view.have.has(piece) {
+                all_given_below = false;
+                continue;
+            }
+            if (view.theirs)(piece) || self.told_to(peer, piece) {
+                all_given_below = false;
+                continue;
+            }
+            out.push(piece);
+            if out.len() == room {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Pieces other peers were given, for a peer with room once nothing
+    /// new is left: those shared least first. While we are still receiving
+    /// the blob only pieces whose first peer sat on them go this way.
+    fn second_copies(
+        &self,
+        peer: PeerKey,
+        view: &View<'_>,
+        room: usize,
+        now: Instant,
+        taken: &[u32],
+    ) -> Vec<u32> {
+        let complete = view.have.is_full();
+        let mut candidates: Vec<(u16, u32)> = Vec::new();
+        for piece in 0..view.have.len() {
+            if !view.have.has(piece)
+                || (view.theirs)(piece)
+                || self.told_to(peer, piece)
+                || taken.contains(&piece)
+            {
+                continue;
+            }
+            let avail = (view.availability)(piece);
+            let stale = avail == 0
+                && self.first_told[piece as usize]
+                    .is_some_and(|t| now.saturating_duration_since(t) >= self.stale_after);
+            if stale || (complete && avail > 0) {
+                candidates.push((avail, piece));
+            }
+        }
+        candidates.sort_unstable();
+        candidates.truncate(room);
+        candidates.into_iter().map(|(_, p)| p).collect()
+    }
+
+    fn told_to(&self, peer: PeerKey, piece: u32) -> bool {
+        self.told.get(&peer).is_some_and(|t| t.pieces.has(piece))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIECE: u32 = 16 * 1024;
+
+    fn view<'a>(
+        have: &'a Bitfield,
+        theirs: &'a dyn Fn(u32) -> bool,
+        availability: &'a dyn Fn(u32) -> u16,
+    ) -> View<'a> {
+        View {
+            have,
+            theirs,
+            availability,
+        }
+    }
+
+    #[test]
+    fn each_piece_goes_to_one_peer_first() {
+        let t0 = Instant::now();
+        let mut r = Revealer::new(16, PIECE, 4 * u64::from(PIECE), Duration::from_secs(3));
+        r.peer_joined(1, 16);
+        r.peer_joined(2, 16);
+        let have = Bitfield::full(16);
+        let none = |_| false;
+        let zero = |_| 0;
+        let a = r.next_for(1, &view(&have, &none, &zero), t0, false);
+        let b = r.next_for(2, &view(&have, &none, &zero), t0, false);
+        assert_eq!(a, vec![0, 1, 2, 3]);
+        assert_eq!(b, vec![4, 5, 6, 7]);
+        assert!(
+            r.next_for(1, &view(&have, &none, &zero), t0, false)
+                .is_empty(),
+            "window full"
+        );
+        r.peer_has(1, 0);
+        assert_eq!(
+            r.next_for(1, &view(&have, &none, &zero), t0, false),
+            vec![8]
+        );
+    }
+
+    #[test]
+    fn fresh_pieces_go_out_as_they_arrive_and_only_once() {
+        let t0 = Instant::now();
+        let mut r = Revealer::new(8, PIECE, 8 * u64::from(PIECE), Duration::from_secs(3));
+        r.peer_joined(1, 8);
+        r.peer_joined(2, 8);
+        let mut have = Bitfield::new(8);
+        let none = |_| false;
+        let zero = |_| 0;
+        assert!(r
+            .next_for(1, &view(&have, &none, &zero), t0, false)
+            .is_empty());
+        have.set(0);
+        assert_eq!(r.least_pending_first(), vec![1, 2]);
+        assert_eq!(
+            r.next_for(1, &view(&have, &none, &zero), t0, false),
+            vec![0]
+        );
+        assert!(r
+            .next_for(2, &view(&have, &none, &zero), t0, false)
+            .is_empty());
+        have.set(1);
+        assert_eq!(r.least_pending_first(), vec![2, 1]);
+        assert_eq!(
+            r.next_for(2, &view(&have, &none, &zero), t0, false),
+            vec![1]
+        );
+    }
+
+    #[test]
+    fn a_piece_its_first_peer_sat_on_goes_to_another_later() {
+        let t0 = Instant::now();
+        let stale = Duration::from_secs(3);
+        let mut r = Revealer::new(8, PIECE, 8 * u64::from(PIECE), stale);
+        r.peer_joined(1, 8);
+        r.peer_joined(2, 8);
+        let mut have = Bitfield::new(8);
+        have.set(0);
+        let none = |_| false;
+        let zero = |_| 0;
+        assert_eq!(
+            r.next_for(1, &view(&have, &none, &zero), t0, false),
+            vec![0]
+        );
+        assert!(r
+            .next_for(2, &view(&have, &none, &zero), t0 + stale / 2, true)
+            .is_empty());
+        assert!(r
+            .next_for(2, &view(&have, &none, &zero), t0 + stale, false)
+            .is_empty());
+        assert_eq!(
+            r.next_for(2, &view(&have, &none, &zero), t0 + stale, true),
+            vec![0]
+        );
+    }
+
+    #[test]
+    fn once_complete_and_all_given_the_least_shared_go_next() {
+        let t0 = Instant::now();
+        let mut r = Revealer::new(4, PIECE, 4 * u64::from(PIECE), Duration::from_secs(3));
+        r.peer_joined(1, 4);
+        r.peer_joined(2, 4);
+        let have = Bitfield::full(4);
+        let none = |_| false;
+        let zero = |_| 0;
+        assert_eq!(
+            r.next_for(1, &view(&have, &none, &zero), t0, false),
+            vec![0, 1, 2, 3]
+        );
+        // Peer 1 now has 0..4; peer 3 and 4 have piece 2 as well.
+        let avail = |p| if p == 2 { 3 } else { 1 };
+        let mine = r.next_for(2, &view(&have, &none, &avail), t0, false);
+        assert_eq!(mine, vec![0, 1, 3, 2]);
+    }
+
+    #[test]
+    fn what_a_departed_peer_was_given_is_given_again() {
+        let t0 = Instant::now();
+        let mut r = Revealer::new(4, PIECE, 2 * u64::from(PIECE), Duration::from_secs(3));
+        r.peer_joined(1, 4);
+        r.peer_joined(2, 4);
+        let have = Bitfield::full(4);
+        let none = |_| false;
+        let zero = |_| 0;
+        assert_eq!(
+            r.next_for(1, &view(&have, &none, &zero), t0, false),
+            vec![0, 1, 2, 3]
+        );
+        r.peer_left(1, &zero);
+        assert_eq!(
+            r.next_for(2, &view(&have, &none, &zero), t0, false),
+            vec![0, 1, 2, 3]
+        );
+    }
+}
