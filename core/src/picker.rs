@@ -26,6 +26,9 @@ pub const BLOCK_LEN: u32 = 16 * 1024;
 /// How many peers may be asked for the same block in end-game.
 const END_GAME_MAX_REQUESTERS: usize = 2;
 
+/// Second copies asked of an idle peer at once in end-game.
+const END_GAME_BATCH: usize = 4;
+
 /// The swarm's handle for a connection (not the BitTorrent peer id).
 pub type PeerKey = u32;
 
@@ -340,8 +343,18 @@ impl Picker {
 
     // ---- outputs
 
-    /// Appends up to `want` blocks to ask `peer` for, best first.
-    pub fn pick(&mut self, peer: PeerKey, has: PeerHas<'_>, want: usize, out: &mut Vec<Block>) {
+    /// Appends up to `want` blocks to ask `peer` for, best first. In
+    /// end-game a peer is given second copies of blocks only while it has
+    /// nothing else in flight (`idle`), a few at a time: a full pipeline of
+    /// duplicates made hosts receive several MiB per blob twice.
+    pub fn pick(
+        &mut self,
+        peer: PeerKey,
+        has: PeerHas<'_>,
+        want: usize,
+        idle: bool,
+        out: &mut Vec<Block>,
+    ) {
         let start = out.len();
         let taken = |picker: &mut Picker, piece: u32, out: &mut Vec<Block>| {
             let room = want - (out.len() - start);
@@ -370,8 +383,8 @@ impl Picker {
                 return;
             }
         }
-        if out.len() == start && self.all_started() {
-            self.pick_end_game(peer, has, want, out);
+        if out.len() == start && idle && self.all_started() {
+            self.pick_end_game(peer, has, want.min(END_GAME_BATCH), out);
         }
     }
 
@@ -384,6 +397,13 @@ impl Picker {
     fn all_started(&self) -> bool {
         // `have` and `active` are disjoint: a verified piece leaves `active`.
         self.have.count() as usize + self.active.len() >= self.piece_count() as usize
+    }
+
+    /// Whether `piece` is in some reader's read-ahead window.
+    pub fn is_near_reader(&self, piece: u32) -> bool {
+        self.readers
+            .values()
+            .any(|&first| piece >= first && piece < first.saturating_add(self.readahead))
     }
 
     /// Pieces in each reader's read-ahead window that this peer can give.
@@ -583,7 +603,7 @@ mod tests {
 
     fn pick(p: &mut Picker, peer: PeerKey, has: PeerHas<'_>, want: usize) -> Vec<Block> {
         let mut out = Vec::new();
-        p.pick(peer, has, want, &mut out);
+        p.pick(peer, has, want, true, &mut out);
         out
     }
 
@@ -737,7 +757,17 @@ mod tests {
         p.hash_known(3);
         assert_eq!(pick(&mut p, 1, PeerHas::All, 8).len(), 4);
         let doubled = pick(&mut p, 2, PeerHas::All, 8);
-        assert_eq!(doubled.len(), 8, "now every piece is in flight: end-game");
+        assert_eq!(
+            doubled.len(),
+            END_GAME_BATCH,
+            "now every piece is in flight: end-game, a few blocks at a time"
+        );
+        let mut busy = Vec::new();
+        p.pick(3, PeerHas::All, 8, false, &mut busy);
+        assert!(
+            busy.is_empty(),
+            "a peer with requests in flight gets no copies"
+        );
     }
 
     #[test]

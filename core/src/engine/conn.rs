@@ -104,6 +104,7 @@ async fn session(
     )
     .await
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no handshake"))??;
+    let we_dialled = dialled.is_some();
     let torrent = match dialled {
         Some(t) => t,
         None => {
@@ -122,7 +123,7 @@ async fn session(
     torrent
         .swarm
         .borrow_mut()
-        .peer_connected(key, &theirs, Instant::now())
+        .peer_connected(key, &theirs, we_dialled, Instant::now())
         .map_err(io::Error::other)?;
     let link = Rc::new(Link::new(addr));
     torrent.links.borrow_mut().insert(key, link.clone());

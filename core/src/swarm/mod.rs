@@ -69,8 +69,9 @@ pub struct SwarmConfig {
     /// With `super_seed`: bytes of pieces revealed to a peer that it has
     /// not announced back yet (at least 4 pieces).
     pub reveal_window: u64,
-    /// With `super_seed`: a piece revealed to one peer that no peer has
-    /// announced after this long is revealed to others too.
+    /// With `super_seed`: a piece first revealed this long ago is revealed
+    /// to any peer still lacking it (a first peer that sat on it, or a
+    /// host that cannot reach the peers that have it).
     pub reveal_stale_after: Duration,
 }
 
@@ -90,7 +91,7 @@ impl Default for SwarmConfig {
             idle_timeout: Duration::from_secs(180),
             super_seed: false,
             reveal_window: 1 << 20,
-            reveal_stale_after: Duration::from_secs(3),
+            reveal_stale_after: Duration::from_secs(5),
         }
     }
 }
@@ -124,6 +125,9 @@ pub enum DisconnectReason {
     Protocol(String),
     /// It said nothing for too long.
     Idle,
+    /// The peer and we dialled each other at the same moment; the other
+    /// connection was kept.
+    Replaced,
 }
 
 /// Work for the engine.
@@ -191,6 +195,14 @@ pub struct Swarm {
 /// How often the swarm looks at request timeouts and keep-alives.
 const TICK: Duration = Duration::from_secs(1);
 
+/// A request for a block just ahead of a stream reader that is not
+/// answered within this long is asked of another peer.
+const READER_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Two connections to one peer this close together are taken as a
+/// simultaneous dial (see [`Swarm::replaces`]).
+const SIMULTANEOUS_DIAL: Duration = Duration::from_secs(2);
+
 impl Swarm {
     /// A swarm for the torrent `info_hash` (20-byte form) as `peer_id`,
     /// starting with the verified pieces in `have`.
@@ -207,13 +219,16 @@ impl Swarm {
         for piece in have.iter() {
             picker.already_have(piece);
         }
-        let slots = if config.super_seed {
+        // A blob that fits in two windows gains nothing from being revealed
+        // piece by piece, and would reach all but the first host late.
+        let super_seed = config.super_seed && geometry.total_len > 2 * config.reveal_window;
+        let slots = if super_seed {
             config.max_peers
         } else {
             config.upload_slots
         };
         let choker = Choker::new(slots, config.rotate_every);
-        let revealer = config.super_seed.then(|| {
+        let revealer = super_seed.then(|| {
             Revealer::new(
                 picker.piece_count(),
                 geometry.piece_len,
@@ -279,12 +294,14 @@ impl Swarm {
 
     // ---- inputs: connections
 
-    /// A connection finished its handshake exchange. On success the swarm
-    /// queues what it sends first (bitfield, interest).
+    /// A connection finished its handshake exchange; `dialled` says we
+    /// opened it. On success the swarm queues what it sends first
+    /// (bitfield, interest).
     pub fn peer_connected(
         &mut self,
         key: PeerKey,
         theirs: &Handshake,
+        dialled: bool,
         now: Instant,
     ) -> Result<(), Refused> {
         if theirs.info_hash != self.info_hash {
@@ -293,14 +310,20 @@ impl Swarm {
         if theirs.peer_id == self.peer_id {
             return Err(Refused::Myself);
         }
-        if self.peers.values().any(|p| p.peer_id == theirs.peer_id) {
-            return Err(Refused::Duplicate);
+        if let Some((&old, existing)) = self.peers.iter().find(|(_, p)| p.peer_id == theirs.peer_id)
+        {
+            if !self.replaces(existing, theirs.peer_id, dialled, now) {
+                return Err(Refused::Duplicate);
+            }
+            self.disconnect(old, DisconnectReason::Replaced);
+            self.peer_disconnected(old);
         }
         if self.peers.len() >= self.config.max_peers {
             return Err(Refused::Full);
         }
         let fast = theirs.reserved.fast_extension() && self.handshake().reserved.fast_extension();
         let mut peer = PeerState::new(theirs.peer_id, fast, self.picker.piece_count(), now);
+        peer.dialled = dialled;
         peer.pipeline = self.config.initial_pipeline.min(self.config.pipeline);
         self.queue_our_pieces(&mut peer, now);
         self.peers.insert(key, peer);
@@ -507,6 +530,24 @@ impl Swarm {
         Ok(())
     }
 
+    /// When two hosts dial each other at the same moment, each sees the
+    /// other's connection as a duplicate of its own; refusing the newer one
+    /// on both sides would close both. Both sides instead keep the
+    /// connection dialled by the smaller peer id. Only a young connection
+    /// is replaced, so a peer dialling again later (after an announce)
+    /// never takes over a working one.
+    fn replaces(
+        &self,
+        existing: &PeerState,
+        theirs: [u8; 20],
+        dialled: bool,
+        now: Instant,
+    ) -> bool {
+        let dialler = |we: bool| if we { self.peer_id } else { theirs };
+        let young = now.saturating_duration_since(existing.connected_at) < SIMULTANEOUS_DIAL;
+        young && dialler(dialled) < dialler(existing.dialled)
+    }
+
     fn peer_mut(&mut self, key: PeerKey) -> Result<&mut PeerState, DisconnectReason> {
         self.peers
             .get_mut(&key)
@@ -553,7 +594,18 @@ impl Swarm {
             self.picker.peer_has_piece(piece);
             if let Some(revealer) = &mut self.revealer {
                 revealer.peer_has(key, piece);
+                // The first copy of a piece out there may go on to hosts
+                // that have nothing else to fetch from us.
+                let first_spread = self.picker.availability(piece) == 1;
+                let others = if first_spread && self.picker.is_complete() {
+                    revealer.drained()
+                } else {
+                    Vec::new()
+                };
                 self.reveal_to(key, now, false);
+                for other in others {
+                    self.reveal_to(other, now, false);
+                }
             }
             // One more piece can only make a peer interesting, so no scan
             // of every piece: the HAVEs of a whole swarm come through here.
@@ -747,8 +799,13 @@ impl Swarm {
             return;
         }
         let mut blocks = Vec::new();
-        self.picker
-            .pick(key, peer.remote.as_has(), want, &mut blocks);
+        self.picker.pick(
+            key,
+            peer.remote.as_has(),
+            want,
+            peer.outstanding.is_empty(),
+            &mut blocks,
+        );
         if let Some(peer) = self.peers.get_mut(&key) {
             peer.pipeline_was_full |= blocks.len() == want;
             for b in blocks {
@@ -804,7 +861,16 @@ impl Swarm {
             self.disconnect(key, DisconnectReason::Idle);
             return;
         }
-        let expired = peer.take_expired(now, timeout);
+        let mut expired = peer.take_expired(now, timeout);
+        // A stream reader waits on the blocks just ahead of it: one the
+        // peer sits on goes to another peer long before the request times
+        // out (the proxy falls back to the registry after 15 s without
+        // progress).
+        let picker = &self.picker;
+        let rescued = peer.take_expired_if(now, READER_REQUEST_TIMEOUT, |b| {
+            picker.is_near_reader(b.piece)
+        });
+        expired.extend(&rescued);
         peer.resize_pipeline(now, self.config.request_queue_time, self.config.pipeline);
         if now.saturating_duration_since(peer.last_queued) >= keepalive {
             peer.queue(Transmit::Message(Message::KeepAlive), now);
@@ -819,7 +885,9 @@ impl Swarm {
                 self.fill_requests(other, now);
             }
         }
-        self.fill_requests(key, now);
+        if rescued.is_empty() {
+            self.fill_requests(key, now);
+        }
     }
 
     fn disconnect(&mut self, key: PeerKey, reason: DisconnectReason) {

@@ -47,6 +47,9 @@ const MIN_PIPELINE: usize = 4;
 pub(super) struct PeerState {
     pub(super) peer_id: [u8; 20],
     pub(super) fast: bool,
+    /// We opened the connection.
+    pub(super) dialled: bool,
+    pub(super) connected_at: Instant,
     pub(super) remote: Remote,
     pub(super) peer_choking: bool,
     pub(super) am_interested: bool,
@@ -70,6 +73,8 @@ impl PeerState {
         PeerState {
             peer_id,
             fast,
+            dialled: false,
+            connected_at: now,
             remote: Remote::Some(Bitfield::new(pieces)),
             peer_choking: true,
             am_interested: false,
@@ -150,9 +155,20 @@ impl PeerState {
 
     /// Removes and returns requests older than `timeout`.
     pub(super) fn take_expired(&mut self, now: Instant, timeout: Duration) -> Vec<Block> {
+        self.take_expired_if(now, timeout, |_| true)
+    }
+
+    /// Removes and returns requests older than `timeout` for which `pick`
+    /// holds.
+    pub(super) fn take_expired_if(
+        &mut self,
+        now: Instant,
+        timeout: Duration,
+        pick: impl Fn(&Block) -> bool,
+    ) -> Vec<Block> {
         let mut expired = Vec::new();
         self.outstanding.retain(|(b, sent)| {
-            let old = now.saturating_duration_since(*sent) >= timeout;
+            let old = now.saturating_duration_since(*sent) >= timeout && pick(b);
             if old {
                 expired.push(*b);
             }

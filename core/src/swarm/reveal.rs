@@ -10,8 +10,9 @@
 //! topped up as its HAVEs come back. Only when nothing is left that no peer
 //! was given (the seed is complete) does a peer get pieces others already
 //! have, rarest first, so the seed's link stays busy to the end; and a
-//! piece given to a peer that has not shared it for a while is given to
-//! another, so a slow or departed peer can't hold it back.
+//! piece revealed a while ago is revealed to every peer still lacking it,
+//! so neither a slow or departed first peer nor a host that cannot reach
+//! the peers holding it is held back for long.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -104,6 +105,16 @@ impl Revealer {
         }
     }
 
+    /// Peers that have received everything revealed to them: they may
+    /// take second copies as soon as some piece has spread.
+    pub(super) fn drained(&self) -> Vec<PeerKey> {
+        self.told
+            .iter()
+            .filter(|(_, t)| t.pending == 0)
+            .map(|(&k, _)| k)
+            .collect()
+    }
+
     /// Peers in the order fresh pieces should go to them: least pending
     /// first.
     pub(super) fn least_pending_first(&self) -> Vec<PeerKey> {
@@ -183,7 +194,9 @@ impl Revealer {
 
     /// Pieces other peers were given, for a peer with room once nothing
     /// new is left: those shared least first. While we are still receiving
-    /// the blob only pieces whose first peer sat on them go this way.
+    /// the blob only pieces first revealed long ago go this way: their
+    /// first peer sat on them, or this peer cannot reach the peers that
+    /// have them.
     fn second_copies(
         &self,
         peer: PeerKey,
@@ -203,9 +216,8 @@ impl Revealer {
                 continue;
             }
             let avail = (view.availability)(piece);
-            let stale = avail == 0
-                && self.first_told[piece as usize]
-                    .is_some_and(|t| now.saturating_duration_since(t) >= self.stale_after);
+            let stale = self.first_told[piece as usize]
+                .is_some_and(|t| now.saturating_duration_since(t) >= self.stale_after);
             if stale || (complete && avail > 0) {
                 candidates.push((avail, piece));
             }
@@ -317,6 +329,29 @@ mod tests {
             r.next_for(2, &view(&have, &none, &zero), t0 + stale, true),
             vec![0]
         );
+    }
+
+    #[test]
+    fn a_host_that_cannot_reach_the_holder_gets_the_piece_later() {
+        let t0 = Instant::now();
+        let stale = Duration::from_secs(5);
+        let mut r = Revealer::new(8, PIECE, 8 * u64::from(PIECE), stale);
+        r.peer_joined(1, 8);
+        r.peer_joined(2, 8);
+        let mut have = Bitfield::new(8);
+        have.set(0);
+        let none = |_| false;
+        let zero = |_| 0;
+        assert_eq!(
+            r.next_for(1, &view(&have, &none, &zero), t0, false),
+            vec![0]
+        );
+        r.peer_has(1, 0);
+        // Peer 1 has piece 0 but peer 2 never gets it from there.
+        let one = |_| 1;
+        let v = view(&have, &none, &one);
+        assert!(r.next_for(2, &v, t0 + stale / 2, true).is_empty());
+        assert_eq!(r.next_for(2, &v, t0 + stale, true), vec![0]);
     }
 
     #[test]

@@ -123,11 +123,11 @@ impl Net {
         let now = self.now;
         self.nodes[a]
             .swarm
-            .peer_connected(b as PeerKey, &hb, now)
+            .peer_connected(b as PeerKey, &hb, true, now)
             .unwrap();
         self.nodes[b]
             .swarm
-            .peer_connected(a as PeerKey, &ha, now)
+            .peer_connected(a as PeerKey, &ha, false, now)
             .unwrap();
         self.links.insert((a.min(b), a.max(b)));
     }
@@ -464,16 +464,19 @@ fn refuses_duplicates_self_and_strangers() {
         net.now,
     );
     let me = a.handshake();
-    assert_eq!(a.peer_connected(1, &me, net.now), Err(Refused::Myself));
-    let other = Handshake::new([9; 20], peer_id(5));
-    assert_eq!(a.peer_connected(1, &other, net.now), Ok(()));
     assert_eq!(
-        a.peer_connected(2, &other, net.now),
+        a.peer_connected(1, &me, true, net.now),
+        Err(Refused::Myself)
+    );
+    let other = Handshake::new([9; 20], peer_id(5));
+    assert_eq!(a.peer_connected(1, &other, true, net.now), Ok(()));
+    assert_eq!(
+        a.peer_connected(2, &other, true, net.now),
         Err(Refused::Duplicate)
     );
     let stranger = Handshake::new([1; 20], peer_id(6));
     assert_eq!(
-        a.peer_connected(3, &stranger, net.now),
+        a.peer_connected(3, &stranger, true, net.now),
         Err(Refused::WrongTorrent)
     );
 }
@@ -484,7 +487,7 @@ fn a_request_into_the_last_pieces_padding_is_served() {
     let net = Net::new(100_000, &[Behaviour::Honest], 0);
     let mut seed = net.nodes.into_iter().next().unwrap().swarm;
     let now = Instant::now();
-    seed.peer_connected(1, &Handshake::new([9; 20], peer_id(7)), now)
+    seed.peer_connected(1, &Handshake::new([9; 20], peer_id(7)), false, now)
         .unwrap();
     seed.handle_message(1, Message::Interested, now);
     let padded = BlockRequest {
@@ -516,7 +519,7 @@ fn a_request_into_the_last_pieces_padding_is_served() {
             "{bad:?}"
         );
         seed.peer_disconnected(1);
-        seed.peer_connected(1, &Handshake::new([9; 20], peer_id(7)), now)
+        seed.peer_connected(1, &Handshake::new([9; 20], peer_id(7)), false, now)
             .unwrap();
         seed.handle_message(1, Message::Interested, now);
     }
@@ -623,5 +626,88 @@ fn a_super_seed_sends_about_one_copy_and_the_fleet_finishes_sooner() {
             secs < plain_secs,
             "super-seed {secs:.2} s, plain {plain_secs:.2} s"
         );
+    }
+}
+
+#[test]
+fn a_simultaneous_dial_keeps_the_same_connection_on_both_sides() {
+    let pieces = 4;
+    let geometry = Geometry {
+        total_len: u64::from(pieces * PIECE),
+        piece_len: PIECE,
+    };
+    let now = Instant::now();
+    let swarm = |i: usize| {
+        Swarm::new(
+            SwarmConfig::default(),
+            geometry,
+            [9; 20],
+            peer_id(i),
+            &Bitfield::new(pieces),
+            now,
+        )
+    };
+    let (mut a, mut b) = (swarm(1), swarm(2));
+    assert!(a.peer_id < b.peer_id);
+    let (ha, hb) = (a.handshake(), b.handshake());
+    // Connection 10 is dialled by a, connection 20 by b. Each side sees
+    // the other's dial first.
+    assert_eq!(a.peer_connected(20, &hb, false, now), Ok(()));
+    assert_eq!(a.peer_connected(10, &hb, true, now), Ok(()));
+    assert_eq!(b.peer_connected(10, &ha, false, now), Ok(()));
+    assert_eq!(
+        b.peer_connected(20, &ha, true, now),
+        Err(Refused::Duplicate)
+    );
+    let closed: Vec<Event> = std::iter::from_fn(|| a.poll_event()).collect();
+    assert_eq!(
+        closed,
+        vec![Event::Disconnect {
+            peer: 20,
+            reason: DisconnectReason::Replaced
+        }]
+    );
+    assert_eq!((a.peer_count(), b.peer_count()), (1, 1));
+    // Later, a dial of an existing peer never replaces the connection.
+    let later = now + SIMULTANEOUS_DIAL;
+    assert_eq!(
+        b.peer_connected(30, &ha, false, later),
+        Err(Refused::Duplicate)
+    );
+    assert_eq!(
+        a.peer_connected(30, &hb, true, later),
+        Err(Refused::Duplicate)
+    );
+}
+
+#[test]
+fn a_block_a_reader_waits_on_goes_to_another_peer_within_seconds() {
+    // The silent seed is connected first, so it is asked for the reader's
+    // piece; the honest seed must get the request well before the 20 s
+    // request timeout, and before end-game (the blob takes the honest
+    // seed about 12 s).
+    let mut net = Net::new(40_000_000, &[Behaviour::Silent, Behaviour::Honest], 1);
+    net.upload_per_step = 2;
+    let now = net.now;
+    net.nodes[2].swarm.set_reader(1, 0, now);
+    net.connect(0, 2);
+    for _ in 0..10 {
+        net.step();
+    }
+    assert!(
+        net.nodes[2].swarm.peers[&0]
+            .outstanding
+            .iter()
+            .any(|(b, _)| b.piece == 0),
+        "the reader's piece was asked of the silent seed"
+    );
+    net.connect(1, 2);
+    let start = net.now;
+    while !net.nodes[2].swarm.have().has(0) {
+        assert!(
+            net.now < start + Duration::from_secs(6),
+            "the reader's piece is still missing"
+        );
+        net.step();
     }
 }
