@@ -21,7 +21,7 @@ use crate::handler::Handler;
 use crate::head::{parse_head, Parsed};
 use crate::range::{self, RangeOutcome};
 use crate::request::{BodyFraming, Method, Request, Version};
-use crate::response::{reason, Body, BodyStream, FileBody, Response};
+use crate::response::{reason, Body, BodyStream, FileBody, Response, StreamChunk};
 use crate::shutdown::Drain;
 use crate::zerocopy;
 
@@ -402,25 +402,24 @@ async fn write_stream(
             Ok(None) => break,
             Err(_) => return Err(io::Error::other("response body aborted")),
         };
-        sent += chunk.len() as u64;
+        sent += chunk.len();
         if promised.is_some_and(|p| sent > p) {
             return Err(io::Error::other(
                 "response body longer than its Content-Length",
             ));
         }
-        if chunked {
-            let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
-            if chunk.len() <= COALESCE_MAX {
-                framed.extend_from_slice(&chunk);
-                framed.extend_from_slice(b"\r\n");
-                io.write_within(framed, limit).await?;
-            } else {
-                io.write_within(framed, limit).await?;
-                io.write_within(chunk, limit).await?;
-                io.write_within(&b"\r\n"[..], limit).await?;
+        match chunk {
+            StreamChunk::Bytes(bytes) => write_stream_bytes(io, bytes, chunked, limit).await?,
+            StreamChunk::File(f) => {
+                if chunked {
+                    io.write_within(format!("{:x}\r\n", f.len()).into_bytes(), limit)
+                        .await?;
+                }
+                zerocopy::send_file(&io.stream, f.file(), f.offset(), f.len(), limit).await?;
+                if chunked {
+                    io.write_within(&b"\r\n"[..], limit).await?;
+                }
             }
-        } else {
-            io.write_within(chunk, limit).await?;
         }
     }
     if promised.is_some_and(|p| sent != p) {
@@ -432,6 +431,27 @@ async fn write_stream(
         io.write_within(&b"0\r\n\r\n"[..], limit).await?;
     }
     Ok(())
+}
+
+async fn write_stream_bytes(
+    io: &mut ConnIo,
+    chunk: Bytes,
+    chunked: bool,
+    limit: Duration,
+) -> io::Result<()> {
+    if !chunked {
+        return io.write_within(chunk, limit).await;
+    }
+    let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+    if chunk.len() <= COALESCE_MAX {
+        framed.extend_from_slice(&chunk);
+        framed.extend_from_slice(b"\r\n");
+        io.write_within(framed, limit).await
+    } else {
+        io.write_within(framed, limit).await?;
+        io.write_within(chunk, limit).await?;
+        io.write_within(&b"\r\n"[..], limit).await
+    }
 }
 
 async fn write_error(

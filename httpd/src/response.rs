@@ -141,9 +141,30 @@ impl Body {
 /// Chunks queued between a [`BodySender`] and the connection.
 pub const STREAM_QUEUE: usize = 4;
 
+/// A piece of a streamed body.
+#[derive(Debug)]
+pub enum StreamChunk {
+    Bytes(Bytes),
+    /// Sent by sendfile(2), with no copy through user space.
+    File(FileBody),
+}
+
+impl StreamChunk {
+    pub fn len(&self) -> u64 {
+        match self {
+            StreamChunk::Bytes(b) => b.len() as u64,
+            StreamChunk::File(f) => f.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[derive(Debug, Default)]
 struct Chan {
-    queue: VecDeque<Bytes>,
+    queue: VecDeque<StreamChunk>,
     sender_gone: bool,
     aborted: bool,
     receiver_gone: bool,
@@ -169,6 +190,17 @@ pub struct ReceiverGone;
 impl BodySender {
     /// Queues a chunk, waiting while the queue is full.
     pub async fn send(&mut self, chunk: Bytes) -> Result<(), ReceiverGone> {
+        self.send_chunk(StreamChunk::Bytes(chunk)).await
+    }
+
+    /// Queues a range of a file, which the server sends by sendfile(2);
+    /// waits while the queue is full. The bytes must not change until
+    /// they are sent.
+    pub async fn send_file(&mut self, file: FileBody) -> Result<(), ReceiverGone> {
+        self.send_chunk(StreamChunk::File(file)).await
+    }
+
+    async fn send_chunk(&mut self, chunk: StreamChunk) -> Result<(), ReceiverGone> {
         let mut chunk = Some(chunk);
         poll_fn(|cx| {
             let mut chan = self.chan.borrow_mut();
@@ -225,7 +257,7 @@ impl BodyStream {
     }
 
     /// The next chunk; `Ok(None)` at the end.
-    pub async fn next(&mut self) -> Result<Option<Bytes>, Aborted> {
+    pub async fn next(&mut self) -> Result<Option<StreamChunk>, Aborted> {
         poll_fn(|cx| {
             let mut chan = self.chan.borrow_mut();
             if let Some(c) = chan.queue.pop_front() {
@@ -372,6 +404,9 @@ mod tests {
             });
             let mut got = Vec::new();
             while let Some(c) = rx.next().await.unwrap() {
+                let StreamChunk::Bytes(c) = c else {
+                    panic!("only bytes were sent")
+                };
                 got.extend_from_slice(&c);
             }
             producer.await;

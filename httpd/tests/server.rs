@@ -151,6 +151,20 @@ fn streamed_response_is_chunked_and_complete() {
 }
 
 #[test]
+fn streamed_bodies_mix_bytes_and_file_ranges() {
+    let (start, len) = STREAM_FILE_RANGE;
+    for driver in drivers() {
+        let srv = TestServer::start(driver, |_| {});
+        let range = &srv.file[start as usize..(start + len) as usize];
+        let expected = [&b"head:"[..], range, &b":tail"[..]].concat();
+        for path in ["/stream-file", "/stream-file-len"] {
+            let body = curl(&[&srv.url(path)]);
+            assert!(body == expected, "{driver:?} {path}: {} bytes", body.len());
+        }
+    }
+}
+
+#[test]
 fn expect_100_continue_is_sent_when_the_body_is_read() {
     for driver in drivers() {
         let srv = TestServer::start(driver, |_| {});

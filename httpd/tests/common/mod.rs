@@ -43,6 +43,8 @@ pub fn content(len: usize) -> Vec<u8> {
 pub const FILE_LEN: usize = 3 * 1024 * 1024 + 17;
 pub const SMALL_LIMIT: u64 = 1024;
 pub const BIG_LEN: u64 = 256 << 20;
+/// The part of the test file `/stream-file` sends between its bytes.
+pub const STREAM_FILE_RANGE: (u64, u64) = (1000, 700_001);
 
 pub struct TestServer {
     pub handle: Option<ServerHandle>,
@@ -165,6 +167,25 @@ impl Handler for Router {
                             return;
                         }
                     }
+                });
+                Response::new(200).body(out)
+            }
+            (_, "/stream-file" | "/stream-file-len") => {
+                // Bytes and file ranges (sent by sendfile) in one body.
+                let (start, len) = STREAM_FILE_RANGE;
+                let length = (req.path() == "/stream-file-len").then_some(len + 10);
+                let (mut tx, out) = Body::channel(length);
+                let file = Rc::clone(&self.file);
+                monoio::spawn(async move {
+                    let _ = tx.send(Bytes::from_static(b"head:")).await;
+                    let half = len / 2;
+                    let _ = tx
+                        .send_file(FileBody::range(Rc::clone(&file), start, half))
+                        .await;
+                    let _ = tx
+                        .send_file(FileBody::range(file, start + half, len - half))
+                        .await;
+                    let _ = tx.send(Bytes::from_static(b":tail")).await;
                 });
                 Response::new(200).body(out)
             }
