@@ -76,9 +76,17 @@ impl Choker {
     /// Recomputes who holds a slot; returns the changes to send.
     pub fn rechoke(&mut self, now: Instant) -> Vec<ChokeChange> {
         let mut changes = Vec::new();
-        // Free slots held by peers that lost interest.
+        // Free slots held by peers that lost interest, when someone else
+        // wants one. Otherwise the slot stays: a host that has every piece
+        // we have for the moment loses interest and regains it with our
+        // next piece, and choking it on each flap made it drop requests
+        // whose blocks were already on the wire and fetch them twice.
+        let someone_waits = self
+            .peers
+            .values()
+            .any(|s| s.interested && s.unchoked_since.is_none());
         for (&peer, slot) in &mut self.peers {
-            if !slot.interested && slot.unchoked_since.is_some() {
+            if someone_waits && !slot.interested && slot.unchoked_since.is_some() {
                 slot.unchoked_since = None;
                 slot.waiting_since = now;
                 changes.push(ChokeChange {

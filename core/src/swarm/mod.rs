@@ -643,9 +643,13 @@ impl Swarm {
             return;
         };
         peer.peer_choking = true;
-        // Without the fast extension a choke cancels every request; with
-        // it the peer rejects them one by one, but asking others now is
-        // faster than waiting.
+        // Without the fast extension a choke cancels every request. With
+        // it the peer rejects the ones it will not serve, one by one, and
+        // the blocks it already sent still arrive: dropping them all here
+        // had them fetched twice.
+        if peer.fast {
+            return;
+        }
         for (block, _) in peer.outstanding.drain(..) {
             self.picker.request_dropped(key, block);
         }
