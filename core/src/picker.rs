@@ -29,6 +29,9 @@ const END_GAME_MAX_REQUESTERS: usize = 2;
 /// Second copies asked of an idle peer at once in end-game.
 const END_GAME_BATCH: usize = 4;
 
+/// Blocks still to arrive (1 MiB) below which end-game starts.
+const END_GAME_BLOCKS: usize = 64;
+
 /// The swarm's handle for a connection (not the BitTorrent peer id).
 pub type PeerKey = u32;
 
@@ -383,7 +386,7 @@ impl Picker {
                 return;
             }
         }
-        if out.len() == start && idle && self.all_started() {
+        if out.len() == start && idle && self.is_end_game() {
             self.pick_end_game(peer, has, want.min(END_GAME_BATCH), out);
         }
     }
@@ -397,6 +400,23 @@ impl Picker {
     fn all_started(&self) -> bool {
         // `have` and `active` are disjoint: a verified piece leaves `active`.
         self.have.count() as usize + self.active.len() >= self.piece_count() as usize
+    }
+
+    /// End-game: every missing piece in flight and at most
+    /// [`END_GAME_BLOCKS`] blocks still to arrive. With request pipelines
+    /// of up to 128 blocks per peer every piece of a small blob is in
+    /// flight almost from the start, and doubling requests that early
+    /// made hosts receive 5-10 % of each image twice.
+    fn is_end_game(&self) -> bool {
+        self.all_started()
+            && self
+                .active
+                .values()
+                .flat_map(|a| &a.blocks)
+                .filter(|b| !matches!(b, BlockState::Received(_)))
+                .take(END_GAME_BLOCKS + 1)
+                .count()
+                <= END_GAME_BLOCKS
     }
 
     /// Whether `piece` is in some reader's read-ahead window.

@@ -204,7 +204,19 @@ pub struct BlobReader {
     file: File,
     pos: u64,
     end: u64,
-    on_drop: Option<Box<dyn FnOnce() + Send>>,
+    hooks: ReaderHooks,
+    /// The position last passed to `hooks.moved`.
+    reported: u64,
+}
+
+/// What a [`BlobReader`] tells the download about itself.
+#[derive(Default)]
+pub(crate) struct ReaderHooks {
+    /// The reader now waits at this offset: the swarm fetches the pieces
+    /// just ahead of it first.
+    pub moved: Option<Box<dyn Fn(u64) + Send>>,
+    /// The reader is gone.
+    pub dropped: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl std::fmt::Debug for BlobReader {
@@ -221,15 +233,17 @@ impl BlobReader {
         progress: Arc<Progress>,
         file: File,
         range: std::ops::Range<u64>,
-        on_drop: Option<Box<dyn FnOnce() + Send>>,
+        hooks: ReaderHooks,
     ) -> BlobReader {
         let end = range.end.min(progress.total_len());
+        let pos = range.start.min(end);
         BlobReader {
             progress,
             file,
-            pos: range.start.min(end),
+            pos,
             end,
-            on_drop,
+            hooks,
+            reported: pos,
         }
     }
 
@@ -259,6 +273,15 @@ impl BlobReader {
         if self.pos >= self.end {
             return None;
         }
+        if self.pos != self.reported {
+            // Without this the swarm would favour only the pieces at the
+            // start of the range, and a reader could wait on a piece the
+            // picker left for last.
+            self.reported = self.pos;
+            if let Some(moved) = &self.hooks.moved {
+                moved(self.pos);
+            }
+        }
         match self.progress.wait_from(self.pos).await {
             Ok(n) => {
                 let len = n.min(self.end - self.pos);
@@ -273,7 +296,7 @@ impl BlobReader {
 
 impl Drop for BlobReader {
     fn drop(&mut self) {
-        if let Some(f) = self.on_drop.take() {
+        if let Some(f) = self.hooks.dropped.take() {
             f();
         }
     }
@@ -296,8 +319,12 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, vec![0u8; 100]).unwrap();
         let progress = Progress::new(Bitfield::new(4), 32, 100);
-        let mut reader =
-            BlobReader::new(progress.clone(), File::open(&path).unwrap(), 10..90, None);
+        let mut reader = BlobReader::new(
+            progress.clone(),
+            File::open(&path).unwrap(),
+            10..90,
+            ReaderHooks::default(),
+        );
         let p = progress.clone();
         let feeder = std::thread::spawn(move || {
             for piece in [1, 0, 3, 2] {
@@ -320,6 +347,29 @@ mod tests {
             assert_eq!(start, pos);
             pos += len;
         }
+    }
+
+    #[test]
+    fn a_reader_tells_the_download_where_it_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![0u8; 128]).unwrap();
+        let progress = Progress::new(Bitfield::new(4), 32, 128);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let hooks = ReaderHooks {
+            moved: Some(Box::new(move |at| log.lock().unwrap().push(at))),
+            dropped: None,
+        };
+        let mut reader =
+            BlobReader::new(progress.clone(), File::open(&path).unwrap(), 0..128, hooks);
+        for piece in 0..4 {
+            progress.piece_done(piece);
+            block_on(reader.next_range()).unwrap().unwrap();
+        }
+        // Reported when it moved on from where it stood, not at the start
+        // (the download was told that when the reader was made).
+        assert_eq!(*seen.lock().unwrap(), vec![32, 64, 96]);
     }
 
     #[test]

@@ -121,6 +121,7 @@ fn metrics(blobs: &Blobs) -> Response {
         "Complete blobs in the cache.",
         stats.complete as u64,
     );
+    blobs.engine.counters().expose(&mut e);
     Response::new(200)
         .header("content-type", CONTENT_TYPE)
         .body(e.finish().into_bytes())

@@ -402,14 +402,19 @@ pub fn request(method: &str, url: &str, headers: &[String]) -> Result<Fetched> {
 /// `base/metrics` (0 when absent).
 pub fn metric(base: &str, name: &str) -> Result<u64> {
     let text = get(&format!("{base}/metrics"), &[])?.body;
-    Ok(String::from_utf8_lossy(&text)
-        .lines()
+    Ok(metric_value(&String::from_utf8_lossy(&text), name))
+}
+
+/// The value of metric `name` in a Prometheus text exposition (0 when
+/// absent).
+pub fn metric_value(text: &str, name: &str) -> u64 {
+    text.lines()
         .filter_map(|l| l.strip_prefix(name))
         .filter_map(|rest| rest.strip_prefix(' '))
         .filter_map(|v| v.trim().parse::<f64>().ok())
         .map(|v| v as u64)
         .next()
-        .unwrap_or(0))
+        .unwrap_or(0)
 }
 
 /// Every file in `root/blobs` hashes to its name: no corrupt cache entry.

@@ -24,10 +24,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::bay::metric_value;
 use crate::clients::{skopeo, Access};
 use crate::image::{ImageSpec, TestImage};
 use crate::netns::{Cluster, Rate};
-use crate::process::{listening_in, run_all_at_once, Daemon};
+use crate::process::{listening_in, run_all_at_once, run_stdout, Daemon};
 use crate::registry::{blob_bytes, Registry, RegistryOptions};
 
 /// Host index of the registry inside the cluster.
@@ -132,6 +133,29 @@ pub struct ScenarioResult {
     /// Link counters of every cluster host (registry, tracker, then the
     /// pulling hosts) during the measured pulls.
     pub links: Vec<LinkSample>,
+    /// Each pulling host's peer traffic, from its proxy's /metrics.
+    pub peer_bytes: Vec<PeerBytes>,
+    /// Piece bytes the tracker's origin seeder sent to peers during the
+    /// timed pulls (not the warm scenario's first pull).
+    pub origin_uploaded: u64,
+}
+
+/// One proxy's `bay_peer_*_bytes_total` after a scenario.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerBytes {
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub wasted: u64,
+}
+
+impl PeerBytes {
+    fn parse(metrics: &str) -> PeerBytes {
+        PeerBytes {
+            downloaded: metric_value(metrics, "bay_peer_downloaded_bytes_total"),
+            uploaded: metric_value(metrics, "bay_peer_uploaded_bytes_total"),
+            wasted: metric_value(metrics, "bay_peer_wasted_bytes_total"),
+        }
+    }
 }
 
 impl ScenarioResult {
@@ -160,6 +184,19 @@ impl ScenarioResult {
         self.registry_bytes as f64 / self.image_bytes as f64
     }
 
+    /// Bytes a host received from peers and dropped, on average, over the
+    /// image size.
+    pub fn wasted_ratio(&self) -> f64 {
+        let n = self.peer_bytes.len().max(1) as f64;
+        let wasted: u64 = self.peer_bytes.iter().map(|p| p.wasted).sum();
+        wasted as f64 / n / self.image_bytes as f64
+    }
+
+    /// Copies of the image the origin seeder uploaded.
+    pub fn origin_copies(&self) -> f64 {
+        self.origin_uploaded as f64 / self.image_bytes as f64
+    }
+
     /// The result as JSON.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -175,7 +212,15 @@ impl ScenarioResult {
             "ideal_seconds": self.ideal_seconds(),
             "last_seconds": self.last_seconds(),
             "time_ratio": self.time_ratio(),
+            "origin_copies": self.origin_copies(),
+            "wasted_ratio": self.wasted_ratio(),
             "host_seconds": self.host_seconds,
+            "origin_uploaded": self.origin_uploaded,
+            "peer_bytes": self.peer_bytes.iter().map(|p| serde_json::json!({
+                "downloaded": p.downloaded,
+                "uploaded": p.uploaded,
+                "wasted": p.wasted,
+            })).collect::<Vec<_>>(),
             "links": self.links.iter().map(|l| serde_json::json!({
                 "t": l.t,
                 "down": l.hosts.iter().map(|h| h.0).collect::<Vec<_>>(),
@@ -306,6 +351,8 @@ impl Bench<'_> {
             warmup_seconds: None,
             host_seconds: Vec::new(),
             links: Vec::new(),
+            peer_bytes: Vec::new(),
+            origin_uploaded: 0,
         };
         let pullers: Vec<usize> = (FIRST_PULLER..FIRST_PULLER + self.opts.hosts).collect();
         match scenario {
@@ -325,6 +372,7 @@ impl Bench<'_> {
                     plain_http: true,
                     ..Access::default()
                 };
+                let mut origin_before = 0;
                 if scenario == Scenario::Warm {
                     let first = pullers[..1].to_vec();
                     let proxies = self.start_proxies(k, "warmup", &first, ports, &scenario_dir)?;
@@ -333,6 +381,7 @@ impl Bench<'_> {
                         self.pull_all(&first, &reference, &access, &warm_dir, &image)?;
                     result.warmup_seconds = secs.first().copied();
                     result.warmup_registry_bytes = bytes;
+                    origin_before = self.origin_uploaded(ports)?;
                     drop(proxies);
                     let _ = std::fs::remove_dir_all(&warm_dir);
                 }
@@ -342,6 +391,13 @@ impl Bench<'_> {
                 result.host_seconds = secs;
                 result.registry_bytes = bytes;
                 result.links = links;
+                for &i in &pullers {
+                    let url = format!("http://127.0.0.1:{}/metrics", ports.proxy);
+                    result
+                        .peer_bytes
+                        .push(PeerBytes::parse(&self.metrics_in(i, &url)?));
+                }
+                result.origin_uploaded = self.origin_uploaded(ports)?.saturating_sub(origin_before);
                 drop(proxies);
                 drop(tracker);
             }
@@ -350,6 +406,20 @@ impl Bench<'_> {
         // needed again; the next scenario's bytes must fit on the disk.
         let _ = std::fs::remove_dir_all(&scenario_dir);
         Ok(result)
+    }
+
+    /// Piece bytes the tracker's origin seeder has sent so far.
+    fn origin_uploaded(&self, ports: Ports) -> Result<u64> {
+        let tracker_ip = self.cluster.host(TRACKER_HOST)?.ip;
+        let url = format!("http://{tracker_ip}:{}/metrics", ports.tracker);
+        Ok(PeerBytes::parse(&self.metrics_in(TRACKER_HOST, &url)?).uploaded)
+    }
+
+    /// A /metrics page fetched from inside host `i`'s namespace.
+    fn metrics_in(&self, i: usize, url: &str) -> Result<String> {
+        let mut cmd = self.cluster.command(i, "curl")?;
+        cmd.args(["-sf", "--max-time", "10", url]);
+        Ok(run_stdout(&mut cmd)?)
     }
 
     fn start_tracker(&mut self, k: usize, ports: Ports, dir: &Path) -> Result<Daemon> {
@@ -565,13 +635,22 @@ fn link_counters(hub: &str, hosts: usize) -> Option<Vec<(u64, u64)>> {
 /// The results as an aligned text table.
 pub fn table(results: &[ScenarioResult]) -> String {
     let mut out = format!(
-        "{:<8} {:>5} {:>6} {:>10} {:>8} {:>10} {:>8} {:>8}  per-host seconds\n",
-        "scenario", "hosts", "Mbit", "image MiB", "egress", "last s", "ideal s", "time"
+        "{:<8} {:>5} {:>6} {:>10} {:>8} {:>10} {:>8} {:>8} {:>7} {:>6}  per-host seconds\n",
+        "scenario",
+        "hosts",
+        "Mbit",
+        "image MiB",
+        "egress",
+        "last s",
+        "ideal s",
+        "time",
+        "origin",
+        "waste"
     );
     for r in results {
         let hosts: Vec<String> = r.host_seconds.iter().map(|s| format!("{s:.1}")).collect();
         out.push_str(&format!(
-            "{:<8} {:>5} {:>6} {:>10.1} {:>7.2}x {:>10.2} {:>8.2} {:>7.2}x  {}\n",
+            "{:<8} {:>5} {:>6} {:>10.1} {:>7.2}x {:>10.2} {:>8.2} {:>7.2}x {:>6.2}x {:>5.1}%  {}\n",
             r.scenario.name(),
             r.hosts,
             r.rate_mbit,
@@ -580,6 +659,8 @@ pub fn table(results: &[ScenarioResult]) -> String {
             r.last_seconds(),
             r.ideal_seconds(),
             r.time_ratio(),
+            r.origin_copies(),
+            100.0 * r.wasted_ratio(),
             hosts.join(" ")
         ));
     }
@@ -609,7 +690,22 @@ mod tests {
             warmup_seconds: Some(1.0),
             host_seconds: vec![1.5, 2.0],
             links: Vec::new(),
+            peer_bytes: vec![
+                PeerBytes {
+                    downloaded: 1_000_000,
+                    uploaded: 0,
+                    wasted: 20_000,
+                },
+                PeerBytes {
+                    downloaded: 1_000_000,
+                    uploaded: 500_000,
+                    wasted: 0,
+                },
+            ],
+            origin_uploaded: 1_500_000,
         };
+        assert!((r.wasted_ratio() - 0.01).abs() < 1e-9);
+        assert!((r.origin_copies() - 1.5).abs() < 1e-9);
         assert!((r.ideal_seconds() - 1.0).abs() < 1e-9);
         assert!((r.time_ratio() - 2.0).abs() < 1e-9);
         assert!((r.egress_ratio() - 1.0).abs() < 1e-9);

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use bay_tests::bay::{check_cache, Cluster, Upstreams};
+use bay_tests::bay::{check_cache, metric, Cluster, Upstreams};
 use bay_tests::clients::skopeo::{copy_command, read_dir_layout};
 use bay_tests::clients::Access;
 use bay_tests::image::{ImageSpec, TestImage};
@@ -67,6 +67,41 @@ fn three_proxies_pull_at_once_and_each_layer_leaves_the_registry_once() {
             layer.digest, layer.size
         );
     }
+
+    // What the proxies got from peers is at least the image's layers
+    // once per proxy, and the counters agree: trackers and proxies sent
+    // all of it.
+    let total: u64 = image.layers.iter().map(|l| l.size).sum();
+    let from_peers: u64 = cluster
+        .proxies
+        .iter()
+        .map(|p| metric(&p.url(), "bay_peer_downloaded_bytes_total").unwrap())
+        .sum();
+    let wasted: u64 = cluster
+        .proxies
+        .iter()
+        .map(|p| metric(&p.url(), "bay_peer_wasted_bytes_total").unwrap())
+        .sum();
+    let sent: u64 = cluster
+        .trackers
+        .iter()
+        .flatten()
+        .map(|t| metric(&t.url(), "bay_peer_uploaded_bytes_total").unwrap())
+        .chain(
+            cluster
+                .proxies
+                .iter()
+                .map(|p| metric(&p.url(), "bay_peer_uploaded_bytes_total").unwrap()),
+        )
+        .sum();
+    assert!(
+        from_peers >= 3 * total,
+        "proxies got {from_peers} bytes from peers for 3 x {total}"
+    );
+    assert!(
+        sent >= from_peers,
+        "peers sent {sent} bytes, proxies kept {from_peers} and dropped {wasted}"
+    );
 
     // A second round is served from the proxies' caches: the registry
     // sends no more blob bytes.

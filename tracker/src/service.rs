@@ -34,6 +34,7 @@ impl bay_httpd::Handler for Worker {
             ("/origin/v1/blobs", Some(o)) if req.method == Method::Post => o.blob(&req).await,
             ("/origin/v1/hashes", Some(o)) => o.hashes(&req).await,
             ("/origin/v1/preheat", Some(o)) if req.method == Method::Post => o.preheat(&req).await,
+            ("/metrics", Some(o)) => metrics(&self.shared, Some(&o.origin.engine)),
             _ => handle(self.shared.clone(), req, body).await,
         }
     }
@@ -55,7 +56,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request, _body: RequestBody) -> Re
         "/announce" => announce(&shared, &req),
         "/scrape" => scrape(&shared, &req),
         "/healthz" | "/readyz" => Response::text(200, "ok\n"),
-        "/metrics" => metrics(&shared),
+        "/metrics" => metrics(&shared, None),
         _ => Response::text(404, "not found\n"),
     }
 }
@@ -109,7 +110,9 @@ fn scrape(shared: &Shared, req: &Request) -> Response {
     }
 }
 
-fn metrics(shared: &Shared) -> Response {
+/// The tracker's counters, and its origin seeder's peer traffic if it
+/// runs one.
+fn metrics(shared: &Shared, engine: Option<&bay_core::engine::Engine>) -> Response {
     let (swarms, peers) = shared.peers.sizes();
     let m = &shared.metrics;
     let mut e = Exposition::default();
@@ -138,6 +141,9 @@ fn metrics(shared: &Shared) -> Response {
         "Peers across all swarms.",
         peers as u64,
     );
+    if let Some(engine) = engine {
+        engine.counters().expose(&mut e);
+    }
     Response::new(200)
         .header("content-type", CONTENT_TYPE)
         .body(e.finish().into_bytes())

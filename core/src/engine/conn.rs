@@ -155,6 +155,9 @@ async fn pump(
             .swarm
             .borrow_mut()
             .poll_transmit(key, &mut transmits);
+        if !transmits.is_empty() {
+            torrent.count(state);
+        }
         for t in transmits.drain(..) {
             io.out.push_transmit(t, torrent);
         }

@@ -39,8 +39,9 @@ use bay_wire::merkle;
 use bay_wire::metainfo::Metainfo;
 use bay_wire::oci::Digest;
 
+use crate::metrics::Counter;
 use crate::picker::ReaderKey;
-use crate::progress::{BlobReader, Progress};
+use crate::progress::{BlobReader, Progress, ReaderHooks};
 use crate::rate::TokenBucket;
 use crate::store::{CheckedPiece, PieceError, Store, StoreError};
 use crate::swarm::{SwarmConfig, SwarmStats};
@@ -48,6 +49,48 @@ use mailbox::{mailbox, Inbox, Outbox};
 use notify::Notify;
 use torrent::{Plan, Torrent};
 use verify::Verifier;
+
+/// Piece bytes moved to and from peers since the engine started, for
+/// `/metrics`.
+#[derive(Debug, Default)]
+pub struct PeerCounters {
+    /// Accepted blocks.
+    pub downloaded: Counter,
+    pub uploaded: Counter,
+    /// Blocks received that were not wanted (already had, or asked of
+    /// someone else): end-game copies and late answers.
+    pub wasted: Counter,
+}
+
+impl PeerCounters {
+    /// Writes the counters as `bay_peer_*_bytes_total`.
+    pub fn expose(&self, e: &mut crate::metrics::Exposition) {
+        e.counter(
+            "bay_peer_downloaded_bytes_total",
+            "Piece bytes received from peers and kept.",
+            self.downloaded.get(),
+        )
+        .counter(
+            "bay_peer_uploaded_bytes_total",
+            "Piece bytes sent to peers.",
+            self.uploaded.get(),
+        )
+        .counter(
+            "bay_peer_wasted_bytes_total",
+            "Piece bytes received from peers and dropped (already had, or asked of another peer).",
+            self.wasted.get(),
+        );
+    }
+
+    /// Adds what a swarm moved since `before`.
+    fn add_since(&self, before: &SwarmStats, now: &SwarmStats) {
+        self.downloaded
+            .add(now.downloaded.saturating_sub(before.downloaded));
+        self.uploaded
+            .add(now.uploaded.saturating_sub(before.uploaded));
+        self.wasted.add(now.wasted.saturating_sub(before.wasted));
+    }
+}
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -245,6 +288,7 @@ struct Added {
 pub struct Engine {
     outbox: Outbox<Command>,
     local_addr: SocketAddr,
+    counters: Arc<PeerCounters>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -277,6 +321,8 @@ impl Engine {
         let driver = resolve_driver(config.driver).map_err(EngineError::Start)?;
         let (outbox, inbox) = mailbox();
         let verifier = verify::start(outbox.clone()).map_err(EngineError::Start)?;
+        let counters = Arc::new(PeerCounters::default());
+        let engine_counters = counters.clone();
         let thread = std::thread::Builder::new()
             .name("bay-peers".into())
             .spawn(move || {
@@ -295,13 +341,21 @@ impl Engine {
                         return;
                     }
                 }
-                runtime.block_on(run(config, store, listener, inbox, verifier));
+                runtime.block_on(run(
+                    config,
+                    store,
+                    listener,
+                    inbox,
+                    verifier,
+                    engine_counters,
+                ));
             })
             .map_err(EngineError::Start)?;
         tracing::info!(%local_addr, ?driver, "peer engine listening");
         Ok(Engine {
             outbox,
             local_addr,
+            counters,
             thread: Some(thread),
         })
     }
@@ -309,6 +363,11 @@ impl Engine {
     /// Where peers reach this engine.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Piece bytes moved to and from peers, over all torrents.
+    pub fn counters(&self) -> &PeerCounters {
+        &self.counters
     }
 
     /// Starts sharing a blob: seeding it if the store has it, else
@@ -438,21 +497,29 @@ impl TorrentHandle {
             offset: range.start,
         });
         let outbox = self.outbox.clone();
-        let on_drop = Box::new(move || {
+        let moved = Box::new(move |offset| {
+            outbox.send(Command::SetReader {
+                info_hash,
+                reader,
+                offset,
+            });
+        });
+        let outbox = self.outbox.clone();
+        let dropped = Box::new(move || {
             outbox.send(Command::RemoveReader { info_hash, reader });
         });
-        Ok(BlobReader::new(
-            self.progress.clone(),
-            file,
-            range,
-            Some(on_drop),
-        ))
+        let hooks = ReaderHooks {
+            moved: Some(moved),
+            dropped: Some(dropped),
+        };
+        Ok(BlobReader::new(self.progress.clone(), file, range, hooks))
     }
 }
 
 /// State of the engine thread.
 struct EngineState {
     config: EngineConfig,
+    counters: Arc<PeerCounters>,
     store: Store,
     torrents: RefCell<HashMap<[u8; 20], Rc<Torrent>>>,
     banned: RefCell<HashSet<IpAddr>>,
@@ -505,8 +572,10 @@ async fn run(
     listener: std::net::TcpListener,
     inbox: Inbox<Command>,
     verifier: Verifier,
+    counters: Arc<PeerCounters>,
 ) {
     let state = Rc::new(EngineState {
+        counters,
         store,
         torrents: RefCell::new(HashMap::new()),
         banned: RefCell::new(HashSet::new()),

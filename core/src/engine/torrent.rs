@@ -20,7 +20,7 @@ use crate::bitfield::Bitfield;
 use crate::picker::{PeerKey, ReaderKey};
 use crate::progress::Progress;
 use crate::store::{BlobRef, CheckedPiece, PartialBlob, PieceChecker, PieceError};
-use crate::swarm::{DisconnectReason, Event, Geometry, Swarm};
+use crate::swarm::{DisconnectReason, Event, Geometry, Swarm, SwarmStats};
 
 /// Where a torrent's bytes are.
 enum Storage {
@@ -71,6 +71,8 @@ pub(super) struct Torrent {
     digest: Digest,
     torrent_bytes: RefCell<Option<Vec<u8>>>,
     pub(super) swarm: RefCell<Swarm>,
+    /// The swarm's counts when last added to the engine's counters.
+    counted: Cell<SwarmStats>,
     storage: RefCell<Storage>,
     /// The blob's file, open for sendfile to peers. A partial download's
     /// file is renamed into the store when complete; this descriptor keeps
@@ -151,6 +153,7 @@ impl Torrent {
             digest,
             torrent_bytes: RefCell::new(torrent_bytes),
             swarm: RefCell::new(swarm),
+            counted: Cell::new(SwarmStats::default()),
             storage: RefCell::new(storage),
             file: Rc::new(file),
             progress,
@@ -271,6 +274,14 @@ impl Torrent {
             }
         }
         self.wake_links();
+        self.count(state);
+    }
+
+    /// Adds the swarm's new counts to the engine's counters.
+    pub(super) fn count(&self, state: &EngineState) {
+        let now = self.swarm.borrow().stats();
+        state.counters.add_since(&self.counted.get(), &now);
+        self.counted.set(now);
     }
 
     fn wake_links(&self) {
