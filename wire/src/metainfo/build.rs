@@ -42,13 +42,14 @@ const TARGET_PIECES: u64 = 2048;
 /// The largest piece length chosen automatically.
 const MAX_AUTO_PIECE_LENGTH: u64 = 16 << 20;
 /// The smallest piece length chosen automatically. Every piece costs a
-/// HAVE to every peer, each in a packet of its own with its ACK: with
-/// 16 KiB pieces that was about 8 % of a fleet's link bytes.
+/// HAVE to every peer, each in a packet of its own with its ACK, and work
+/// in every engine; a piece must be whole before it is passed on, so
+/// larger pieces slow the start of a swarm.
 const MIN_AUTO_PIECE_LENGTH: u64 = 64 << 10;
 
 /// A piece length for a blob of `size` bytes: the smallest power of two
 /// that keeps it to at most 2048 pieces (so between 1025 and 2048 for
-/// blobs over 512 MiB), within 256 KiB ..= 16 MiB.
+/// blobs over 128 MiB), within 64 KiB ..= 16 MiB.
 pub fn choose_piece_length(size: u64) -> u64 {
     size.div_ceil(TARGET_PIECES)
         .checked_next_power_of_two()

@@ -166,14 +166,14 @@ fn options_reach_the_torrent() {
 
 #[test]
 fn piece_length_is_chosen_from_size() {
-    assert_eq!(choose_piece_length(0), 256 * 1024);
-    assert_eq!(choose_piece_length(1), 256 * 1024);
-    assert_eq!(choose_piece_length(512 << 20), 256 * 1024);
-    assert_eq!(choose_piece_length((512 << 20) + 1), 512 * 1024);
+    assert_eq!(choose_piece_length(0), 64 * 1024);
+    assert_eq!(choose_piece_length(1), 64 * 1024);
+    assert_eq!(choose_piece_length(128 << 20), 64 * 1024);
+    assert_eq!(choose_piece_length((128 << 20) + 1), 128 * 1024);
     assert_eq!(choose_piece_length(1 << 30), 512 * 1024);
     assert_eq!(choose_piece_length(1 << 40), 16 << 20);
     assert_eq!(choose_piece_length(u64::MAX), 16 << 20);
-    for size in [600 << 20, 700 << 20, 3 << 30] {
+    for size in [200 << 20, 700 << 20, 3 << 30] {
         let pieces = size / choose_piece_length(size);
         assert!((1024..=2048).contains(&pieces), "{size}: {pieces}");
     }
