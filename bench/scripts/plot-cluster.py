@@ -59,7 +59,10 @@ def main(src, out):
         ax2.set_xscale("log", base=2)
         ax2.set_xticks(counts)
         ax2.set_xticklabels([str(c) for c in counts])
-        ax2.set_yscale("log", base=2)
+        ratios = [r["time_ratio"] for r in results]
+        if max(ratios) / min(ratios) >= 4:
+            ax2.set_yscale("log", base=2)
+        # Otherwise a log axis would show no tick between 1 and 2.
         ax2.set_xlabel("pulling hosts")
         ax2.set_ylabel("last host's time / one-link time")
         ax2.set_title("time ratio against cluster size")

@@ -436,7 +436,9 @@ impl Swarm {
             let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
             for key in keys {
                 self.tick_peer(key, now);
-                if self.revealer.is_some() {
+                if let (Some(revealer), Some(peer)) = (&mut self.revealer, self.peers.get_mut(&key))
+                {
+                    revealer.peer_rate(key, peer.take_upload_rate(now));
                     self.reveal_to(key, now, true);
                 }
             }
@@ -457,6 +459,7 @@ impl Swarm {
             for t in peer.outbox.drain(..) {
                 if let Transmit::Block(r) = &t {
                     self.stats.uploaded += u64::from(r.length);
+                    peer.sent += u64::from(r.length);
                 }
                 out.push(t);
             }

@@ -63,6 +63,9 @@ pub(super) struct PeerState {
     pub(super) pipeline: usize,
     pub(super) received_in_window: u64,
     pub(super) window_start: Instant,
+    /// Block bytes handed to the engine for this peer since `sent_since`.
+    pub(super) sent: u64,
+    pub(super) sent_since: Instant,
     /// Whether every request slot was in use at some point of the window:
     /// only then does what arrived measure the peer rather than us.
     pub(super) pipeline_was_full: bool,
@@ -87,6 +90,8 @@ impl PeerState {
             received_in_window: 0,
             window_start: now,
             pipeline_was_full: false,
+            sent: 0,
+            sent_since: now,
         }
     }
 
@@ -111,6 +116,19 @@ impl PeerState {
         self.received_in_window = 0;
         self.window_start = now;
         self.pipeline_was_full = self.outstanding.len() >= self.pipeline;
+    }
+
+    /// Bytes a second we sent it since the last call.
+    pub(super) fn take_upload_rate(&mut self, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.sent_since).as_secs_f64();
+        let rate = if elapsed > 0.0 {
+            self.sent as f64 / elapsed
+        } else {
+            0.0
+        };
+        self.sent = 0;
+        self.sent_since = now;
+        rate
     }
 
     pub(super) fn queue(&mut self, t: Transmit, now: Instant) {

@@ -38,6 +38,8 @@ pub(super) struct Revealer {
 struct Told {
     pieces: Bitfield,
     pending: u32,
+    /// Bytes this peer may have revealed and not yet received.
+    window: u64,
 }
 
 /// What the swarm knows that the choice depends on.
@@ -68,6 +70,7 @@ impl Revealer {
             Told {
                 pieces: Bitfield::new(pieces),
                 pending: 0,
+                window: self.window,
             },
         );
     }
@@ -86,6 +89,16 @@ impl Revealer {
                 }
                 self.first_untold = self.first_untold.min(piece);
             }
+        }
+    }
+
+    /// We sent the peer `rate` bytes a second lately: its window covers
+    /// half a second of that, and never less than the configured window,
+    /// so a peer the origin serves fast (one host alone, on a fast link)
+    /// is not held to a round trip per window.
+    pub(super) fn peer_rate(&mut self, peer: PeerKey, rate: f64) {
+        if let Some(told) = self.told.get_mut(&peer) {
+            told.window = self.window.max((rate * 0.5) as u64);
         }
     }
 
@@ -134,10 +147,10 @@ impl Revealer {
         now: Instant,
         tick: bool,
     ) -> Vec<u32> {
-        let budget = (self.window / u64::from(self.piece_len.max(1))).max(4) as u32;
-        let Some(pending) = self.told.get(&peer).map(|t| t.pending) else {
+        let Some((pending, window)) = self.told.get(&peer).map(|t| (t.pending, t.window)) else {
             return Vec::new();
         };
+        let budget = (window / u64::from(self.piece_len.max(1))).max(4) as u32;
         let room = budget.saturating_sub(pending) as usize;
         if room == 0 {
             return Vec::new();
@@ -272,6 +285,26 @@ mod tests {
         assert_eq!(
             r.next_for(1, &view(&have, &none, &zero), t0, false),
             vec![8]
+        );
+    }
+
+    #[test]
+    fn a_peer_served_fast_gets_a_larger_window() {
+        let t0 = Instant::now();
+        let mut r = Revealer::new(64, PIECE, 4 * u64::from(PIECE), Duration::from_secs(3));
+        r.peer_joined(1, 64);
+        let have = Bitfield::full(64);
+        let none = |_| false;
+        let zero = |_| 0;
+        assert_eq!(
+            r.next_for(1, &view(&have, &none, &zero), t0, false).len(),
+            4
+        );
+        // 32 pieces a second: half a second of that is 16 pieces.
+        r.peer_rate(1, f64::from(32 * PIECE));
+        assert_eq!(
+            r.next_for(1, &view(&have, &none, &zero), t0, false).len(),
+            12
         );
     }
 
