@@ -275,6 +275,11 @@ enum Command {
         piece: u32,
         result: Result<CheckedPiece, PieceError>,
     },
+    /// A download's whole-blob check and move into the store ended.
+    Finished {
+        info_hash: [u8; 20],
+        result: Result<crate::store::BlobRef, StoreError>,
+    },
     Shutdown,
 }
 
@@ -304,6 +309,7 @@ impl std::fmt::Debug for Command {
             Command::SetReader { .. } => "SetReader",
             Command::RemoveReader { .. } => "RemoveReader",
             Command::PieceChecked { .. } => "PieceChecked",
+            Command::Finished { .. } => "Finished",
             Command::Shutdown => "Shutdown",
         })
     }
@@ -323,6 +329,7 @@ impl Engine {
         let verifier = verify::start(outbox.clone()).map_err(EngineError::Start)?;
         let counters = Arc::new(PeerCounters::default());
         let engine_counters = counters.clone();
+        let engine_outbox = outbox.clone();
         let thread = std::thread::Builder::new()
             .name("bay-peers".into())
             .spawn(move || {
@@ -346,6 +353,7 @@ impl Engine {
                     store,
                     listener,
                     inbox,
+                    engine_outbox,
                     verifier,
                     engine_counters,
                 ));
@@ -519,6 +527,8 @@ impl TorrentHandle {
 /// State of the engine thread.
 struct EngineState {
     config: EngineConfig,
+    /// The engine's own mailbox, for threads that report back.
+    outbox: Outbox<Command>,
     counters: Arc<PeerCounters>,
     store: Store,
     torrents: RefCell<HashMap<[u8; 20], Rc<Torrent>>>,
@@ -571,10 +581,12 @@ async fn run(
     store: Store,
     listener: std::net::TcpListener,
     inbox: Inbox<Command>,
+    outbox: Outbox<Command>,
     verifier: Verifier,
     counters: Arc<PeerCounters>,
 ) {
     let state = Rc::new(EngineState {
+        outbox,
         counters,
         store,
         torrents: RefCell::new(HashMap::new()),
@@ -678,6 +690,11 @@ fn handle_command(state: &Rc<EngineState>, command: Command) -> bool {
         } => {
             if let Some(t) = state.torrent(&info_hash) {
                 t.piece_checked(state, piece, result);
+            }
+        }
+        Command::Finished { info_hash, result } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.finished(state, result);
             }
         }
         Command::Shutdown => return false,
