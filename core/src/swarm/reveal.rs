@@ -250,6 +250,16 @@ mod tests {
     use super::*;
 
     const PIECE: u32 = 16 * 1024;
+    const STALE: Duration = Duration::from_secs(5);
+
+    /// A revealer for `pieces` pieces with a window of `window` pieces and
+    /// peers 1 and 2 connected.
+    fn two_peers(pieces: u32, window: u32) -> Revealer {
+        let mut r = Revealer::new(pieces, PIECE, u64::from(window * PIECE), STALE);
+        r.peer_joined(1, pieces);
+        r.peer_joined(2, pieces);
+        r
+    }
 
     fn view<'a>(
         have: &'a Bitfield,
@@ -266,9 +276,7 @@ mod tests {
     #[test]
     fn each_piece_goes_to_one_peer_first() {
         let t0 = Instant::now();
-        let mut r = Revealer::new(16, PIECE, 4 * u64::from(PIECE), Duration::from_secs(3));
-        r.peer_joined(1, 16);
-        r.peer_joined(2, 16);
+        let mut r = two_peers(16, 4);
         let have = Bitfield::full(16);
         let none = |_| false;
         let zero = |_| 0;
@@ -311,9 +319,7 @@ mod tests {
     #[test]
     fn fresh_pieces_go_out_as_they_arrive_and_only_once() {
         let t0 = Instant::now();
-        let mut r = Revealer::new(8, PIECE, 8 * u64::from(PIECE), Duration::from_secs(3));
-        r.peer_joined(1, 8);
-        r.peer_joined(2, 8);
+        let mut r = two_peers(8, 8);
         let mut have = Bitfield::new(8);
         let none = |_| false;
         let zero = |_| 0;
@@ -337,29 +343,30 @@ mod tests {
         );
     }
 
+    /// Two peers; we have piece 0 of 8 and revealed it to peer 1 at `t0`.
+    fn piece_0_revealed_to_peer_1(t0: Instant) -> (Revealer, Bitfield) {
+        let mut r = two_peers(8, 8);
+        let mut have = Bitfield::new(8);
+        have.set(0);
+        let revealed = r.next_for(1, &view(&have, &|_| false, &|_| 0), t0, false);
+        assert_eq!(revealed, vec![0]);
+        (r, have)
+    }
+
     #[test]
     fn a_piece_its_first_peer_sat_on_goes_to_another_later() {
         let t0 = Instant::now();
-        let stale = Duration::from_secs(3);
-        let mut r = Revealer::new(8, PIECE, 8 * u64::from(PIECE), stale);
-        r.peer_joined(1, 8);
-        r.peer_joined(2, 8);
-        let mut have = Bitfield::new(8);
-        have.set(0);
+        let (mut r, have) = piece_0_revealed_to_peer_1(t0);
         let none = |_| false;
         let zero = |_| 0;
-        assert_eq!(
-            r.next_for(1, &view(&have, &none, &zero), t0, false),
-            vec![0]
-        );
         assert!(r
-            .next_for(2, &view(&have, &none, &zero), t0 + stale / 2, true)
+            .next_for(2, &view(&have, &none, &zero), t0 + STALE / 2, true)
             .is_empty());
         assert!(r
-            .next_for(2, &view(&have, &none, &zero), t0 + stale, false)
+            .next_for(2, &view(&have, &none, &zero), t0 + STALE, false)
             .is_empty());
         assert_eq!(
-            r.next_for(2, &view(&have, &none, &zero), t0 + stale, true),
+            r.next_for(2, &view(&have, &none, &zero), t0 + STALE, true),
             vec![0]
         );
     }
@@ -367,32 +374,20 @@ mod tests {
     #[test]
     fn a_host_that_cannot_reach_the_holder_gets_the_piece_later() {
         let t0 = Instant::now();
-        let stale = Duration::from_secs(5);
-        let mut r = Revealer::new(8, PIECE, 8 * u64::from(PIECE), stale);
-        r.peer_joined(1, 8);
-        r.peer_joined(2, 8);
-        let mut have = Bitfield::new(8);
-        have.set(0);
+        let (mut r, have) = piece_0_revealed_to_peer_1(t0);
         let none = |_| false;
-        let zero = |_| 0;
-        assert_eq!(
-            r.next_for(1, &view(&have, &none, &zero), t0, false),
-            vec![0]
-        );
         r.peer_has(1, 0);
         // Peer 1 has piece 0 but peer 2 never gets it from there.
         let one = |_| 1;
         let v = view(&have, &none, &one);
-        assert!(r.next_for(2, &v, t0 + stale / 2, true).is_empty());
-        assert_eq!(r.next_for(2, &v, t0 + stale, true), vec![0]);
+        assert!(r.next_for(2, &v, t0 + STALE / 2, true).is_empty());
+        assert_eq!(r.next_for(2, &v, t0 + STALE, true), vec![0]);
     }
 
     #[test]
     fn once_complete_and_all_given_the_least_shared_go_next() {
         let t0 = Instant::now();
-        let mut r = Revealer::new(4, PIECE, 4 * u64::from(PIECE), Duration::from_secs(3));
-        r.peer_joined(1, 4);
-        r.peer_joined(2, 4);
+        let mut r = two_peers(4, 4);
         let have = Bitfield::full(4);
         let none = |_| false;
         let zero = |_| 0;
@@ -409,9 +404,7 @@ mod tests {
     #[test]
     fn what_a_departed_peer_was_given_is_given_again() {
         let t0 = Instant::now();
-        let mut r = Revealer::new(4, PIECE, 2 * u64::from(PIECE), Duration::from_secs(3));
-        r.peer_joined(1, 4);
-        r.peer_joined(2, 4);
+        let mut r = two_peers(4, 2);
         let have = Bitfield::full(4);
         let none = |_| false;
         let zero = |_| 0;

@@ -526,16 +526,9 @@ fn a_request_into_the_last_pieces_padding_is_served() {
 }
 
 impl Net {
-    /// Makes node `i` (not yet connected) a super-seed with `have`.
-    fn super_seed(&mut self, i: usize, have: &Bitfield) {
+    /// Restarts node `i` (not yet connected) with `config` and `have`.
+    fn restart(&mut self, i: usize, config: SwarmConfig, have: &Bitfield) {
         let geometry = self.nodes[i].swarm.geometry();
-        // A window of 4 pieces (of 245): the seed goes on only as the
-        // hosts' HAVEs come back.
-        let config = SwarmConfig {
-            super_seed: true,
-            reveal_window: 4 * u64::from(PIECE),
-            ..SwarmConfig::default()
-        };
         self.nodes[i].swarm = Swarm::new(config, geometry, [9; 20], peer_id(i), have, self.now);
     }
 
@@ -580,19 +573,14 @@ fn fleet(super_seed: bool, progressive: bool) -> (f64, u64) {
     } else {
         Bitfield::full(pieces)
     };
-    if super_seed {
-        net.super_seed(0, &start);
-    } else {
-        let geometry = net.nodes[0].swarm.geometry();
-        net.nodes[0].swarm = Swarm::new(
-            SwarmConfig::default(),
-            geometry,
-            [9; 20],
-            peer_id(0),
-            &start,
-            net.now,
-        );
-    }
+    // A window of 4 pieces (of 245): the seed goes on only as the hosts'
+    // HAVEs come back.
+    let config = SwarmConfig {
+        super_seed,
+        reveal_window: 4 * u64::from(PIECE),
+        ..SwarmConfig::default()
+    };
+    net.restart(0, config, &start);
     // The origin never downloads: its pieces come from the registry.
     net.nodes[0].swarm.set_hashes_unknown(0..pieces);
     net.upload_per_step = 8;
