@@ -40,8 +40,14 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub(crate) fn new(have: Bitfield, piece_len: u64, total_len: u64) -> Arc<Progress> {
-        let complete = have.is_full();
+    /// `complete` once the blob is in the store, which is later than the
+    /// last piece: the whole blob is checked against its digest first.
+    pub(crate) fn new(
+        have: Bitfield,
+        complete: bool,
+        piece_len: u64,
+        total_len: u64,
+    ) -> Arc<Progress> {
         Arc::new(Progress {
             piece_len,
             total_len,
@@ -318,7 +324,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, vec![0u8; 100]).unwrap();
-        let progress = Progress::new(Bitfield::new(4), 32, 100);
+        let progress = Progress::new(Bitfield::new(4), false, 32, 100);
         let mut reader = BlobReader::new(
             progress.clone(),
             File::open(&path).unwrap(),
@@ -354,7 +360,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, vec![0u8; 128]).unwrap();
-        let progress = Progress::new(Bitfield::new(4), 32, 128);
+        let progress = Progress::new(Bitfield::new(4), false, 32, 128);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
         let hooks = ReaderHooks {
@@ -374,7 +380,7 @@ mod tests {
 
     #[test]
     fn failure_ends_waits() {
-        let progress = Progress::new(Bitfield::new(2), 32, 64);
+        let progress = Progress::new(Bitfield::new(2), false, 32, 64);
         progress.set_failed("origin gone".into());
         assert_eq!(
             block_on(progress.wait_from(0)),

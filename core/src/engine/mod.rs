@@ -713,6 +713,7 @@ fn add_torrent(state: &Rc<EngineState>, plan: Plan) -> Result<Added, EngineError
         .torrents
         .borrow_mut()
         .insert(info_hash, torrent.clone());
+    torrent.finish_if_whole(state);
     monoio::spawn(torrent::run_timers(state.clone(), torrent));
     Ok(added)
 }

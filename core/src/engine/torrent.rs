@@ -150,7 +150,8 @@ impl Torrent {
             Instant::now(),
         );
         swarm.set_hashes_unknown(unknown);
-        let progress = Progress::new(have, piece_len, total_len);
+        let in_store = matches!(storage, Storage::Complete { .. });
+        let progress = Progress::new(have, in_store, piece_len, total_len);
         Ok(Torrent {
             info_hash: swarm_id,
             digest,
@@ -366,6 +367,16 @@ impl Torrent {
                 self.swarm.borrow_mut().piece_failed(piece, now);
             }
             Err(e) => self.fail(&format!("cannot check piece {piece}: {e}")),
+        }
+    }
+
+    /// A download that had every piece verified when it was opened (the
+    /// process stopped between its last piece and the move into the
+    /// store) is finished now; otherwise nothing would.
+    pub(super) fn finish_if_whole(&self, state: &EngineState) {
+        let whole = matches!(&*self.storage.borrow(), Storage::Partial(p) if p.have().is_full());
+        if whole {
+            self.finish(state);
         }
     }
 
