@@ -19,160 +19,24 @@
 //! fetched again from one peer alone, so an honest peer is never banned
 //! for a block another one sent.
 
+mod api;
 mod peer;
+mod requests;
 mod reveal;
+
+pub use api::{DisconnectReason, Event, Geometry, Refused, SwarmConfig, SwarmStats, Transmit};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use bay_wire::peer::{BlockRequest, Handshake, Message, Piece, BLOCK_SIZE};
+use bay_wire::peer::{BlockRequest, Handshake, Message, BLOCK_SIZE};
 use bytes::Bytes;
 
 use crate::bitfield::Bitfield;
 use crate::choke::Choker;
-use crate::picker::{Block, PeerKey, Picker, ReaderKey};
+use crate::picker::{PeerKey, Picker, ReaderKey};
 use peer::{PeerState, Remote};
 use reveal::{Revealer, View};
-
-/// Tunables of a swarm; the defaults suit a data-centre fleet.
-#[derive(Debug, Clone)]
-pub struct SwarmConfig {
-    /// Most connections to this torrent.
-    pub max_peers: usize,
-    /// Peers we upload to at once.
-    pub upload_slots: usize,
-    /// How long a peer keeps an upload slot while others wait.
-    pub rotate_every: Duration,
-    /// How often upload slots are reconsidered.
-    pub rechoke_every: Duration,
-    /// Most requests in flight per peer: 128 x 16 KiB = 2 MiB, enough to
-    /// fill a 10 Gbit/s link with 1.5 ms of round trip.
-    pub pipeline: usize,
-    /// Requests in flight to a peer whose rate is not measured yet.
-    pub initial_pipeline: usize,
-    /// Each peer gets as many requests as it delivers in this long, within
-    /// 2..=`pipeline`. Short queues keep a slow origin from being asked for
-    /// everything at once, so hosts fetch different pieces and trade.
-    pub request_queue_time: Duration,
-    /// Most requests of one peer we queue before rejecting more.
-    pub max_queued_requests: usize,
-    /// A request unanswered this long is asked of someone else.
-    pub request_timeout: Duration,
-    /// Send a keep-alive after this long without sending anything.
-    pub keepalive_every: Duration,
-    /// Close a connection that said nothing for this long.
-    pub idle_timeout: Duration,
-    /// Seed for a fleet from one uplink: reveal each piece to one peer
-    /// first and let the peers pass it on (see `reveal.rs`); every
-    /// interested peer gets an upload slot. For the origin.
-    pub super_seed: bool,
-    /// With `super_seed`: bytes of pieces revealed to a peer that it has
-    /// not announced back yet (at least 4 pieces).
-    pub reveal_window: u64,
-    /// With `super_seed`: a piece first revealed this long ago is revealed
-    /// to any peer still lacking it (a first peer that sat on it, or a
-    /// host that cannot reach the peers that have it).
-    pub reveal_stale_after: Duration,
-}
-
-impl Default for SwarmConfig {
-    fn default() -> Self {
-        SwarmConfig {
-            max_peers: 64,
-            upload_slots: 8,
-            rotate_every: Duration::from_secs(30),
-            rechoke_every: Duration::from_secs(10),
-            pipeline: 128,
-            initial_pipeline: 16,
-            request_queue_time: Duration::from_millis(500),
-            max_queued_requests: 512,
-            request_timeout: Duration::from_secs(20),
-            keepalive_every: Duration::from_secs(60),
-            idle_timeout: Duration::from_secs(180),
-            super_seed: false,
-            reveal_window: 1 << 20,
-            reveal_stale_after: Duration::from_secs(5),
-        }
-    }
-}
-
-/// The shape of the torrent's single file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Geometry {
-    pub total_len: u64,
-    /// A power of two, at least 16 KiB.
-    pub piece_len: u32,
-}
-
-/// Something to send to a peer, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transmit {
-    Message(Message),
-    /// A block of a verified piece: the engine writes the piece message
-    /// header and then the bytes straight from the blob file. A block of
-    /// the last piece may reach past the end of the blob (a peer that pads
-    /// files to whole pieces asks for that); the part past the end is
-    /// sent as zeros.
-    Block(BlockRequest),
-}
-
-/// Why the swarm wants a connection closed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DisconnectReason {
-    /// It sent data for a piece that failed its hash: ban it.
-    BadPiece,
-    /// It broke the protocol (the text says how).
-    Protocol(String),
-    /// It said nothing for too long.
-    Idle,
-    /// The peer and we dialled each other at the same moment; the other
-    /// connection was kept.
-    Replaced,
-}
-
-/// Work for the engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// Write these (not yet verified) bytes at `begin` within `piece`.
-    StoreBlock { piece: u32, begin: u32, data: Bytes },
-    /// Every block of `piece` is stored: check it, then call
-    /// [`Swarm::piece_verified`] or [`Swarm::piece_failed`].
-    VerifyPiece { piece: u32 },
-    /// Close the connection, then call [`Swarm::peer_disconnected`].
-    Disconnect {
-        peer: PeerKey,
-        reason: DisconnectReason,
-    },
-    /// Every piece is verified.
-    Complete,
-}
-
-/// Why a new connection was not taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
-    #[error("the swarm has its maximum number of peers")]
-    Full,
-    #[error("already connected to this peer id")]
-    Duplicate,
-    #[error("connected to ourselves")]
-    Myself,
-    #[error("the handshake names another torrent")]
-    WrongTorrent,
-}
-
-/// Counts for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SwarmStats {
-    pub peers: usize,
-    pub have: u32,
-    pub pieces: u32,
-    /// Bytes of blocks accepted from peers.
-    pub downloaded: u64,
-    /// Bytes of blocks handed to the engine to upload.
-    pub uploaded: u64,
-    /// Bytes received that we did not want (late end-game copies, etc.).
-    pub wasted: u64,
-}
 
 /// One torrent's swarm.
 #[derive(Debug)]
@@ -194,10 +58,6 @@ pub struct Swarm {
 
 /// How often the swarm looks at request timeouts and keep-alives.
 const TICK: Duration = Duration::from_secs(1);
-
-/// A request for a block just ahead of a stream reader that is not
-/// answered within this long is asked of another peer.
-const READER_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Two connections to one peer this close together are taken as a
 /// simultaneous dial (see [`Swarm::replaces`]).
@@ -641,23 +501,6 @@ impl Swarm {
         self.fill_requests(key, now);
     }
 
-    fn peer_choked_us(&mut self, key: PeerKey) {
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        peer.peer_choking = true;
-        // Without the fast extension a choke cancels every request. With
-        // it the peer rejects the ones it will not serve, one by one, and
-        // the blocks it already sent still arrive: dropping them all here
-        // had them fetched twice.
-        if peer.fast {
-            return;
-        }
-        for (block, _) in peer.outstanding.drain(..) {
-            self.picker.request_dropped(key, block);
-        }
-    }
-
     fn peer_requested(
         &mut self,
         key: PeerKey,
@@ -688,59 +531,6 @@ impl Swarm {
             ));
         }
         Ok(())
-    }
-
-    fn block_arrived(&mut self, key: PeerKey, p: Piece, now: Instant) {
-        let block = Block {
-            piece: p.piece,
-            offset: p.begin,
-            len: u32::try_from(p.block.len()).unwrap_or(u32::MAX),
-        };
-        let received = self.picker.block_received(key, block);
-        if let Some(peer) = self.peers.get_mut(&key) {
-            peer.forget_request(&block);
-        }
-        if received.unwanted {
-            self.stats.wasted += u64::from(block.len);
-            return;
-        }
-        self.stats.downloaded += u64::from(block.len);
-        if let Some(peer) = self.peers.get_mut(&key) {
-            peer.received_in_window += u64::from(block.len);
-        }
-        for other in received.cancel {
-            if let Some(peer) = self.peers.get_mut(&other) {
-                peer.forget_request(&block);
-                let r = BlockRequest {
-                    piece: block.piece,
-                    begin: block.offset,
-                    length: block.len,
-                };
-                peer.queue(Transmit::Message(Message::Cancel(r)), now);
-            }
-        }
-        self.events.push_back(Event::StoreBlock {
-            piece: p.piece,
-            begin: p.begin,
-            data: p.block,
-        });
-        if received.piece_complete {
-            self.events.push_back(Event::VerifyPiece { piece: p.piece });
-        }
-        self.fill_requests(key, now);
-    }
-
-    fn request_gone(&mut self, key: PeerKey, r: BlockRequest) {
-        let block = Block {
-            piece: r.piece,
-            offset: r.begin,
-            len: r.length,
-        };
-        if let Some(peer) = self.peers.get_mut(&key) {
-            if peer.forget_request(&block) {
-                self.picker.request_dropped(key, block);
-            }
-        }
     }
 
     fn update_interest(&mut self, key: PeerKey, now: Instant) {
@@ -791,42 +581,6 @@ impl Swarm {
         }
     }
 
-    fn fill_requests(&mut self, key: PeerKey, now: Instant) {
-        let Some(peer) = self.peers.get(&key) else {
-            return;
-        };
-        if peer.peer_choking || !peer.am_interested {
-            return;
-        }
-        let want = peer.pipeline.saturating_sub(peer.outstanding.len());
-        if want == 0 {
-            if let Some(peer) = self.peers.get_mut(&key) {
-                peer.pipeline_was_full = true;
-            }
-            return;
-        }
-        let mut blocks = Vec::new();
-        self.picker.pick(
-            key,
-            peer.remote.as_has(),
-            want,
-            peer.outstanding.is_empty(),
-            &mut blocks,
-        );
-        if let Some(peer) = self.peers.get_mut(&key) {
-            peer.pipeline_was_full |= blocks.len() == want;
-            for b in blocks {
-                peer.outstanding.push((b, now));
-                let r = BlockRequest {
-                    piece: b.piece,
-                    begin: b.offset,
-                    length: b.len,
-                };
-                peer.queue(Transmit::Message(Message::Request(r)), now);
-            }
-        }
-    }
-
     fn refresh_all(&mut self, now: Instant) {
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
@@ -852,48 +606,6 @@ impl Swarm {
                 }
                 peer.queue(Transmit::Message(Message::Choke), now);
             }
-        }
-    }
-
-    fn tick_peer(&mut self, key: PeerKey, now: Instant) {
-        let (timeout, keepalive, idle) = (
-            self.config.request_timeout,
-            self.config.keepalive_every,
-            self.config.idle_timeout,
-        );
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        if now.saturating_duration_since(peer.last_received) >= idle {
-            self.disconnect(key, DisconnectReason::Idle);
-            return;
-        }
-        let mut expired = peer.take_expired(now, timeout);
-        // A stream reader waits on the blocks just ahead of it: one the
-        // peer sits on goes to another peer long before the request times
-        // out (the proxy falls back to the registry after 15 s without
-        // progress).
-        let picker = &self.picker;
-        let rescued = peer.take_expired_if(now, READER_REQUEST_TIMEOUT, |b| {
-            picker.is_near_reader(b.piece)
-        });
-        expired.extend(&rescued);
-        peer.resize_pipeline(now, self.config.request_queue_time, self.config.pipeline);
-        if now.saturating_duration_since(peer.last_queued) >= keepalive {
-            peer.queue(Transmit::Message(Message::KeepAlive), now);
-        }
-        for block in &expired {
-            self.picker.request_dropped(key, *block);
-        }
-        if !expired.is_empty() {
-            // Give the blocks to faster peers first.
-            let keys: Vec<PeerKey> = self.peers.keys().copied().filter(|&k| k != key).collect();
-            for other in keys {
-                self.fill_requests(other, now);
-            }
-        }
-        if rescued.is_empty() {
-            self.fill_requests(key, now);
         }
     }
 

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bay_wire::merkle;
-use bay_wire::peer::{Decoder, Frame, Limits, Status};
+use bay_wire::peer::{Decoder, Frame, Limits, Piece, Status};
 use bytes::BytesMut;
 
 use super::*;

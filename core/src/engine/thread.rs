@@ -1,0 +1,197 @@
+//! The engine thread: its state, its command loop, and adding torrents.
+
+use super::*;
+
+/// State of the engine thread.
+pub(super) struct EngineState {
+    pub(super) config: EngineConfig,
+    /// The engine's own mailbox, for threads that report back.
+    pub(super) outbox: Outbox<Command>,
+    pub(super) counters: Arc<PeerCounters>,
+    pub(super) store: Store,
+    pub(super) torrents: RefCell<HashMap<[u8; 20], Rc<Torrent>>>,
+    pub(super) banned: RefCell<HashSet<IpAddr>>,
+    pub(super) connections: Cell<usize>,
+    pub(super) next_key: Cell<u32>,
+    pub(super) stopping: Cell<bool>,
+    pub(super) stop: Notify,
+    /// Notified when the last connection closes.
+    pub(super) idle: Notify,
+    /// Where pieces go to be hashed off this thread.
+    pub(super) verifier: Verifier,
+    pub(super) upload: RefCell<TokenBucket>,
+    pub(super) download: RefCell<TokenBucket>,
+}
+
+impl EngineState {
+    pub(super) fn next_key(&self) -> u32 {
+        let k = self.next_key.get();
+        self.next_key.set(k.wrapping_add(1));
+        k
+    }
+
+    pub(super) fn torrent(&self, info_hash: &[u8; 20]) -> Option<Rc<Torrent>> {
+        self.torrents.borrow().get(info_hash).cloned()
+    }
+
+    pub(super) fn ban(&self, ip: IpAddr) {
+        tracing::warn!(%ip, "banning peer that sent a bad piece");
+        self.banned.borrow_mut().insert(ip);
+    }
+
+    pub(super) fn is_banned(&self, ip: IpAddr) -> bool {
+        self.banned.borrow().contains(&ip)
+    }
+}
+
+/// A bucket for a limit in bytes a second: a tenth of a second of burst,
+/// so a limit is smooth yet each send can carry whole blocks.
+fn bucket(limit: Option<u64>) -> TokenBucket {
+    let now = std::time::Instant::now();
+    match limit {
+        Some(rate) => TokenBucket::new(Some(rate), rate / 10, now),
+        None => TokenBucket::unlimited(now),
+    }
+}
+
+pub(super) async fn run(
+    config: EngineConfig,
+    store: Store,
+    listener: std::net::TcpListener,
+    inbox: Inbox<Command>,
+    outbox: Outbox<Command>,
+    verifier: Verifier,
+    counters: Arc<PeerCounters>,
+) {
+    let state = Rc::new(EngineState {
+        outbox,
+        counters,
+        store,
+        torrents: RefCell::new(HashMap::new()),
+        banned: RefCell::new(HashSet::new()),
+        connections: Cell::new(0),
+        next_key: Cell::new(0),
+        stopping: Cell::new(false),
+        stop: Notify::default(),
+        idle: Notify::default(),
+        verifier,
+        upload: RefCell::new(bucket(config.upload_limit)),
+        download: RefCell::new(bucket(config.download_limit)),
+        config,
+    });
+    match monoio::net::TcpListener::from_std(listener) {
+        Ok(l) => {
+            monoio::spawn(conn::accept_loop(state.clone(), l));
+        }
+        Err(e) => tracing::error!(error = %e, "peer listener unusable"),
+    }
+    while let Some(command) = inbox.recv().await {
+        if !handle_command(&state, command) {
+            break;
+        }
+    }
+    state.stopping.set(true);
+    state.stop.notify();
+    let torrents: Vec<Rc<Torrent>> = state.torrents.borrow().values().cloned().collect();
+    for t in torrents {
+        t.close_all();
+    }
+    // Let connection tasks see the flag and close their sockets.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while state.connections.get() > 0 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if monoio::time::timeout(left, state.idle.notified())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// Returns false when the engine should stop.
+fn handle_command(state: &Rc<EngineState>, command: Command) -> bool {
+    match command {
+        Command::AddTorrent { plan, reply } => {
+            let _ = reply.send(add_torrent(state, *plan));
+        }
+        Command::PieceHash {
+            info_hash,
+            piece,
+            hash,
+        } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.set_piece_hash(piece, hash);
+            }
+        }
+        Command::SupplyPiece {
+            info_hash,
+            piece,
+            data,
+        } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.supply_piece(state, piece, &data);
+            }
+        }
+        Command::SetTorrent { info_hash, bytes } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.set_torrent(state, bytes);
+            }
+        }
+        Command::Connect { info_hash, addr } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                monoio::spawn(conn::dial(state.clone(), t, addr));
+            }
+        }
+        Command::Status { info_hash, reply } => {
+            let status = state.torrent(&info_hash).map(|t| t.status());
+            let _ = reply.send(status);
+        }
+        Command::SetReader {
+            info_hash,
+            reader,
+            offset,
+        } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.set_reader(reader, offset);
+            }
+        }
+        Command::RemoveReader { info_hash, reader } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.remove_reader(reader);
+            }
+        }
+        Command::PieceChecked {
+            info_hash,
+            piece,
+            result,
+        } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.piece_checked(state, piece, result);
+            }
+        }
+        Command::Finished { info_hash, result } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.finished(state, result);
+            }
+        }
+        Command::Shutdown => return false,
+    }
+    true
+}
+
+fn add_torrent(state: &Rc<EngineState>, plan: Plan) -> Result<Added, EngineError> {
+    let info_hash = plan.swarm_id;
+    if let Some(t) = state.torrent(&info_hash) {
+        return t.added();
+    }
+    let torrent = Rc::new(Torrent::open(state, plan)?);
+    let added = torrent.added()?;
+    state
+        .torrents
+        .borrow_mut()
+        .insert(info_hash, torrent.clone());
+    torrent.finish_if_whole(state);
+    monoio::spawn(torrent::run_timers(state.clone(), torrent));
+    Ok(added)
+}
