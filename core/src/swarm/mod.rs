@@ -278,7 +278,13 @@ impl Swarm {
     /// A stream reader wants bytes from `offset` on.
     pub fn set_reader(&mut self, reader: ReaderKey, offset: u64, now: Instant) {
         self.picker.set_reader(reader, offset);
-        self.refresh_all(now);
+        // A reader moves with every verified stretch; where it stands
+        // changes what we ask for first, never whether a peer interests
+        // us, so only the request queues are topped up.
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.fill_requests(key, now);
+        }
     }
 
     pub fn remove_reader(&mut self, reader: ReaderKey) {
