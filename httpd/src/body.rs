@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use crate::chunked::{ChunkedDecoder, Decoded};
 use crate::conn_io::ConnIo;
+use crate::pace::{BodyPace, PaceMeter};
 use crate::request::BodyFraming;
 
 /// Why a request body could not be read.
@@ -30,6 +31,13 @@ pub enum BodyError {
     /// The chunked framing was malformed; the server answers 400.
     #[error("malformed chunked body: {0}")]
     Malformed(String),
+    /// The client sent the body slower than the server's floor
+    /// ([`crate::BodyPace`]); the server answers 408.
+    #[error("request body arrived slower than {min_rate} bytes a second")]
+    TooSlow {
+        /// The floor, in bytes a second.
+        min_rate: u64,
+    },
     /// The client stopped sending, closed early, or the socket failed.
     #[error("reading the request body failed: {0}")]
     Io(String),
@@ -61,6 +69,7 @@ pub(crate) struct BodyState {
     received: u64,
     read_timeout: Duration,
     write_timeout: Duration,
+    pace: PaceMeter,
 }
 
 /// Where the body's framing stands.
@@ -81,11 +90,13 @@ impl Decoder {
     }
 
     /// Takes the next piece of body from `io`, reading if needed; `None`
-    /// at the end of the body.
+    /// at the end of the body. Each read waits at most `timeout`, and
+    /// `pace` holds the waits against the body's floor.
     pub(crate) async fn next(
         &mut self,
         io: &mut ConnIo,
         timeout: Duration,
+        pace: &mut PaceMeter,
     ) -> Result<Option<Bytes>, BodyError> {
         loop {
             match self {
@@ -121,11 +132,20 @@ impl Decoder {
                     Err(e) => return Err(BodyError::Malformed(e.to_string())),
                 },
             }
-            match io.fill_within(timeout).await {
+            let budget = pace.budget();
+            let wait = budget.map_or(timeout, |b| b.min(timeout));
+            let started = std::time::Instant::now();
+            let filled = io.fill_within(wait).await;
+            let got = match filled {
                 Ok(0) => return Err(BodyError::Io("connection closed mid-body".into())),
-                Ok(_) => {}
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && wait < timeout => 0,
                 Err(e) => return Err(BodyError::io(&e)),
-            }
+            };
+            pace.record(started.elapsed(), got as u64)
+                .map_err(|_| BodyError::TooSlow {
+                    min_rate: pace.min_rate(),
+                })?;
         }
     }
 }
@@ -142,6 +162,7 @@ impl RequestBody {
         limit: u64,
         read_timeout: Duration,
         write_timeout: Duration,
+        pace: BodyPace,
     ) -> (Self, Rc<RefCell<BodyState>>) {
         let state = Rc::new(RefCell::new(BodyState {
             io: Some(io),
@@ -153,6 +174,7 @@ impl RequestBody {
             received: 0,
             read_timeout,
             write_timeout,
+            pace: PaceMeter::new(pace),
         }));
         (
             Self {
@@ -167,7 +189,7 @@ impl RequestBody {
         let Some(state) = &self.state else {
             return Ok(None);
         };
-        let (mut io, mut decoder, send_continue, read_timeout, write_timeout) = {
+        let (mut io, mut decoder, send_continue, read_timeout, write_timeout, mut pace) = {
             let mut st = state.borrow_mut();
             if let Some(e) = &st.failed {
                 return Err(e.clone());
@@ -188,6 +210,7 @@ impl RequestBody {
                 send_continue,
                 st.read_timeout,
                 st.write_timeout,
+                st.pace.clone(),
             )
         };
         let mut result = Ok(None);
@@ -200,11 +223,12 @@ impl RequestBody {
             }
         }
         if result.is_ok() {
-            result = decoder.next(&mut io, read_timeout).await;
+            result = decoder.next(&mut io, read_timeout, &mut pace).await;
         }
         let mut st = state.borrow_mut();
         st.io = Some(io);
         st.decoder = Some(decoder);
+        st.pace = pace;
         if let Ok(Some(chunk)) = &result {
             st.received = st.received.saturating_add(chunk.len() as u64);
             if st.received > st.limit {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::head::HeadLimits;
+use crate::pace::BodyPace;
 
 /// Which monoio driver the workers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,6 +67,8 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Longest wait for the next bytes of a request body.
     pub body_timeout: Duration,
+    /// The slowest a request body may arrive (then 408, connection closed).
+    pub body_pace: BodyPace,
     /// Longest wait for the client to take more response bytes.
     pub write_timeout: Duration,
     /// How long in-flight requests may run after shutdown starts.
@@ -82,6 +85,7 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
+            body_pace: BodyPace::default(),
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
         }

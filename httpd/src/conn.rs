@@ -4,7 +4,8 @@
 //!
 //! Every wait has a bound: the head (`header_timeout`, then 408), the
 //! pause between requests (`idle_timeout`), each body read and each
-//! write (`body_timeout`, `write_timeout`). Errors in the head get their
+//! write (`body_timeout`, `write_timeout`), and a body as a whole
+//! (`body_pace`, a floor under its rate). Errors in the head get their
 //! 4xx and the connection closes.
 
 use std::io;
@@ -194,6 +195,7 @@ async fn call_with_body<H: Handler>(
         limit,
         cfg.body_timeout,
         cfg.write_timeout,
+        cfg.body_pace,
     );
     let resp = handler.handle(req, body).await;
     let (mut io, decoder, failed, continue_pending) = {
@@ -215,6 +217,11 @@ async fn call_with_body<H: Handler>(
         }
         Some(e @ BodyError::Malformed(_)) => {
             let _ = write_error(&mut io, 400, e.to_string(), cfg).await;
+            return None;
+        }
+        Some(e @ BodyError::TooSlow { .. }) => {
+            tracing::info!(error = %e, "closing a connection whose body came too slowly");
+            let _ = write_error(&mut io, 408, e.to_string(), cfg).await;
             return None;
         }
         Some(_) => return None,
@@ -242,7 +249,8 @@ fn can_drain(decoder: &Decoder) -> bool {
 
 async fn discard_body(io: &mut ConnIo, mut decoder: Decoder, cfg: &ServerConfig) -> Option<()> {
     let mut dropped = 0u64;
-    while let Some(chunk) = decoder.next(io, cfg.body_timeout).await.ok()? {
+    let mut pace = crate::pace::PaceMeter::new(cfg.body_pace);
+    while let Some(chunk) = decoder.next(io, cfg.body_timeout, &mut pace).await.ok()? {
         dropped += chunk.len() as u64;
         if dropped > DRAIN_MAX {
             return None;

@@ -58,6 +58,15 @@ pub enum HeadError {
     /// An HTTP/1.1 request without a Host header.
     #[error("missing Host header")]
     MissingHost,
+    /// More than one Host header (RFC 9112 §3.2).
+    #[error("more than one Host header")]
+    DuplicateHost,
+    /// A request target that is not origin-form (`/path?query`), nor `*`
+    /// with OPTIONS: bay's servers are never forward proxies, so the
+    /// absolute and authority forms are refused, and a target that does
+    /// not start with `/` could otherwise be glued onto a host name.
+    #[error("request target must start with /")]
+    TargetForm,
     /// Content-Length that is not a number, or several that disagree.
     #[error("invalid Content-Length")]
     BadContentLength,
@@ -82,6 +91,8 @@ impl HeadError {
             Self::UnsupportedExpect => 417,
             Self::Syntax(_)
             | Self::MissingHost
+            | Self::DuplicateHost
+            | Self::TargetForm
             | Self::BadContentLength
             | Self::LengthAndChunked => 400,
         }
@@ -179,6 +190,10 @@ fn build_request(req: &httparse::Request<'_, '_>) -> Result<Request, HeadError> 
     if target.is_empty() {
         return Err(HeadError::Syntax("empty request target"));
     }
+    let asterisk = &*target == "*" && method == Method::Options;
+    if !target.starts_with('/') && !asterisk {
+        return Err(HeadError::TargetForm);
+    }
     let version = match req.version {
         Some(0) => Version::Http10,
         Some(1) => Version::Http11,
@@ -195,6 +210,9 @@ fn build_request(req: &httparse::Request<'_, '_>) -> Result<Request, HeadError> 
     let mut expect_continue = false;
     for h in &headers {
         if h.name_is("host") {
+            if host {
+                return Err(HeadError::DuplicateHost);
+            }
             host = true;
         } else if h.name_is("connection") {
             for token in h.value().split(|&b| b == b',') {
@@ -390,6 +408,35 @@ mod tests {
         assert_eq!(parse_decimal(b"1a"), None);
     }
 
+    #[test]
+    fn only_origin_form_targets_and_asterisk_for_options() {
+        for target in [
+            "2/v2/",
+            ".evil.test:22222/v2/",
+            "http://evil.test/v2/",
+            "evil.test:443",
+            "*",
+            "@x/v2/",
+        ] {
+            let head = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+            let err = parse(head.as_bytes()).unwrap_err();
+            assert_eq!(err, HeadError::TargetForm, "{target}");
+            assert_eq!(err.status(), 400);
+        }
+        let (r, _) = complete(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(&*r.target, "*");
+        let (r, _) = complete(b"GET //x/v2/ HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(&*r.target, "//x/v2/");
+    }
+
+    #[test]
+    fn two_host_headers_are_400() {
+        let err = parse(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n").unwrap_err();
+        assert_eq!(err, HeadError::DuplicateHost);
+        assert_eq!(err.status(), 400);
+        let err = parse(b"GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n").unwrap_err();
+        assert_eq!(err, HeadError::DuplicateHost);
+    }
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {

@@ -65,6 +65,7 @@ mod conn;
 mod conn_io;
 mod handler;
 pub mod head;
+mod pace;
 pub mod range;
 mod request;
 mod response;
@@ -77,6 +78,7 @@ pub use body::{BodyError, RequestBody};
 pub use config::{Driver, RunningDriver, ServerConfig};
 pub use handler::Handler;
 pub use head::{parse_head, HeadError, HeadLimits, Parsed};
+pub use pace::BodyPace;
 pub use request::{BodyFraming, Header, Method, Request, Version};
 pub use response::{
     reason, Aborted, Body, BodySender, BodyStream, FileBody, ReceiverGone, Response, StreamChunk,

@@ -172,6 +172,29 @@ pub enum Error {
 }
 
 impl Error {
+    /// What failed, in words fit for an answer to a remote client: no
+    /// address, port, resolver or socket detail, so that error bodies
+    /// cannot be used to probe the network behind the server. The full
+    /// error (its `Display`) is for the operator's log.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            Error::Url(_) | Error::InvalidRequest(_) => "the request cannot be sent upstream",
+            Error::PlainHttpRefused { .. } => "plain HTTP to the upstream is not allowed",
+            Error::Resolve { .. } | Error::Connect { .. } => "cannot connect to the upstream",
+            Error::Tls { .. } => "TLS handshake with the upstream failed",
+            Error::Timeout { .. } => "the upstream did not answer in time",
+            Error::Io { .. } | Error::Closed { .. } => "the upstream connection failed",
+            Error::Head { .. } | Error::Chunked { .. } | Error::Truncated { .. } => {
+                "the upstream sent a malformed response"
+            }
+            Error::BodyTooLarge { .. } => "the upstream response is too large",
+            Error::Redirect { .. } | Error::TooManyRedirects { .. } => {
+                "the upstream redirect cannot be followed"
+            }
+            Error::BodySource(_) | Error::BodyLength { .. } => "the request body failed",
+        }
+    }
+
     /// Whether a timeout expired.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })

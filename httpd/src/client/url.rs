@@ -62,6 +62,9 @@ pub enum UrlError {
     /// A byte outside printable ASCII (or a space) in the path or query.
     #[error("URL path or query has byte {0:#04x}; it must be percent-encoded")]
     InvalidPathByte(u8),
+    /// A request target for [`Url::on_origin`] that does not start with `/`.
+    #[error("request target does not start with /")]
+    NotOriginForm,
 }
 
 /// Where a connection goes: scheme, host and port. Pooling, TLS names and
@@ -150,6 +153,21 @@ impl Url {
         let (scheme, rest) = split_scheme(input).ok_or(UrlError::UnsupportedScheme)?;
         let (authority, target) = split_authority(rest);
         let origin = parse_authority(scheme, authority)?;
+        let target = normalize_target(target)?;
+        Ok(Url { origin, target })
+    }
+
+    /// `target` (path and query, origin-form) on `origin`. The authority
+    /// comes only from `origin`: nothing in `target` can change the host
+    /// or port a request goes to, which joining strings could
+    /// (`https://reg` + `.evil:1/v2/`).
+    pub fn on_origin(origin: Origin, target: &str) -> Result<Url, UrlError> {
+        if target.len() > MAX_URL_LEN {
+            return Err(UrlError::TooLong);
+        }
+        if !target.starts_with('/') {
+            return Err(UrlError::NotOriginForm);
+        }
         let target = normalize_target(target)?;
         Ok(Url { origin, target })
     }
@@ -366,6 +384,26 @@ mod tests {
         assert_eq!(u.origin().host_header(), "h");
         let u = Url::parse("HTTPS://h:/?q").unwrap();
         assert_eq!((u.port(), u.target()), (443, "/?q"));
+    }
+
+    #[test]
+    fn a_target_on_an_origin_cannot_move_it() {
+        let origin = Url::parse("http://reg.test:2222/")
+            .unwrap()
+            .origin()
+            .clone();
+        for target in ["/v2/", "//evil.test:1/v2/", "/v2/@evil.test", "/../x:1/"] {
+            let u = Url::on_origin(origin.clone(), target).unwrap();
+            assert_eq!(u.origin(), &origin, "{target}");
+        }
+        for target in ["2/v2/", ".evil.test:22222/v2/", "", "*", "http://x/"] {
+            assert_eq!(
+                Url::on_origin(origin.clone(), target),
+                Err(UrlError::NotOriginForm),
+                "{target}"
+            );
+        }
+        assert!(Url::on_origin(origin, "/a b").is_err());
     }
 
     #[test]
