@@ -215,11 +215,12 @@ impl BlobWorker {
                 // is what the client should see.
                 Access::Refused => return self.direct(&ask, &auth, None).await,
                 Access::Unknown(why) => {
+                    tracing::warn!(digest = %ask.digest, why, "cannot confirm a client's access to a cached blob");
                     return oci_error(
                         502,
                         "UNAVAILABLE",
-                        &format!("bay-proxy: cannot confirm access with the registry: {why}"),
-                    )
+                        "bay-proxy: cannot confirm access with the registry",
+                    );
                 }
             }
         }
@@ -441,7 +442,10 @@ impl BlobWorker {
         }
         let resp = match self.http.send(out).await {
             Ok(r) => r,
-            Err(e) => return crate::errors::registry_unreachable(&e.to_string()),
+            Err(e) => {
+                tracing::warn!(url = ?ask.url, error = %e, "registry unreachable for a blob");
+                return crate::errors::registry_unreachable(&e);
+            }
         };
         if resp.status() == 200 || resp.status() == 206 {
             self.record_grant(ask, auth);
@@ -828,11 +832,17 @@ async fn announce(http: Client, tracker: String, blobs: Arc<Blobs>, download: Ar
     ));
     control.set_progress(0, 0, download.length);
     let engine_blobs = blobs.clone();
+    let progress = download.handle.progress().clone();
+    let dial_progress = progress.clone();
     let task = monoio::spawn(run_http(
         http,
         control.clone(),
         Duration::from_secs(10),
         move |peers| {
+            // Once the blob is whole, leechers dial us; we dial nobody.
+            if dial_progress.is_complete() {
+                return;
+            }
             for p in peers {
                 if p != engine_blobs.peer_addr {
                     engine_blobs.engine.connect(swarm, p);
@@ -840,7 +850,6 @@ async fn announce(http: Client, tracker: String, blobs: Arc<Blobs>, download: Ar
             }
         },
     ));
-    let progress = download.handle.progress().clone();
     if progress.wait_complete().await.is_ok() {
         control.set_progress(0, download.length, 0);
         control.completed();

@@ -40,6 +40,13 @@ pub struct ProxyConfig {
     pub public_addr: Option<SocketAddr>,
     /// HTTP worker threads; 0 means one per core.
     pub threads: usize,
+    /// The slowest a client may send a request body (a push), e.g.
+    /// "1KiB" a second, averaged over each `body_rate_window` seconds of
+    /// waiting; slower clients get 408 and lose both their connection and
+    /// the one it held to the registry. "0" turns the floor off.
+    pub min_body_rate: String,
+    /// Seconds of waiting over which `min_body_rate` is averaged.
+    pub body_rate_window: u64,
 }
 
 impl Default for ProxyConfig {
@@ -58,6 +65,8 @@ impl Default for ProxyConfig {
             download_limit: None,
             public_addr: None,
             threads: 0,
+            min_body_rate: "1KiB".into(),
+            body_rate_window: 30,
         }
     }
 }
@@ -101,6 +110,21 @@ impl ProxyConfig {
     pub fn cache_bytes(&self) -> Result<u64, ConfigError> {
         bay_core::size::parse_size(&self.cache_size).map_err(ConfigError::Size)
     }
+
+    /// The floor under request-body rates.
+    pub fn body_pace(&self) -> Result<bay_httpd::BodyPace, ConfigError> {
+        let min_rate = bay_core::size::parse_size(&self.min_body_rate)
+            .map_err(|e| ConfigError::Invalid(format!("min-body-rate: {e}")))?;
+        if self.body_rate_window == 0 {
+            return Err(ConfigError::Invalid(
+                "body-rate-window: must be at least 1 second".into(),
+            ));
+        }
+        Ok(bay_httpd::BodyPace {
+            min_rate,
+            window: std::time::Duration::from_secs(self.body_rate_window),
+        })
+    }
 }
 
 /// Flags and environment of `bay-proxy serve`; each given one overrides
@@ -140,6 +164,12 @@ pub struct ServeArgs {
     pub public_addr: Option<SocketAddr>,
     #[arg(long, env = "BAY_PROXY_THREADS")]
     pub threads: Option<usize>,
+    /// Slowest request body accepted, bytes a second (e.g. 1KiB; 0 = off).
+    #[arg(long, env = "BAY_PROXY_MIN_BODY_RATE")]
+    pub min_body_rate: Option<String>,
+    /// Seconds of waiting over which --min-body-rate is averaged.
+    #[arg(long, env = "BAY_PROXY_BODY_RATE_WINDOW")]
+    pub body_rate_window: Option<u64>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -177,6 +207,8 @@ impl ServeArgs {
         take!(cache_size);
         take!(peer_listen);
         take!(threads);
+        take!(min_body_rate);
+        take!(body_rate_window);
         take_opt!(upstream);
         take_opt!(upload_limit);
         take_opt!(download_limit);
@@ -186,6 +218,7 @@ impl ServeArgs {
         take_list!(allow_registry);
         take_list!(insecure_registry);
         c.cache_bytes()?;
+        c.body_pace()?;
         for limit in [&c.upload_limit, &c.download_limit] {
             bay_core::settings::rate_limit(limit.as_deref()).map_err(ConfigError::Invalid)?;
         }

@@ -15,12 +15,25 @@ pub fn oci_error(status: u16, code: &str, message: &str) -> Response {
 }
 
 /// The upstream registry could not be reached: 502, so the client knows
-/// the fault is upstream, not in its request.
-pub fn registry_unreachable(why: &str) -> Response {
+/// the fault is upstream, not in its request. The body says what kind of
+/// failure it was and nothing more: an address, a port or a socket error
+/// would turn the proxy into a probe of the network behind it. The
+/// operator's log has the whole error.
+pub fn registry_unreachable(e: &bay_httpd::client::Error) -> Response {
     oci_error(
         502,
         "UNAVAILABLE",
-        &format!("bay-proxy: upstream registry unreachable: {why}"),
+        &format!("bay-proxy: upstream registry unreachable: {}", e.summary()),
+    )
+}
+
+/// The request target is not a path (`OPTIONS *`, or a form the server
+/// let through): 400, since no registry route can use it.
+pub fn bad_target() -> Response {
+    oci_error(
+        400,
+        "UNSUPPORTED",
+        "bay-proxy: request target must be a path",
     )
 }
 

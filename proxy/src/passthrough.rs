@@ -5,6 +5,7 @@
 //! are dropped at each hop; redirects are handed to the client.
 
 use bay_core::allow::Upstream;
+use bay_core::registry::Registries;
 use bay_httpd::client::{self, Client, Url};
 use bay_httpd::{Body, BodyFraming, Method, Request, RequestBody, Response};
 
@@ -42,10 +43,16 @@ fn connection_tokens<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<String> 
         .collect()
 }
 
-/// The URL of `target` (path and query, `ns` removed) on the upstream.
-pub fn upstream_url(upstream: &Upstream, plain_http: bool, target: &str) -> Option<Url> {
-    let scheme = if plain_http { "http" } else { "https" };
-    Url::parse(&format!("{scheme}://{upstream}{}", strip_ns(target))).ok()
+/// The URL of `target` (origin-form path and query, `ns` removed) on the
+/// upstream. Built from the upstream's parsed origin and the target as a
+/// path, never by joining strings: nothing a client sends can move the
+/// request to another host or port.
+pub fn upstream_url(registries: &Registries, upstream: &Upstream, target: &str) -> Option<Url> {
+    registries
+        .upstream(upstream.as_str())
+        .ok()?
+        .target_url(&strip_ns(target))
+        .ok()
 }
 
 /// Removes containerd's `ns` parameter, which is for the mirror only.
@@ -89,7 +96,7 @@ pub async fn forward(http: &Client, url: Url, req: &Request, body: RequestBody) 
         Ok(resp) => relay(resp, req.method == Method::Head, &url),
         Err(e) => {
             tracing::warn!(%url, error = %e, "upstream request failed");
-            crate::errors::registry_unreachable(&e.to_string())
+            crate::errors::registry_unreachable(&e)
         }
     }
 }

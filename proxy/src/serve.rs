@@ -43,6 +43,9 @@ impl Running {
         if let Some(s) = self.server.take() {
             s.join();
         }
+        // Tasks left on the stopped workers may still hold the blobs;
+        // the engine must not outlive the proxy for them.
+        self.blobs.engine.close();
     }
 }
 
@@ -74,7 +77,6 @@ pub fn start(
     let routing = Arc::new(Routing {
         fixed,
         allow: node.allow,
-        plain_http: config.insecure_registry.clone(),
     });
     let listen = match listen {
         Some(l) => Listen::Std(l),
@@ -99,6 +101,7 @@ pub fn start(
         },
         ServerConfig {
             threads: config.threads,
+            body_pace: config.body_pace().map_err(|e| e.to_string())?,
             ..ServerConfig::default()
         },
         shutdown.clone(),

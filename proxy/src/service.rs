@@ -10,7 +10,7 @@ use bay_httpd::{Handler, Method, Request, RequestBody, Response};
 use bay_wire::oci::ApiPath;
 
 use crate::blob::{BlobAsk, BlobWorker, Blobs};
-use crate::errors::refused;
+use crate::errors::{bad_target, refused};
 use crate::passthrough::{forward, upstream_url};
 use crate::route::{query_param, upstream_for};
 
@@ -19,16 +19,6 @@ use crate::route::{query_param, upstream_for};
 pub struct Routing {
     pub fixed: Option<Upstream>,
     pub allow: AllowList,
-    /// Upstreams reached over plain HTTP.
-    pub plain_http: Vec<String>,
-}
-
-impl Routing {
-    fn is_plain(&self, upstream: &Upstream) -> bool {
-        self.plain_http
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(upstream.as_str()))
-    }
 }
 
 /// One worker's handler.
@@ -46,6 +36,9 @@ impl Handler for Worker {
             "/metrics" => return metrics(&self.blobs.blobs),
             _ => {}
         }
+        if !req.target.starts_with('/') {
+            return bad_target();
+        }
         let host = req.header("host").and_then(|h| std::str::from_utf8(h).ok());
         let ns = query_param(&req.target, "ns");
         let upstream = match upstream_for(
@@ -60,8 +53,7 @@ impl Handler for Worker {
                 return refused(&e.to_string());
             }
         };
-        let plain = self.routing.is_plain(&upstream);
-        let Some(url) = upstream_url(&upstream, plain, &req.target) else {
+        let Some(url) = upstream_url(&self.blobs.blobs.registries, &upstream, &req.target) else {
             return refused("request target is not a valid URL path");
         };
         if req.method == Method::Get {

@@ -149,6 +149,18 @@ impl Upstream {
         &self.base
     }
 
+    /// The URL of a client's request target (origin-form: `/v2/...` with
+    /// its query) on this registry. The host and port come from the
+    /// registry's name alone; the target cannot change them.
+    pub fn target_url(&self, target: &str) -> Result<Url, RegistryError> {
+        Url::on_origin(self.base.origin().clone(), target).map_err(|_| {
+            RegistryError::InvalidRegistry {
+                name: self.name.clone(),
+                reason: "request target is not an origin-form path",
+            }
+        })
+    }
+
     /// The URL of an API path (which starts with `/v2/`).
     pub(crate) fn url(&self, path: &str) -> Result<Url, RegistryError> {
         self.base

@@ -129,6 +129,11 @@ impl Registries {
         Client::with_tls(self.shared.config.http_config(), self.shared.tls.clone())
     }
 
+    /// Where the registry `name` (`host[:port]`) is, and by which scheme.
+    pub fn upstream(&self, name: &str) -> Result<Upstream, RegistryError> {
+        Upstream::new(name, &self.shared.config)
+    }
+
     /// A client for the registry `name` (`host[:port]`) over `http`.
     pub fn client(&self, name: &str, http: &Client) -> Result<RegistryClient, RegistryError> {
         let upstream = Upstream::new(name, &self.shared.config)?;
