@@ -5,7 +5,7 @@
 //! default in force. `bay-tracker serve --print-config` prints the
 //! effective configuration as TOML, which loads back unchanged.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,12 @@ pub struct TrackerConfig {
     pub announce_interval: u32,
     /// Track any info hash, not only the origin's blobs.
     pub open_tracker: bool,
+    /// Addresses whose announces may name the peer's address with `ip=`
+    /// (a reverse proxy in front of the tracker); from anyone else the
+    /// connection's source address is the peer's address.
+    pub trusted_sources: Vec<IpAddr>,
+    /// Most entries one source address holds in one swarm.
+    pub max_peers_per_address: usize,
 }
 
 impl Default for TrackerConfig {
@@ -60,6 +66,8 @@ impl Default for TrackerConfig {
             threads: 0,
             announce_interval: 60,
             open_tracker: false,
+            trusted_sources: Vec::new(),
+            max_peers_per_address: 16,
         }
     }
 }
@@ -142,6 +150,14 @@ pub struct ServeArgs {
     pub insecure_registry: Vec<String>,
     #[arg(long, env = "BAY_TRACKER_THREADS")]
     pub threads: Option<usize>,
+    /// An address whose announces may name the peer's address with ip=
+    /// (a reverse proxy in front of the tracker). Repeatable; replaces the
+    /// file's list when given.
+    #[arg(long)]
+    pub trusted_source: Vec<IpAddr>,
+    /// Most peer entries one source address holds in one swarm.
+    #[arg(long, env = "BAY_TRACKER_MAX_PEERS_PER_ADDRESS")]
+    pub max_peers_per_address: Option<usize>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -186,6 +202,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.threads {
             c.threads = v;
+        }
+        if !self.trusted_source.is_empty() {
+            c.trusted_sources = self.trusted_source.clone();
+        }
+        if let Some(v) = self.max_peers_per_address {
+            c.max_peers_per_address = v;
         }
         c.cache_bytes()?;
         for limit in [&c.upload_limit, &c.download_limit] {

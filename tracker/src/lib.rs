@@ -30,7 +30,7 @@ pub enum Command {
     /// Write the BitTorrent v2 torrent of a file and print its info hash.
     Mktorrent(mktorrent::Args),
     /// Run the tracker and origin seeder.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
 }
 pub mod config;
 pub mod serve;

@@ -8,6 +8,13 @@
 //!
 //! The tracker only tracks swarms it was told about ([`PeerStore::allow`]):
 //! an open tracker would be a free rendezvous service for anyone.
+//!
+//! What an announce says is not taken on trust: a peer's address is the
+//! connection's source (an `ip=` parameter counts only from the operator's
+//! trusted sources, such as a reverse proxy in front of the tracker),
+//! addresses nobody can connect to are refused, and one source address
+//! holds at most `max_per_address` entries in a swarm, so one host cannot
+//! fill the peer lists others receive.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +41,9 @@ pub struct PeerStoreConfig {
     pub max_numwant: u32,
     /// Track any info hash, not only allowed ones.
     pub open: bool,
+    /// Most entries one source address holds in one swarm; a new peer id
+    /// from that address replaces its least recently seen entry.
+    pub max_per_address: usize,
 }
 
 impl Default for PeerStoreConfig {
@@ -45,6 +55,7 @@ impl Default for PeerStoreConfig {
             default_numwant: 50,
             max_numwant: 200,
             open: false,
+            max_per_address: 16,
         }
     }
 }
@@ -54,6 +65,25 @@ impl Default for PeerStoreConfig {
 pub enum AnnounceRefused {
     #[error("unknown torrent")]
     UnknownTorrent,
+    #[error("peer address {0} cannot be connected to")]
+    Unroutable(SocketAddr),
+}
+
+/// Where an announce came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    /// The connection's source address.
+    pub ip: IpAddr,
+    /// Whether the operator trusts this source to name another address
+    /// with `ip=` (a reverse proxy announcing for its clients).
+    pub trusted: bool,
+}
+
+/// Whether other peers could ever connect to `addr`.
+fn routable(addr: SocketAddr) -> bool {
+    let ip = addr.ip();
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
 }
 
 #[derive(Debug)]
@@ -70,6 +100,31 @@ struct Swarm {
 }
 
 impl Swarm {
+    /// Before `id` at `addr` is recorded: another id at the same address
+    /// and port is the same peer restarted, and is dropped; when `addr`'s
+    /// IP already holds `max` other entries, its least recently seen one
+    /// gives way. A source can thus only ever displace its own entries.
+    fn make_room(&mut self, id: &[u8; 20], addr: SocketAddr, max: usize) {
+        if self.peers.contains_key(id) {
+            return;
+        }
+        self.peers.retain(|_, p| p.addr != addr);
+        let mut same_ip: Vec<([u8; 20], Instant)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.addr.ip() == addr.ip())
+            .map(|(k, p)| (*k, p.last_seen))
+            .collect();
+        if same_ip.len() < max.max(1) {
+            return;
+        }
+        same_ip.sort_by_key(|(_, seen)| *seen);
+        let excess = same_ip.len() + 1 - max.max(1);
+        for (k, _) in same_ip.into_iter().take(excess) {
+            self.peers.remove(&k);
+        }
+    }
+
     fn counts(&self) -> (u32, u32) {
         let seeders = self.peers.values().filter(|p| p.seeder).count() as u32;
         (seeders, self.peers.len() as u32 - seeders)
@@ -131,19 +186,26 @@ impl PeerStore {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records an announce from `remote` and answers it. The peer's
-    /// address is the connection's IP unless the request names one (a
-    /// proxy announcing its public address).
+    /// Records an announce from `source` and answers it. The peer's
+    /// address is the connection's IP; the request's `ip=` counts only
+    /// from a trusted source.
     pub fn announce(
         &self,
         req: &AnnounceRequest,
-        remote: IpAddr,
+        source: Source,
         now: Instant,
     ) -> Result<AnnounceResponse, AnnounceRefused> {
         if !self.is_allowed(&req.info_hash) {
             return Err(AnnounceRefused::UnknownTorrent);
         }
-        let addr = SocketAddr::new(req.ip.unwrap_or(remote), req.port);
+        let ip = match req.ip {
+            Some(claimed) if source.trusted => claimed,
+            _ => source.ip,
+        };
+        let addr = SocketAddr::new(ip, req.port);
+        if req.event != Event::Stopped && !routable(addr) {
+            return Err(AnnounceRefused::Unroutable(addr));
+        }
         let want = req
             .numwant
             .unwrap_or(self.config.default_numwant)
@@ -157,6 +219,7 @@ impl PeerStore {
             if req.event == Event::Completed {
                 swarm.completed = swarm.completed.saturating_add(1);
             }
+            swarm.make_room(&req.peer_id.0, addr, self.config.max_per_address);
             swarm.peers.insert(
                 req.peer_id.0,
                 Peer {
@@ -297,7 +360,10 @@ mod tests {
         peers.iter().map(|p| p.to_string()).collect()
     }
 
-    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    const LOCAL: Source = Source {
+        ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        trusted: false,
+    };
 
     #[test]
     fn peers_learn_of_each_other_but_not_themselves() {
@@ -364,18 +430,106 @@ mod tests {
     }
 
     #[test]
-    fn numwant_is_capped_and_claimed_ip_is_used() {
-        let s = store();
+    fn numwant_is_capped_and_a_trusted_source_names_the_address() {
+        let s = PeerStore::new(PeerStoreConfig {
+            max_per_address: 1000,
+            ..PeerStoreConfig::default()
+        });
+        s.allow(InfoHash([1; 20]));
         let t = Instant::now();
+        let trusted = Source {
+            trusted: true,
+            ..LOCAL
+        };
         for p in 0..250u8 {
             let mut r = req(1, p, 1000 + u16::from(p), 5, Event::Started);
             r.ip = Some("10.1.2.3".parse().unwrap());
-            s.announce(&r, LOCAL, t).unwrap();
+            s.announce(&r, trusted, t).unwrap();
         }
         let mut r = req(1, 251, 1, 5, Event::Started);
         r.numwant = Some(10_000);
         let got = s.announce(&r, LOCAL, t).unwrap();
         assert_eq!(got.peers.len(), 200);
         assert!(got.peers.iter().all(|p| p.ip().octets() == [10, 1, 2, 3]));
+    }
+
+    #[test]
+    fn an_untrusted_source_cannot_name_another_address() {
+        let s = store();
+        let t = Instant::now();
+        for claimed in ["192.0.2.1", "0.0.0.0", "255.255.255.255"] {
+            let mut r = req(1, 7, 7000, 5, Event::Started);
+            r.ip = Some(claimed.parse().unwrap());
+            s.announce(&r, LOCAL, t).unwrap();
+        }
+        let got = s
+            .announce(&req(1, 8, 8000, 5, Event::Started), LOCAL, t)
+            .unwrap();
+        assert_eq!(v4(&got.peers), vec!["127.0.0.1:7000"]);
+    }
+
+    #[test]
+    fn unroutable_addresses_are_refused() {
+        let s = PeerStore::new(PeerStoreConfig::default());
+        s.allow(InfoHash([1; 20]));
+        let t = Instant::now();
+        let trusted = Source {
+            trusted: true,
+            ..LOCAL
+        };
+        for claimed in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "::", "ff02::1"] {
+            let mut r = req(1, 7, 7000, 5, Event::Started);
+            r.ip = Some(claimed.parse().unwrap());
+            assert!(
+                matches!(
+                    s.announce(&r, trusted, t),
+                    Err(AnnounceRefused::Unroutable(_))
+                ),
+                "{claimed}"
+            );
+        }
+        assert!(matches!(
+            s.announce(&req(1, 7, 0, 5, Event::Started), LOCAL, t),
+            Err(AnnounceRefused::Unroutable(_))
+        ));
+        assert_eq!(s.sizes(), (0, 0));
+    }
+
+    #[test]
+    fn one_address_holds_a_bounded_share_of_a_swarm() {
+        let s = store();
+        let t = Instant::now();
+        for p in 0..3000u32 {
+            let mut id = [0u8; 20];
+            id[..4].copy_from_slice(&p.to_be_bytes());
+            let r = AnnounceRequest {
+                peer_id: PeerId(id),
+                ..req(1, 0, 10_000 + (p % 50_000) as u16, 5, Event::Started)
+            };
+            s.announce(&r, LOCAL, t + Duration::from_millis(u64::from(p)))
+                .unwrap();
+        }
+        assert_eq!(s.sizes(), (1, 16));
+        let other = Source {
+            ip: "10.0.0.9".parse().unwrap(),
+            trusted: false,
+        };
+        let got = s
+            .announce(&req(1, 99, 6881, 5, Event::Started), other, t)
+            .unwrap();
+        assert_eq!(got.peers.len(), 16);
+        // The newest sixteen are kept: a restarted host is never locked out.
+        assert!(got.peers.iter().all(|p| p.port() >= 10_000 + 2984));
+    }
+
+    #[test]
+    fn a_new_id_on_a_known_address_replaces_the_old_one() {
+        let s = store();
+        let t = Instant::now();
+        s.announce(&req(1, 1, 7000, 5, Event::Started), LOCAL, t)
+            .unwrap();
+        s.announce(&req(1, 2, 7000, 5, Event::Started), LOCAL, t)
+            .unwrap();
+        assert_eq!(s.sizes(), (1, 1));
     }
 }

@@ -22,11 +22,17 @@ pub struct Running {
     shutdown: Shutdown,
     shared: Arc<Shared>,
     addr: SocketAddr,
+    origin: Option<Arc<Origin>>,
 }
 
 impl Running {
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the origin seeder takes peer connections, when it runs.
+    pub fn origin_peer_addr(&self) -> Option<SocketAddr> {
+        self.origin.as_ref().map(|o| o.peer_addr)
     }
 
     /// What the workers share (the peer store, metrics), for embedding.
@@ -52,6 +58,11 @@ impl Running {
         if let Some(server) = self.server.take() {
             server.join();
         }
+        // Tasks left on the stopped workers may still hold the origin;
+        // its engine must not outlive the tracker for them.
+        if let Some(o) = &self.origin {
+            o.engine.close();
+        }
     }
 }
 
@@ -65,10 +76,12 @@ pub fn start(
         interval: config.announce_interval,
         peer_ttl: Duration::from_secs(u64::from(config.announce_interval) * 5 / 2),
         open: config.open_tracker,
+        max_per_address: config.max_peers_per_address,
         ..PeerStoreConfig::default()
     });
     let shared = Arc::new(Shared {
         peers,
+        trusted_sources: config.trusted_sources.clone(),
         metrics: TrackerMetrics::default(),
     });
     let server_config = ServerConfig {
@@ -84,6 +97,7 @@ pub fn start(
         Err(e) => return Err(std::io::Error::other(e)),
     };
     let for_workers = shared.clone();
+    let kept_origin = origin.clone();
     let server = serve(
         listen,
         move || Worker {
@@ -112,6 +126,7 @@ pub fn start(
         housekeeping: Some(housekeeping),
         shutdown,
         shared,
+        origin: kept_origin,
     })
 }
 

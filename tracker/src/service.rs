@@ -2,7 +2,7 @@
 //! `/healthz`, `/readyz`. Protocol work is in bay-wire and the peer store;
 //! this module maps requests to them and answers.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,12 +12,14 @@ use bay_wire::tracker::response::encode_failure;
 use bay_wire::tracker::{AnnounceRequest, ScrapeRequest};
 
 use crate::origin::OriginWorker;
-use crate::peers::PeerStore;
+use crate::peers::{PeerStore, Source};
 
 /// What every worker shares.
 #[derive(Debug)]
 pub struct Shared {
     pub peers: PeerStore,
+    /// Sources whose announces may name another address with `ip=`.
+    pub trusted_sources: Vec<IpAddr>,
     pub metrics: TrackerMetrics,
 }
 
@@ -86,10 +88,14 @@ fn announce(shared: &Shared, req: &Request) -> Response {
             return failure(&e.to_string());
         }
     };
-    let remote = req
-        .peer
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip());
-    match shared.peers.announce(&parsed, remote, Instant::now()) {
+    let Some(remote) = req.peer.map(|p| p.ip()) else {
+        return failure("no peer address");
+    };
+    let source = Source {
+        ip: remote,
+        trusted: shared.trusted_sources.contains(&remote),
+    };
+    match shared.peers.announce(&parsed, source, Instant::now()) {
         Ok(answer) => Response::new(200)
             .header("content-type", "text/plain")
             .body(answer.to_bytes()),
