@@ -29,6 +29,10 @@ const READ_TURN: usize = 1 << 20;
 const RECV_CHUNK: usize = 256 * 1024;
 /// Padding sent after the end of a blob; a block is at most 16 KiB.
 static ZEROS: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
+/// A peer that closes before its handshake was most likely full: dial it
+/// again after 1, 2 and 4 s while we still need pieces, since a full
+/// swarm frees places for newcomers (see `swarm/places.rs`).
+const DIAL_ATTEMPTS: u32 = 4;
 
 pub(super) async fn accept_loop(state: Rc<EngineState>, listener: TcpListener) {
     while !state.stopping.get() {
@@ -38,12 +42,13 @@ pub(super) async fn accept_loop(state: Rc<EngineState>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, addr)) => {
-                if state.is_banned(addr.ip())
-                    || state.connections.get() >= state.config.max_connections
-                {
+                if state.is_banned(addr.ip()) || !state.room_for_one_more() {
                     continue;
                 }
-                monoio::spawn(serve(state.clone(), stream, addr, None));
+                let state = state.clone();
+                monoio::spawn(async move {
+                    let _ = serve(state, stream, addr, None).await;
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accepting a peer failed");
@@ -55,14 +60,38 @@ pub(super) async fn accept_loop(state: Rc<EngineState>, listener: TcpListener) {
 }
 
 pub(super) async fn dial(state: Rc<EngineState>, torrent: Rc<Torrent>, addr: SocketAddr) {
-    if state.is_banned(addr.ip()) {
-        return;
-    }
-    let connect = monoio::time::timeout(state.config.connect_timeout, TcpStream::connect(addr));
-    match connect.await {
-        Ok(Ok(stream)) => serve(state, stream, addr, Some(torrent)).await,
-        Ok(Err(e)) => tracing::debug!(%addr, error = %e, "cannot connect to peer"),
-        Err(_) => tracing::debug!(%addr, "connecting to peer timed out"),
+    let mut pause = Duration::from_secs(1);
+    for attempt in 1..=DIAL_ATTEMPTS {
+        if state.is_banned(addr.ip())
+            || state.stopping.get()
+            || torrent.is_closed()
+            || !torrent.has_place_for(addr, state.config.max_peers_per_address)
+            || !state.room_for_one_more()
+        {
+            return;
+        }
+        let connect = monoio::time::timeout(state.config.connect_timeout, TcpStream::connect(addr));
+        let refused = match connect.await {
+            Ok(Ok(stream)) => {
+                let ended = serve(state.clone(), stream, addr, Some(torrent.clone())).await;
+                matches!(ended, Err(e) if e.kind() == io::ErrorKind::UnexpectedEof)
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(%addr, error = %e, "cannot connect to peer");
+                false
+            }
+            Err(_) => {
+                tracing::debug!(%addr, "connecting to peer timed out");
+                false
+            }
+        };
+        let still_needed = !torrent.swarm.borrow().is_complete();
+        if !refused || !still_needed || attempt == DIAL_ATTEMPTS {
+            return;
+        }
+        tracing::debug!(%addr, attempt, "peer closed before its handshake; dialling again");
+        monoio::time::sleep(pause).await;
+        pause *= 2;
     }
 }
 
@@ -72,16 +101,23 @@ async fn serve(
     stream: TcpStream,
     addr: SocketAddr,
     torrent: Option<Rc<Torrent>>,
-) {
+) -> io::Result<()> {
     state.connections.set(state.connections.get() + 1);
-    if let Err(e) = session(&state, &stream, addr, torrent).await {
+    state
+        .counters
+        .connections
+        .set(state.connections.get() as u64);
+    let result = session(&state, &stream, addr, torrent).await;
+    if let Err(e) = &result {
         tracing::debug!(%addr, error = %e, "peer connection ended");
     }
     let left = state.connections.get().saturating_sub(1);
     state.connections.set(left);
+    state.counters.connections.set(left as u64);
     if left == 0 {
         state.idle.notify();
     }
+    result
 }
 
 async fn session(
@@ -117,6 +153,10 @@ async fn session(
         }
     };
     if torrent.is_closed() {
+        return Ok(());
+    }
+    if !we_dialled && !torrent.has_place_for(addr, state.config.max_peers_per_address) {
+        tracing::debug!(%addr, "refusing a peer: its address holds enough places in this swarm");
         return Ok(());
     }
     let key = state.next_key();

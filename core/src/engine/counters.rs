@@ -1,6 +1,6 @@
 //! Piece bytes moved to and from peers, over all torrents, for `/metrics`.
 
-use crate::metrics::{Counter, Exposition};
+use crate::metrics::{Counter, Exposition, Gauge};
 use crate::swarm::SwarmStats;
 
 /// Piece bytes moved to and from peers since the engine started, for
@@ -13,6 +13,10 @@ pub struct PeerCounters {
     /// Blocks received that were not wanted (already had, or asked of
     /// someone else): end-game copies and late answers.
     pub wasted: Counter,
+    /// Peer connections open now.
+    pub connections: Gauge,
+    /// Connections closed to make room, or because they had no use.
+    pub closed_unused: Counter,
 }
 
 impl PeerCounters {
@@ -32,6 +36,16 @@ impl PeerCounters {
             "bay_peer_wasted_bytes_total",
             "Piece bytes received from peers and dropped (already had, or asked of another peer).",
             self.wasted.get(),
+        )
+        .gauge(
+            "bay_peer_connections",
+            "Peer connections open.",
+            self.connections.get(),
+        )
+        .counter(
+            "bay_peer_connections_closed_unused_total",
+            "Peer connections closed because they had no use or gave their place to a newcomer.",
+            self.closed_unused.get(),
         );
     }
 

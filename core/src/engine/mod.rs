@@ -62,8 +62,12 @@ pub struct EngineConfig {
     pub peer_id: [u8; 20],
     pub swarm: SwarmConfig,
     pub driver: Driver,
-    /// Most peer connections over all torrents.
+    /// Most peer connections over all torrents. At the limit, a new
+    /// connection takes the place of the one that has offered nothing for
+    /// longest, if any.
     pub max_connections: usize,
+    /// Most connections from or to one IP address in one swarm.
+    pub max_peers_per_address: usize,
     pub connect_timeout: Duration,
     /// How long a new connection may take to send its handshake.
     pub handshake_timeout: Duration,
@@ -81,6 +85,7 @@ impl EngineConfig {
             swarm: SwarmConfig::default(),
             driver: Driver::Auto,
             max_connections: 512,
+            max_peers_per_address: 8,
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             upload_limit: None,
@@ -255,7 +260,7 @@ pub struct Engine {
     outbox: Outbox<Command>,
     local_addr: SocketAddr,
     counters: Arc<PeerCounters>,
-    thread: Option<JoinHandle<()>>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -325,7 +330,7 @@ impl Engine {
             outbox,
             local_addr,
             counters,
-            thread: Some(thread),
+            thread: std::sync::Mutex::new(Some(thread)),
         })
     }
 
@@ -387,13 +392,18 @@ impl Engine {
     }
 
     /// Stops the engine: connections close, the thread ends.
-    pub fn shutdown(mut self) {
-        self.stop();
+    pub fn shutdown(self) {
+        self.close();
     }
 
-    fn stop(&mut self) {
+    /// Stops the engine and waits for its thread, through a shared handle:
+    /// connections close and the peer listener with them, even while
+    /// other owners of this handle (tasks that outlive their runtime)
+    /// still hold it.
+    pub fn close(&self) {
         self.outbox.send(Command::Shutdown);
-        if let Some(t) = self.thread.take() {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = thread {
             if t.join().is_err() {
                 tracing::error!("the peer engine thread panicked");
             }
@@ -403,7 +413,7 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.stop();
+        self.close();
     }
 }
 

@@ -42,6 +42,32 @@ impl EngineState {
     pub(super) fn is_banned(&self, ip: IpAddr) -> bool {
         self.banned.borrow().contains(&ip)
     }
+
+    /// Whether one more connection fits under `max_connections`; at the
+    /// limit, the connection that has offered nothing for longest (over
+    /// every torrent) gives its place, so the limit caps active transfers
+    /// rather than the blobs a host once fetched.
+    pub(super) fn room_for_one_more(&self) -> bool {
+        if self.connections.get() < self.config.max_connections {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        let quietest = self
+            .torrents
+            .borrow()
+            .values()
+            .filter_map(|t| {
+                let quiet = t.swarm.borrow().place_to_give(now)?.1;
+                Some((quiet, t.clone()))
+            })
+            .max_by_key(|(quiet, _)| *quiet);
+        let Some((_, torrent)) = quietest else {
+            return false;
+        };
+        let made = torrent.swarm.borrow_mut().make_room(now);
+        torrent.drive(self);
+        made
+    }
 }
 
 /// A bucket for a limit in bytes a second: a tenth of a second of burst,

@@ -268,8 +268,12 @@ impl Torrent {
                 Event::Disconnect { peer, reason } => {
                     if let Some(link) = self.links.borrow().get(&peer) {
                         tracing::debug!(addr = %link.addr, ?reason, "closing peer");
-                        if reason == DisconnectReason::BadPiece {
-                            state.ban(link.addr.ip());
+                        match reason {
+                            DisconnectReason::BadPiece => state.ban(link.addr.ip()),
+                            DisconnectReason::Finished
+                            | DisconnectReason::Useless
+                            | DisconnectReason::MadeRoom => state.counters.closed_unused.inc(),
+                            _ => {}
                         }
                         link.close();
                     }
@@ -429,6 +433,18 @@ impl Torrent {
         *self.storage.borrow_mut() = Storage::Closed;
         self.progress.set_failed(why.to_string());
         self.close_all();
+    }
+
+    /// Whether one more connection with `addr`'s IP fits this swarm's
+    /// per-address limit.
+    pub(super) fn has_place_for(&self, addr: SocketAddr, max_per_address: usize) -> bool {
+        let same_ip = self
+            .links
+            .borrow()
+            .values()
+            .filter(|l| l.addr.ip() == addr.ip())
+            .count();
+        same_ip < max_per_address
     }
 
     pub(super) fn is_closed(&self) -> bool {

@@ -36,6 +36,17 @@ pub struct SwarmConfig {
     pub keepalive_every: Duration,
     /// Close a connection that said nothing for this long.
     pub idle_timeout: Duration,
+    /// When the swarm is full, a peer that has neither asked us for a
+    /// block nor delivered one this long after connecting gives its place
+    /// to a newcomer.
+    pub newcomer_grace: Duration,
+    /// When the swarm is full, a peer that has neither asked for nor
+    /// delivered a block for this long gives its place to a newcomer.
+    pub idle_place_after: Duration,
+    /// A connection over which neither side wants anything is closed after
+    /// this long (at once when both sides have every piece): a host's
+    /// connections follow its active transfers, not the blobs it holds.
+    pub useless_after: Duration,
     /// Seed for a fleet from one uplink: reveal each piece to one peer
     /// first and let the peers pass it on (see `reveal.rs`); every
     /// interested peer gets an upload slot. For the origin.
@@ -63,6 +74,9 @@ impl Default for SwarmConfig {
             request_timeout: Duration::from_secs(20),
             keepalive_every: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(180),
+            newcomer_grace: Duration::from_secs(3),
+            idle_place_after: Duration::from_secs(30),
+            useless_after: Duration::from_secs(60),
             super_seed: false,
             reveal_window: 1 << 20,
             reveal_stale_after: Duration::from_secs(5),
@@ -102,6 +116,13 @@ pub enum DisconnectReason {
     /// The peer and we dialled each other at the same moment; the other
     /// connection was kept.
     Replaced,
+    /// Both sides have every piece: the connection has no use.
+    Finished,
+    /// Neither side wanted anything from the other for a while.
+    Useless,
+    /// The swarm was full and this peer, which offered nothing, gave its
+    /// place to a newcomer.
+    MadeRoom,
 }
 
 /// Work for the engine.

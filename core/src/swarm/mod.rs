@@ -21,6 +21,7 @@
 
 mod api;
 mod peer;
+mod places;
 mod requests;
 mod reveal;
 
@@ -178,7 +179,7 @@ impl Swarm {
             self.disconnect(old, DisconnectReason::Replaced);
             self.peer_disconnected(old);
         }
-        if self.peers.len() >= self.config.max_peers {
+        if self.peers.len() >= self.config.max_peers && !self.make_room(now) {
             return Err(Refused::Full);
         }
         let fast = theirs.reserved.fast_extension() && self.handshake().reserved.fast_extension();
@@ -362,6 +363,7 @@ impl Swarm {
             }
             Message::Interested | Message::NotInterested => {
                 let interested = message == Message::Interested;
+                self.peer_mut(key)?.peer_interested = interested;
                 self.choker.set_interested(key, interested, now);
                 // A free slot is given at once rather than at the next
                 // rechoke; rotation still waits for its period.
@@ -524,6 +526,7 @@ impl Swarm {
         if !valid {
             return Err(DisconnectReason::Protocol(format!("bad request {r:?}")));
         }
+        self.peer_mut(key)?.useful_at = Some(now);
         let serve = self.choker.is_unchoked(key) && self.picker.have().has(r.piece);
         let max_queued = self.config.max_queued_requests;
         let peer = self.peer_mut(key)?;

@@ -38,6 +38,14 @@ impl Remote {
             Remote::Some(b) => b.set(piece),
         }
     }
+
+    /// Whether the peer has said it has every piece.
+    pub(super) fn is_full(&self) -> bool {
+        match self {
+            Remote::All => true,
+            Remote::Some(b) => b.is_full(),
+        }
+    }
 }
 
 /// Fewest requests kept in flight to a peer that has what we want.
@@ -53,6 +61,11 @@ pub(super) struct PeerState {
     pub(super) remote: Remote,
     pub(super) peer_choking: bool,
     pub(super) am_interested: bool,
+    /// It told us it is interested in our pieces.
+    pub(super) peer_interested: bool,
+    /// When it last asked us for a block or delivered one we asked for;
+    /// `None` while it has done neither.
+    pub(super) useful_at: Option<Instant>,
     pub(super) closing: bool,
     /// Our requests to it, with when they were sent.
     pub(super) outstanding: Vec<(Block, Instant)>,
@@ -81,6 +94,8 @@ impl PeerState {
             remote: Remote::Some(Bitfield::new(pieces)),
             peer_choking: true,
             am_interested: false,
+            peer_interested: false,
+            useful_at: None,
             closing: false,
             outstanding: Vec::new(),
             outbox: VecDeque::new(),

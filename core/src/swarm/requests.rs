@@ -48,6 +48,7 @@ impl Swarm {
         self.stats.downloaded += u64::from(block.len);
         if let Some(peer) = self.peers.get_mut(&key) {
             peer.received_in_window += u64::from(block.len);
+            peer.useful_at = Some(now);
         }
         for other in received.cancel {
             if let Some(peer) = self.peers.get_mut(&other) {
@@ -133,6 +134,12 @@ impl Swarm {
             self.disconnect(key, DisconnectReason::Idle);
             return;
         }
+        if self.close_if_useless(key, now) {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
         let mut expired = peer.take_expired(now, timeout);
         // A stream reader waits on the blocks just ahead of it: one the
         // peer sits on goes to another peer long before the request times
