@@ -11,6 +11,8 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
+  # Committed seeds: hostile inputs found by hand, kept in every run.
+  if [ -d "seeds/$t" ]; then cp -n seeds/"$t"/* "corpus/$t/" 2>/dev/null || true; fi
   echo "-- $t (${seconds}s)"
   log=$(mktemp)
   status=0

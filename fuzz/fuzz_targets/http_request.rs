@@ -1,7 +1,10 @@
-//! The request-head parser on arbitrary bytes: it never panics, and what
-//! it accepts stays within its limits. Range evaluation rides along, since
-//! its input is a header value the parser hands out.
+//! The request-head parser on arbitrary bytes: it never panics, what it
+//! accepts stays within its limits, every accepted target is a path (or
+//! `*`) with one Host at most, and such a target put on an origin never
+//! moves the request to another host or port. Range evaluation rides
+//! along, since its input is a header value the parser hands out.
 #![no_main]
+use bay_httpd::client::Url;
 use bay_httpd::{parse_head, range, HeadLimits, Parsed};
 use libfuzzer_sys::fuzz_target;
 
@@ -18,6 +21,13 @@ fuzz_target!(|data: &[u8]| {
                 assert!(req.headers.len() <= limits.max_headers);
                 assert!(req.target.len() <= limits.max_request_line);
                 assert!(used <= limits.max_request_line + limits.max_header_bytes + 6);
+                assert!(req.target.starts_with('/') || &*req.target == "*");
+                assert!(req.headers.iter().filter(|h| h.name_is("host")).count() <= 1);
+                if let Ok(base) = Url::parse("http://reg.test:5000/") {
+                    if let Ok(u) = Url::on_origin(base.origin().clone(), &req.target) {
+                        assert_eq!(u.origin(), base.origin());
+                    }
+                }
                 if let Some(value) = req.header("range") {
                     let len = data.len() as u64;
                     if let range::RangeOutcome::Partial { start, end } = range::evaluate(Some(value), len) {

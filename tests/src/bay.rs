@@ -92,24 +92,35 @@ pub struct Tracker {
 impl Tracker {
     /// Starts a tracker with its origin seeder on loopback ports.
     pub fn start(upstreams: &Upstreams) -> Result<Tracker> {
+        Tracker::start_with(upstreams, |_| {})
+    }
+
+    /// Like [`Tracker::start`], with `tweak` applied to the configuration.
+    pub fn start_with(
+        upstreams: &Upstreams,
+        tweak: impl FnOnce(&mut TrackerConfig),
+    ) -> Result<Tracker> {
         let dir = temp_dir("bay-tracker-")?;
         let listener = bind(loopback0())?;
-        let running = bay_tracker::serve::start(
-            &TrackerConfig {
-                listen: local_addr(&listener)?,
-                peer_listen: loopback0(),
-                root: dir.path().to_path_buf(),
-                allow_registry: upstreams.allow.clone(),
-                insecure_registry: upstreams.insecure.clone(),
-                ca_file: upstreams.ca_file.clone(),
-                threads: 2,
-                ..TrackerConfig::default()
-            },
-            Some(listener),
-            Shutdown::new(),
-        )
-        .map_err(|e| HarnessError::io("start", "bay-tracker", e))?;
+        let mut config = TrackerConfig {
+            listen: local_addr(&listener)?,
+            peer_listen: loopback0(),
+            root: dir.path().to_path_buf(),
+            allow_registry: upstreams.allow.clone(),
+            insecure_registry: upstreams.insecure.clone(),
+            ca_file: upstreams.ca_file.clone(),
+            threads: 2,
+            ..TrackerConfig::default()
+        };
+        tweak(&mut config);
+        let running = bay_tracker::serve::start(&config, Some(listener), Shutdown::new())
+            .map_err(|e| HarnessError::io("start", "bay-tracker", e))?;
         Ok(Tracker { running, _dir: dir })
+    }
+
+    /// Where its origin seeder takes peer connections.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.running.origin_peer_addr()
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -134,9 +145,18 @@ pub struct Proxy {
 impl Proxy {
     /// Starts a proxy on a free 127.0.0.1 port with a fresh root.
     pub fn start(trackers: &[String], upstreams: &Upstreams) -> Result<Proxy> {
+        Proxy::start_with(trackers, upstreams, |_| {})
+    }
+
+    /// Like [`Proxy::start`], with `tweak` applied to the configuration.
+    pub fn start_with(
+        trackers: &[String],
+        upstreams: &Upstreams,
+        tweak: impl FnOnce(&mut ProxyConfig),
+    ) -> Result<Proxy> {
         let dir = temp_dir("bay-proxy-")?;
         let root = dir.path().to_path_buf();
-        let mut p = Proxy::start_on(trackers, upstreams, bind(loopback0())?, &root)?;
+        let mut p = Proxy::start_tweaked(trackers, upstreams, bind(loopback0())?, &root, tweak)?;
         p._dir = Some(dir);
         Ok(p)
     }
@@ -148,7 +168,17 @@ impl Proxy {
         listener: TcpListener,
         root: &Path,
     ) -> Result<Proxy> {
-        let config = ProxyConfig {
+        Proxy::start_tweaked(trackers, upstreams, listener, root, |_| {})
+    }
+
+    fn start_tweaked(
+        trackers: &[String],
+        upstreams: &Upstreams,
+        listener: TcpListener,
+        root: &Path,
+        tweak: impl FnOnce(&mut ProxyConfig),
+    ) -> Result<Proxy> {
+        let mut config = ProxyConfig {
             listen: local_addr(&listener)?,
             tracker: trackers.to_vec(),
             root: root.to_path_buf(),
@@ -160,6 +190,7 @@ impl Proxy {
             threads: 2,
             ..ProxyConfig::default()
         };
+        tweak(&mut config);
         let running = bay_proxy::serve::start(&config, Some(listener), Shutdown::new())
             .map_err(|e| HarnessError::parse("bay-proxy start", e))?;
         Ok(Proxy {
@@ -179,6 +210,11 @@ impl Proxy {
     /// `http://ADDR`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr())
+    }
+
+    /// Where its peer engine takes connections.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.running.as_ref().map(|r| r.peer_addr())
     }
 
     /// Its cache root.

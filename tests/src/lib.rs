@@ -13,6 +13,8 @@
 //! - [`peers`]: live peers: libtorrent (`tests/py/lt_peer.py`) and
 //!   `bay-peer` as children, and torrents of test data.
 //! - [`cluster_bench`]: the cluster comparison run (bin `bay-cluster-bench`).
+//! - [`stranger`]: hostile clients and peers: raw HTTP, handshakes from
+//!   chosen loopback addresses, and a bait listener.
 //!
 //! The test command builds the binaries before the tests run:
 //! `cargo build --workspace --bins && cargo test --workspace`.
@@ -29,6 +31,7 @@ pub mod netns;
 pub mod peers;
 pub mod process;
 pub mod registry;
+pub mod stranger;
 pub mod tls;
 pub mod tmpfs;
 pub mod token;
