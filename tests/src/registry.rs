@@ -325,6 +325,39 @@ impl Registry {
         Ok(blob_bytes(&self.requests()?))
     }
 
+    /// Uploads `file` as a blob of `repo` (plain-HTTP registries without
+    /// auth): a POST opens the upload, a PUT of the whole body closes it.
+    /// Returns the blob's digest.
+    pub fn push_blob(&self, repo: &str, file: &std::path::Path) -> Result<String> {
+        let digest = crate::image::file_digest(file)?;
+        let mut open = std::process::Command::new("curl");
+        open.args(["-sS", "--fail", "-o", "/dev/null", "-D", "-", "-X", "POST"])
+            .arg(format!("{}/v2/{repo}/blobs/uploads/", self.url()));
+        let head = String::from_utf8_lossy(&crate::process::run(&mut open)?.stdout).into_owned();
+        let location = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("location")
+                    .then(|| value.trim().to_owned())
+            })
+            .ok_or_else(|| HarnessError::parse("blob upload", "no Location"))?;
+        let location = if location.starts_with('/') {
+            format!("{}{location}", self.url())
+        } else {
+            location
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let mut put = std::process::Command::new("curl");
+        put.args(["-sS", "--fail", "-o", "/dev/null", "-X", "PUT"])
+            .args(["-H", "Content-Type: application/octet-stream"])
+            .arg("--data-binary")
+            .arg(format!("@{}", file.display()))
+            .arg(format!("{location}{sep}digest={digest}"));
+        crate::process::run(&mut put)?;
+        Ok(digest)
+    }
+
     /// Number of successful `GET /v2/*/blobs/<digest>` per digest.
     pub fn blob_gets(&self) -> Result<BTreeMap<String, u32>> {
         let mut out = BTreeMap::new();
