@@ -31,7 +31,8 @@ fn decode(input: &[u8], steps: &[u8]) -> (Vec<u8>, bool, bool) {
                 if fed == input.len() {
                     return (body, false, false);
                 }
-                let size = usize::from(steps.get(step % steps.len().max(1)).copied().unwrap_or(1)).max(1);
+                let size =
+                    usize::from(steps.get(step % steps.len().max(1)).copied().unwrap_or(1)).max(1);
                 step += 1;
                 let end = (fed + size).min(input.len());
                 pending.extend_from_slice(&input[fed..end]);
@@ -48,7 +49,9 @@ fn decode(input: &[u8], steps: &[u8]) -> (Vec<u8>, bool, bool) {
 
 fuzz_target!(|data: &[u8]| {
     // First byte: how many step sizes follow; they cut the rest.
-    let (n, rest) = data.split_first().map_or((0, data), |(n, r)| (usize::from(*n % 8), r));
+    let (n, rest) = data
+        .split_first()
+        .map_or((0, data), |(n, r)| (usize::from(*n % 8), r));
     let (steps, input) = rest.split_at(n.min(rest.len()));
 
     let (body, done, failed) = decode(input, steps);

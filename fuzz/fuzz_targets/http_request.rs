@@ -30,7 +30,9 @@ fuzz_target!(|data: &[u8]| {
                 }
                 if let Some(value) = req.header("range") {
                     let len = data.len() as u64;
-                    if let range::RangeOutcome::Partial { start, end } = range::evaluate(Some(value), len) {
+                    if let range::RangeOutcome::Partial { start, end } =
+                        range::evaluate(Some(value), len)
+                    {
                         assert!(start <= end && end < len);
                     }
                 }

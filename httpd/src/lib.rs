@@ -20,7 +20,8 @@
 //!  range     sans-IO Range evaluation
 //!  body      request bodies streamed to the handler
 //!  response  Response and its bodies: bytes, stream, file
-//!  zerocopy  file bodies by sendfile(2); sys holds the only unsafe code
+//!  zerocopy  file bodies by sendfile(2)
+//!  sys       the socket system calls monoio does not wrap (rustix)
 //! ```
 //!
 //! # Serving
@@ -71,7 +72,7 @@ mod request;
 mod response;
 mod runtime;
 mod shutdown;
-mod sys;
+pub mod sys;
 mod zerocopy;
 
 pub use body::{BodyError, RequestBody};

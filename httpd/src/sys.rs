@@ -1,54 +1,102 @@
-//! The crate's only unsafe code: the two system calls monoio does not wrap.
+//! The system calls bay makes itself on sockets, through rustix: monoio
+//! wraps neither an offset-taking sendfile(2) nor readiness-driven reads
+//! into a caller's buffer, which the HTTP server's file bodies and the
+//! peer engine both need.
 //!
-//! `sendfile(2)` with a file offset (monoio's splice has none) and the
-//! `O_NONBLOCK` toggle it needs on io_uring sockets, which monoio leaves in
-//! blocking mode. Each call takes borrowed owners of its descriptors, so a
-//! descriptor cannot be closed while the call runs.
+//! Callers put a socket in non-blocking mode, wait for readiness through
+//! the runtime, then call these; `WouldBlock` means "wait again". Each
+//! call borrows its descriptors from their live owners for its duration.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
-/// Copies up to `count` bytes of `file` from `offset` to `socket` inside the
-/// kernel; returns how many bytes went.
-///
-/// On a non-blocking socket whose buffer is full it fails with
-/// `WouldBlock`; the caller waits for writability and calls again.
-pub(crate) fn sendfile(
+use bytes::BytesMut;
+use rustix::fs::OFlags;
+use rustix::net::{RecvFlags, SendFlags};
+
+/// The descriptor of `owner`, borrowed for as long as `owner` is.
+fn borrowed(owner: &impl AsRawFd) -> BorrowedFd<'_> {
+    // SAFETY: the descriptor belongs to `owner`, which the returned borrow
+    // keeps alive (monoio's sockets implement only `AsRawFd`).
+    unsafe { BorrowedFd::borrow_raw(owner.as_raw_fd()) }
+}
+
+/// Sets or clears `O_NONBLOCK`; returns whether it was set before.
+pub fn set_nonblocking(socket: &impl AsRawFd, on: bool) -> io::Result<bool> {
+    let fd = borrowed(socket);
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    let was = flags.contains(OFlags::NONBLOCK);
+    if was != on {
+        rustix::fs::fcntl_setfl(fd, flags ^ OFlags::NONBLOCK)?;
+    }
+    Ok(was)
+}
+
+/// Receives at most `max` bytes into the spare capacity of `buf`.
+pub fn recv_into(socket: &impl AsRawFd, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+    buf.reserve(max);
+    let spare = buf.spare_capacity_mut();
+    let want = spare.len().min(max);
+    let spare = spare.get_mut(..want).unwrap_or_default();
+    let ((filled, _), _) = rustix::net::recv(borrowed(socket), spare, RecvFlags::empty())?;
+    let n = filled.len();
+    // SAFETY: recv initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// Sends bytes; `more` tells the kernel a file body follows (MSG_MORE), so
+/// a header and its body leave in one segment.
+pub fn send(socket: &impl AsRawFd, bytes: &[u8], more: bool) -> io::Result<usize> {
+    let mut flags = SendFlags::NOSIGNAL;
+    if more {
+        flags |= SendFlags::MORE;
+    }
+    Ok(rustix::net::send(borrowed(socket), bytes, flags)?)
+}
+
+/// Sends up to `count` bytes of `file` from `offset` inside the kernel;
+/// returns how many went.
+pub fn sendfile(
     socket: &impl AsRawFd,
     file: &File,
     offset: u64,
     count: usize,
 ) -> io::Result<usize> {
-    let mut off = libc::off_t::try_from(offset)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file offset too large"))?;
-    // SAFETY: both descriptors are open for the whole call (they are
-    // borrowed from their live owners), `off` is a valid, exclusively
-    // borrowed off_t, and sendfile writes nothing else in our memory.
-    let sent = unsafe { libc::sendfile(socket.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
-    usize::try_from(sent).map_err(|_| io::Error::last_os_error())
+    let mut off = offset;
+    Ok(rustix::fs::sendfile(
+        borrowed(socket),
+        file,
+        Some(&mut off),
+        count,
+    )?)
 }
 
-/// Sets or clears `O_NONBLOCK` on `fd`; returns whether it was set before.
-pub(crate) fn set_nonblocking(fd: &impl AsRawFd, on: bool) -> io::Result<bool> {
-    let fd = fd.as_raw_fd();
-    // SAFETY: F_GETFL reads the status flags of an open descriptor (borrowed
-    // from its owner) and touches no memory of ours.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
+/// Reserves `len` bytes of disk for `file` (posix_fallocate), so that a
+/// full disk shows now rather than half-way through a download. File
+/// systems that cannot preallocate get a sparse file instead.
+pub fn preallocate(file: &File, len: u64) -> io::Result<()> {
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => file.set_len(len),
+        Err(e) => Err(e.into()),
     }
-    let was = flags & libc::O_NONBLOCK != 0;
-    if was != on {
-        let flags = if on {
-            flags | libc::O_NONBLOCK
-        } else {
-            flags & !libc::O_NONBLOCK
-        };
-        // SAFETY: as above; F_SETFL only changes the descriptor's flags.
-        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+}
+
+/// Starts writing `len` bytes of `file` at `offset` back to disk now
+/// (sync_file_range with SYNC_FILE_RANGE_WRITE), so a later flush has
+/// little left to wait for. Only a hint: errors show up at that flush.
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    let (Ok(offset), Ok(len)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
+        return;
+    };
+    // SAFETY: a plain system call on a descriptor borrowed from its live
+    // owner; it touches no memory of ours. (rustix does not wrap it.)
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
     }
-    Ok(was)
 }

@@ -11,7 +11,9 @@ comparison runs. Run it with /usr/bin/python3 (python3-libtorrent).
   get TORRENT SAVE_DIR PEER [PEER...]
       Downloads the torrent into SAVE_DIR from the given host:port peers
       (dialled with connect_peer) and prints
-      {"bytes": N, "seconds": S} when libtorrent reports it finished.
+      {"bytes": N, "seconds": S, "clients": [...]} when libtorrent reports
+      it finished; "clients" are the peers' client names as libtorrent saw
+      them (from their BEP 10 handshakes).
 
 Options (before the subcommand's arguments or after):
   --timeout SECONDS   give up (exit 1) after this long; default 120
@@ -121,13 +123,21 @@ def get(args):
     handle = add(ses, args.torrent, args.save_dir)
     for peer in args.peers:
         handle.connect_peer(parse_peer(peer))
-    pump(ses, deadline, args.verbose, lambda a: isinstance(a, lt.torrent_finished_alert))
+    clients = set()
+
+    def finished(alert):
+        for p in handle.get_peer_info():
+            clients.add(p.client.decode("utf-8", "replace") if isinstance(p.client, bytes) else p.client)
+        return isinstance(alert, lt.torrent_finished_alert)
+
+    pump(ses, deadline, args.verbose, finished)
     seconds = time.monotonic() - started
     status = handle.status()
     print(json.dumps({
         "bytes": status.total_wanted,
         "seconds": seconds,
         "downloaded": status.total_payload_download,
+        "clients": sorted(clients),
     }), flush=True)
 
 

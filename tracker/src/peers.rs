@@ -142,7 +142,8 @@ pub struct PeerStore {
     config: PeerStoreConfig,
     shards: Vec<Mutex<Shard>>,
     allowed: RwLock<HashSet<InfoHash>>,
-    rng: Mutex<u64>,
+    /// Where each peer list starts: spread, not secrecy.
+    rng: Mutex<fastrand::Rng>,
 }
 
 impl PeerStore {
@@ -151,7 +152,7 @@ impl PeerStore {
             config,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             allowed: RwLock::new(HashSet::new()),
-            rng: Mutex::new(0x2545_f491_4f6c_dd1d),
+            rng: Mutex::new(fastrand::Rng::new()),
         }
     }
 
@@ -318,11 +319,7 @@ impl PeerStore {
     }
 
     fn next_random(&self) -> u64 {
-        let mut x = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-        *x ^= *x << 13;
-        *x ^= *x >> 7;
-        *x ^= *x << 17;
-        *x
+        self.rng.lock().unwrap_or_else(|p| p.into_inner()).u64(..)
     }
 }
 

@@ -18,11 +18,11 @@ use bay_wire::peer::{
 use bytes::BytesMut;
 use monoio::net::{TcpListener, TcpStream};
 
-use super::sys;
 use super::torrent::{Link, Torrent};
 use super::EngineState;
 use crate::rate::{Grant, TokenBucket};
 use crate::swarm::Transmit;
+use bay_httpd::sys;
 
 /// Most bytes read from one connection before others get a turn.
 const READ_TURN: usize = 1 << 20;
@@ -126,7 +126,7 @@ async fn session(
     addr: SocketAddr,
     dialled: Option<Rc<Torrent>>,
 ) -> io::Result<()> {
-    sys::set_nonblocking(stream)?;
+    sys::set_nonblocking(stream, true)?;
     let _ = stream.set_nodelay(true);
     let mut io = Io::new(stream);
     if let Some(t) = &dialled {
@@ -297,7 +297,7 @@ impl<'s> Io<'s> {
                 Grant::Now(n) => n as usize,
                 Grant::Wait(d) => return Ok((total, false, Some(d))),
             };
-            let result = sys::recv(self.stream, &mut self.rbuf, allowed);
+            let result = sys::recv_into(self.stream, &mut self.rbuf, allowed);
             let used = *result.as_ref().unwrap_or(&0);
             bucket.borrow_mut().give_back((allowed - used) as u64);
             match result {

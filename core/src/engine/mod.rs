@@ -13,14 +13,12 @@
 //!
 //! Layout: [`torrent`] (one swarm with its storage, and the event loop
 //! between them), [`conn`] (one peer connection), [`mailbox`] and
-//! [`notify`] (wake-ups across and within threads), [`sys`] (the system
-//! calls), [`verify`] (the thread that hashes pieces).
+//! [`notify`] (wake-ups across and within threads), [`verify`] (the thread that hashes pieces).
 
 mod conn;
 mod counters;
 mod mailbox;
 mod notify;
-mod sys;
 mod thread;
 mod torrent;
 mod verify;
@@ -94,23 +92,23 @@ impl EngineConfig {
     }
 }
 
-/// A peer id for this process: `-BY0100-` then random bytes.
+/// A peer id for this process: `-BY0100-` then twelve characters from the
+/// operating system's random source (letters and digits, as clients show
+/// them). Peer ids must not be guessable: two hosts started in the same
+/// nanosecond must not collide, and nobody should predict one.
 pub fn new_peer_id() -> [u8; 20] {
+    const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut id = *b"-BY0100-000000000000";
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default()
-        ^ u128::from(std::process::id()) << 64;
-    let mut x = (seed as u64) ^ ((seed >> 64) as u64) | 1;
-    for b in id.iter_mut().skip(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = b'0' + (x % 36) as u8;
-        if *b > b'9' {
-            *b += b'a' - b'9' - 1;
-        }
+    let mut random = [0u8; 12];
+    if let Err(e) = getrandom::getrandom(&mut random) {
+        // Without an OS random source, a seed from the clock and pid is
+        // the best there is; say so.
+        tracing::warn!(error = %e, "no OS randomness for the peer id");
+        let mut rng = fastrand::Rng::new();
+        rng.fill(&mut random);
+    }
+    for (b, r) in id.iter_mut().skip(8).zip(random) {
+        *b = ALPHABET[usize::from(r) % ALPHABET.len()];
     }
     id
 }

@@ -107,7 +107,9 @@ pub struct Picker {
     suspect: Bitfield,
     readers: BTreeMap<ReaderKey, u32>,
     readahead: u32,
-    rng: u64,
+    /// Tie-breaks: they need spread, not secrecy, and a seed so that
+    /// tests replay.
+    rng: fastrand::Rng,
 }
 
 impl Picker {
@@ -128,7 +130,7 @@ impl Picker {
             suspect: Bitfield::new(pieces),
             readers: BTreeMap::new(),
             readahead: 4,
-            rng: seed | 1,
+            rng: fastrand::Rng::with_seed(seed),
         }
     }
 
@@ -565,13 +567,7 @@ impl Picker {
     }
 
     fn next_random(&mut self) -> u64 {
-        // xorshift64: tie-breaking needs spread, not cryptographic strength.
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
+        self.rng.u64(..)
     }
 }
 

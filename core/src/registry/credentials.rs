@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
 /// How a request to the registry is authorised.
@@ -129,7 +131,7 @@ impl BasicCredentials {
     pub fn header_value(&self) -> Vec<u8> {
         let joined = format!("{}:{}", self.username, self.password);
         let mut out = b"Basic ".to_vec();
-        out.extend_from_slice(base64(joined.as_bytes()).as_bytes());
+        out.extend_from_slice(STANDARD.encode(joined.as_bytes()).as_bytes());
         out
     }
 }
@@ -153,41 +155,9 @@ impl fmt::Debug for CredentialId {
     }
 }
 
-/// Standard base64 with padding (RFC 4648 §4).
-pub(crate) fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let symbol = |index: u32| char::from(ALPHABET[(index & 63) as usize]);
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for group in input.chunks(3) {
-        let b = |i: usize| u32::from(group.get(i).copied().unwrap_or(0));
-        let n = (b(0) << 16) | (b(1) << 8) | b(2);
-        out.push(symbol(n >> 18));
-        out.push(symbol(n >> 12));
-        out.push(if group.len() > 1 { symbol(n >> 6) } else { '=' });
-        out.push(if group.len() > 2 { symbol(n) } else { '=' });
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_rfc4648_vectors() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), encoded);
-        }
-        assert_eq!(base64(&[0xff, 0xfe, 0xfd]), "//79");
-    }
 
     #[test]
     fn basic_header_value() {

@@ -70,9 +70,10 @@ pub enum StoreError {
 
 impl StoreError {
     fn io(op: &'static str, path: &Path, source: io::Error) -> StoreError {
-        if source.raw_os_error() == Some(libc::ENOSPC)
-            || source.raw_os_error() == Some(libc::EDQUOT)
-        {
+        if matches!(
+            source.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ) {
             StoreError::DiskFull {
                 op,
                 path: path.to_path_buf(),

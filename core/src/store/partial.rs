@@ -387,7 +387,8 @@ fn create_fresh(dir: &Path, meta: &Meta) -> Result<(), StoreError> {
     fs::create_dir_all(dir).map_err(|e| StoreError::io("create", dir, e))?;
     let data_path = dir.join("data");
     let data = File::create(&data_path).map_err(|e| StoreError::io("create", &data_path, e))?;
-    preallocate(&data, meta.total_len).map_err(|e| StoreError::io("allocate", &data_path, e))?;
+    bay_httpd::sys::preallocate(&data, meta.total_len)
+        .map_err(|e| StoreError::io("allocate", &data_path, e))?;
     let pieces = u64::from(meta.pieces());
     let hashes_path = dir.join("hashes");
     File::create(&hashes_path)
@@ -398,21 +399,6 @@ fn create_fresh(dir: &Path, meta: &Meta) -> Result<(), StoreError> {
         .and_then(|f| f.set_len(pieces.div_ceil(8)))
         .map_err(|e| StoreError::io("create", &have_path, e))?;
     layout::write_atomically(&dir.join("meta"), meta.encode().as_bytes())
-}
-
-fn preallocate(file: &File, len: u64) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let len =
-        libc::off_t::try_from(len).map_err(|_| std::io::Error::from_raw_os_error(libc::EFBIG))?;
-    // SAFETY: plain syscall on a file descriptor we own.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
-    match rc {
-        0 => Ok(()),
-        // Some file systems cannot preallocate; a sparse file still works,
-        // it only finds out about a full disk later.
-        libc::EOPNOTSUPP | libc::EINVAL => file.set_len(len as u64),
-        errno => Err(std::io::Error::from_raw_os_error(errno)),
-    }
 }
 
 fn read_hashes(file: &File, pieces: u32, path: &Path) -> Result<Vec<Hash>, StoreError> {
@@ -534,24 +520,8 @@ impl PieceChecker {
     /// the blob is admitted to the store has little left to wait for.
     /// Only a hint: errors show up at that flush.
     fn start_writeback(&self, piece: u32) {
-        use std::os::fd::AsRawFd;
-        let Some(range) = self.meta.piece_range(piece) else {
-            return;
-        };
-        let (Ok(offset), Ok(len)) = (
-            libc::off64_t::try_from(range.start),
-            libc::off64_t::try_from(range.len()),
-        ) else {
-            return;
-        };
-        // SAFETY: plain syscall on a descriptor this checker owns.
-        unsafe {
-            libc::sync_file_range(
-                self.data.as_raw_fd(),
-                offset,
-                len,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
+        if let Some(range) = self.meta.piece_range(piece) {
+            bay_httpd::sys::start_writeback(&self.data, range.start as u64, range.len() as u64);
         }
     }
 }

@@ -20,6 +20,7 @@
 //! for a block another one sent.
 
 mod api;
+mod extension;
 mod peer;
 mod places;
 mod requests;
@@ -182,9 +183,14 @@ impl Swarm {
         if self.peers.len() >= self.config.max_peers && !self.make_room(now) {
             return Err(Refused::Full);
         }
-        let fast = theirs.reserved.fast_extension() && self.handshake().reserved.fast_extension();
+        let ours = self.handshake().reserved;
+        let fast = theirs.reserved.fast_extension() && ours.fast_extension();
         let mut peer = PeerState::new(theirs.peer_id, fast, self.picker.piece_count(), now);
         peer.dialled = dialled;
+        peer.extended = theirs.reserved.extension_protocol() && ours.extension_protocol();
+        if peer.extended {
+            peer.queue(Transmit::Message(self.extended_handshake()), now);
+        }
         peer.pipeline = self.config.initial_pipeline.min(self.config.pipeline);
         self.queue_our_pieces(&mut peer, now);
         self.peers.insert(key, peer);
@@ -354,7 +360,8 @@ impl Swarm {
     ) -> Result<(), DisconnectReason> {
         match message {
             Message::KeepAlive | Message::Port(_) | Message::Suggest { .. } => {}
-            Message::AllowedFast { .. } | Message::Extended { .. } => {}
+            Message::AllowedFast { .. } => {}
+            Message::Extended { id, payload } => self.extended_message(key, id, &payload)?,
             Message::Hashes(_) | Message::HashReject(_) => {}
             Message::Choke => self.peer_choked_us(key),
             Message::Unchoke => {

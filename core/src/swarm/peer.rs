@@ -55,6 +55,12 @@ const MIN_PIPELINE: usize = 4;
 pub(super) struct PeerState {
     pub(super) peer_id: [u8; 20],
     pub(super) fast: bool,
+    /// Both sides set the extension-protocol bit (BEP 10).
+    pub(super) extended: bool,
+    /// The client name its extended handshake gave (`v`), for logs.
+    pub(super) client: Option<String>,
+    /// Most requests it queues (`reqq`): our pipeline to it stays below.
+    pub(super) reqq: Option<usize>,
     /// We opened the connection.
     pub(super) dialled: bool,
     pub(super) connected_at: Instant,
@@ -89,6 +95,9 @@ impl PeerState {
         PeerState {
             peer_id,
             fast,
+            extended: false,
+            client: None,
+            reqq: None,
             dialled: false,
             connected_at: now,
             remote: Remote::Some(Bitfield::new(pieces)),

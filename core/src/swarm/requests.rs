@@ -92,7 +92,9 @@ impl Swarm {
         if peer.peer_choking || !peer.am_interested {
             return;
         }
-        let want = peer.pipeline.saturating_sub(peer.outstanding.len());
+        // A peer that said how many requests it queues gets no more.
+        let pipeline = peer.reqq.map_or(peer.pipeline, |q| peer.pipeline.min(q));
+        let want = pipeline.saturating_sub(peer.outstanding.len());
         if want == 0 {
             if let Some(peer) = self.peers.get_mut(&key) {
                 peer.pipeline_was_full = true;

@@ -1,9 +1,10 @@
-//! The tracker protocol: announce and scrape, over HTTP and over UDP.
+//! The tracker protocol: announce and scrape over HTTP.
 //!
-//! Pure and sans-IO like the rest of bay-wire: the HTTP side parses the raw
-//! query string of a request (the bytes after `?`, still percent-encoded)
-//! and builds one, and encodes and decodes the bencoded response bodies; the
-//! UDP side encodes and decodes whole datagrams. Sockets, timers, retries
+//! Pure and sans-IO like the rest of bay-wire: it parses the raw query
+//! string of a request (the bytes after `?`, still percent-encoded) and
+//! builds one, and encodes and decodes the bencoded response bodies.
+//! (bay speaks no UDP tracker protocol: its trackers are reached over
+//! HTTP, which carries fleet authentication and bulk announces.) Sockets, timers, retries
 //! and the swarm bookkeeping belong to the callers in bay-core and
 //! bay-tracker.
 //!
@@ -14,8 +15,7 @@
 //! - [`announce`]: HTTP announce request (BEP 3) and its response, with
 //!   compact IPv4 (BEP 23) and IPv6 (BEP 7) peer lists.
 //! - [`scrape`]: HTTP scrape request and response (BEP 48).
-//! - [`compact`]: the 6- and 18-byte peer records HTTP and UDP share.
-//! - [`udp`]: the UDP tracker protocol (BEP 15).
+//! - [`compact`]: the 6- and 18-byte compact peer records.
 //!
 //! Torrents are BitTorrent v2 (BEP 52), whose peers announce with the v2
 //! info hash truncated to 20 bytes: every info hash here is 20 bytes, the
@@ -26,7 +26,6 @@ pub mod compact;
 pub mod query;
 pub mod response;
 pub mod scrape;
-pub mod udp;
 
 use std::fmt;
 
