@@ -10,7 +10,7 @@
 //! which client may read what): those decisions live in tracker/ and
 //! proxy/, which call in here.
 //!
-//! Layout (so far):
+//! Layout:
 //! - [`bitfield`]: which pieces a party has, in the BEP 3 layout.
 //! - [`picker`]: which block to request from which peer next.
 //! - [`choke`]: who holds an upload slot, rotated fairly.
@@ -21,9 +21,10 @@
 //! - [`progress`]: verified pieces shared across threads; stream readers.
 //! - [`allow`]: upstream registry names and the operator's allow list.
 //! - [`metrics`]: counters rendered as Prometheus text.
-//! - [`size`]: byte sizes as operators write them.
-//! - [`node`]: store, peer engine and registry access, started from settings.
-//! - [`settings`]: TOML configuration files and log set-up.
+//! - [`config`]: the node settings both programs share, typed sizes,
+//!   configuration files.
+//! - [`node`]: store, peer engine and registry access, started from them.
+//! - [`logging`]: log set-up.
 //! - [`announce`]: telling trackers about a torrent, learning its peers.
 //! - [`webseed`]: piece ranges fetched over HTTP(S) from a URL or registry.
 //! - [`registry`]: the upstream registry client: auth, blobs, manifests.
@@ -32,15 +33,15 @@ pub mod allow;
 pub mod announce;
 pub mod bitfield;
 pub mod choke;
+pub mod config;
 pub mod engine;
+pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod picker;
 pub mod progress;
 pub mod rate;
 pub mod registry;
-pub mod settings;
-pub mod size;
 pub mod store;
 pub mod swarm;
 pub mod webseed;

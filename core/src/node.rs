@@ -1,31 +1,15 @@
 //! What every bay program runs on its host besides HTTP: the blob store,
-//! the peer engine, access to registries, and the allow list. Both
-//! programs start them from the same settings, here.
+//! the peer engine, access to registries, and the allow list, started
+//! from a [`NodeConfig`]. Errors name the setting at fault.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::allow::{AllowList, AllowPattern};
-use crate::engine::{new_peer_id, Engine, EngineConfig};
-use crate::registry::{Registries, RegistryConfig};
-use crate::store::Store;
-
-/// The settings a node starts from, as the operator wrote them.
-#[derive(Debug, Clone)]
-pub struct NodeSettings {
-    pub root: PathBuf,
-    pub cache_size: String,
-    pub peer_listen: SocketAddr,
-    pub public_addr: Option<SocketAddr>,
-    pub upload_limit: Option<String>,
-    pub download_limit: Option<String>,
-    /// Seed each piece to one peer first (the origin): see
-    /// [`crate::swarm::SwarmConfig::super_seed`].
-    pub super_seed: bool,
-    pub allow_registry: Vec<String>,
-    pub insecure_registry: Vec<String>,
-    pub ca_file: Option<PathBuf>,
-}
+use crate::allow::{AllowList, AllowPattern, RouteError};
+use crate::config::NodeConfig;
+use crate::engine::{new_peer_id, Engine, EngineConfig, EngineError};
+use crate::registry::{Registries, RegistryConfig, RegistryError};
+use crate::store::{Store, StoreError};
 
 /// A started node.
 #[derive(Debug)]
@@ -38,36 +22,61 @@ pub struct Node {
     pub peer_addr: SocketAddr,
 }
 
-impl NodeSettings {
-    /// Opens the store and starts the peer engine; errors name the setting
-    /// at fault.
-    pub fn start(&self) -> Result<Node, String> {
-        let patterns = self
-            .allow_registry
-            .iter()
-            .map(|p| AllowPattern::parse(p).map_err(|e| format!("--allow-registry {p}: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let registries = Registries::new(RegistryConfig {
-            insecure: self.insecure_registry.clone(),
-            extra_ca_file: self.ca_file.clone(),
-            ..RegistryConfig::default()
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    #[error("allow_registry {pattern:?}: {source}")]
+    AllowPattern { pattern: String, source: RouteError },
+    #[error("registry access (ca_file, insecure_registry): {0}")]
+    Registries(#[source] RegistryError),
+    #[error("root {path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
+    #[error("peer_listen: {0}")]
+    Engine(#[source] EngineError),
+    #[error("peer_listen is not set")]
+    NoPeerListen,
+}
+
+/// Starts a node. `super_seed` makes the engine seed each piece to one
+/// peer first (the origin: see [`crate::swarm::SwarmConfig::super_seed`]).
+pub fn start(config: &NodeConfig, super_seed: bool) -> Result<Node, NodeError> {
+    let patterns = config
+        .allow_registry
+        .iter()
+        .map(|p| {
+            AllowPattern::parse(p).map_err(|source| NodeError::AllowPattern {
+                pattern: p.clone(),
+                source,
+            })
         })
-        .map_err(|e| e.to_string())?;
-        let budget =
-            crate::size::parse_size(&self.cache_size).map_err(|e| format!("--cache-size: {e}"))?;
-        let store = Store::open(&self.root, budget).map_err(|e| e.to_string())?;
-        let mut engine_config = EngineConfig::new(self.peer_listen, new_peer_id());
-        engine_config.upload_limit = crate::settings::rate_limit(self.upload_limit.as_deref())?;
-        engine_config.download_limit = crate::settings::rate_limit(self.download_limit.as_deref())?;
-        engine_config.swarm.super_seed = self.super_seed;
-        let engine = Engine::start(engine_config, store.clone()).map_err(|e| e.to_string())?;
-        let peer_addr = self.public_addr.unwrap_or_else(|| engine.local_addr());
-        Ok(Node {
-            registries,
-            store,
-            engine,
-            allow: AllowList::new(patterns),
-            peer_addr,
-        })
-    }
+        .collect::<Result<Vec<_>, _>>()?;
+    let registries = Registries::new(RegistryConfig {
+        insecure: config.insecure_registry.clone(),
+        extra_ca_file: config.ca_file.clone(),
+        ..RegistryConfig::default()
+    })
+    .map_err(NodeError::Registries)?;
+    let root = config.root().to_path_buf();
+    let store = Store::open(&root, config.cache_size.bytes())
+        .map_err(|source| NodeError::Store { path: root, source })?;
+    let listen = config.peer_listen.ok_or(NodeError::NoPeerListen)?;
+    let mut engine_config = EngineConfig::new(listen, new_peer_id());
+    engine_config.upload_limit = config.upload_limit.map(|s| s.bytes());
+    engine_config.download_limit = config.download_limit.map(|s| s.bytes());
+    engine_config.max_peers_per_address = config.peer_connections_per_address.max(1);
+    engine_config.swarm.super_seed = super_seed;
+    let engine = Engine::start(engine_config, store.clone()).map_err(NodeError::Engine)?;
+    let peer_addr = config.public_addr.unwrap_or_else(|| engine.local_addr());
+    Ok(Node {
+        registries,
+        store,
+        engine,
+        allow: AllowList::new(patterns),
+        peer_addr,
+    })
 }

@@ -1,8 +1,7 @@
 use bay_proxy::{clientconf, serve, Cli, Command};
-use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    match Cli::parse_args().command {
         Command::Serve(args) => {
             let config = args.resolve()?;
             if args.print_config {
@@ -11,9 +10,7 @@ fn main() -> anyhow::Result<()> {
             }
             bay_proxy::init_logging();
             let shutdown = bay_httpd::Shutdown::on_signals()?;
-            serve::start(&config, None, shutdown)
-                .map_err(anyhow::Error::msg)?
-                .wait();
+            serve::start(&config, None, shutdown)?.wait();
         }
         Command::PrintConfig {
             client,

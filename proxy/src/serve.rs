@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bay_core::allow::Upstream;
+use bay_core::config::ConfigError;
+use bay_core::node::NodeError;
 use bay_httpd::{serve, Listen, ServerConfig, ServerHandle, Shutdown};
 
-use crate::blob::{tracker_client, BlobWorker, Blobs};
+use crate::blob::{BlobWorker, Blobs, Trackers};
 use crate::config::ProxyConfig;
 use crate::service::{Routing, Worker};
 
@@ -49,30 +51,46 @@ impl Running {
     }
 }
 
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error("ca_file: {0}")]
+    TrackerTls(#[source] bay_httpd::client::tls::TlsSetupError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Starts the proxy.
 pub fn start(
     config: &ProxyConfig,
     listen: Option<std::net::TcpListener>,
     shutdown: Shutdown,
-) -> Result<Running, String> {
+) -> Result<Running, StartError> {
+    config.validate()?;
     let fixed = config
         .upstream
         .as_deref()
-        .map(|u| Upstream::parse(u).map_err(|e| format!("--upstream: {e}")))
+        .map(|u| Upstream::parse(u).map_err(|e| ConfigError::invalid("upstream", e)))
         .transpose()?;
-    let node = config.node().start()?;
+    let trackers =
+        Trackers::parse(&config.tracker).map_err(|e| ConfigError::invalid("tracker", e))?;
+    let node = bay_core::node::start(&config.node, false)?;
     let peer_addr = node.peer_addr;
     let blobs = Arc::new(Blobs::new(
         node.store,
         node.engine,
         node.registries,
-        config
-            .tracker
-            .iter()
-            .map(|t| t.trim_end_matches('/').to_string())
-            .collect(),
+        trackers,
         peer_addr,
-        config.insecure_registry.clone(),
     ));
     let routing = Arc::new(Routing {
         fixed,
@@ -82,8 +100,8 @@ pub fn start(
         Some(l) => Listen::Std(l),
         None => Listen::Addr(config.listen),
     };
-    let tracker_tls = bay_httpd::client::tls::client_config(config.ca_file.as_deref())
-        .map_err(|e| e.to_string())?;
+    let tracker_tls = bay_httpd::client::tls::client_config(config.node.ca_file.as_deref())
+        .map_err(StartError::TrackerTls)?;
     let for_workers = blobs.clone();
     let server = serve(
         listen,
@@ -92,7 +110,7 @@ pub fn start(
             Worker {
                 routing: routing.clone(),
                 blobs: BlobWorker {
-                    trackers: tracker_client(&for_workers.trackers, tracker_tls.clone()),
+                    trackers: for_workers.trackers.client(tracker_tls.clone()),
                     blobs: for_workers.clone(),
                     http: http.clone(),
                 },
@@ -101,12 +119,15 @@ pub fn start(
         },
         ServerConfig {
             threads: config.threads,
-            body_pace: config.body_pace().map_err(|e| e.to_string())?,
+            body_pace: config.body_pace()?,
             ..ServerConfig::default()
         },
         shutdown.clone(),
     )
-    .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    .map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
     let addr = server.local_addr();
     tracing::info!(%addr, %peer_addr, "proxy listening");
     Ok(Running {

@@ -64,13 +64,16 @@ def add(ses, torrent_path, save_dir):
     return ses.add_torrent(params)
 
 
-def pump(ses, deadline, verbose, until):
-    """Handles alerts until until(alert) is true for one; returns it."""
+def pump(ses, deadline, verbose, until, tick=None, every=0.5):
+    """Handles alerts until until(alert) is true for one; returns it.
+    tick(), when given, runs at least every `every` seconds."""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("libtorrent did not get there in time")
-        ses.wait_for_alert(int(min(left, 0.5) * 1000))
+        ses.wait_for_alert(int(min(left, every) * 1000))
+        if tick:
+            tick()
         for alert in ses.pop_alerts():
             if verbose:
                 sys.stderr.write("lt: %s: %s\n" % (type(alert).__name__, alert.message()))
@@ -125,12 +128,12 @@ def get(args):
         handle.connect_peer(parse_peer(peer))
     clients = set()
 
-    def finished(alert):
+    def sample():
         for p in handle.get_peer_info():
             clients.add(p.client.decode("utf-8", "replace") if isinstance(p.client, bytes) else p.client)
-        return isinstance(alert, lt.torrent_finished_alert)
 
-    pump(ses, deadline, args.verbose, finished)
+    pump(ses, deadline, args.verbose, lambda a: isinstance(a, lt.torrent_finished_alert),
+         tick=sample, every=0.02)
     seconds = time.monotonic() - started
     status = handle.status()
     print(json.dumps({

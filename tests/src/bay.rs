@@ -69,6 +69,16 @@ impl Upstreams {
         }
     }
 
+    /// Puts these upstreams, a loopback peer port and `root` into a
+    /// node's settings.
+    fn node(&self, node: &mut bay_core::config::NodeConfig, root: &Path) {
+        node.root = Some(root.to_path_buf());
+        node.peer_listen = Some(loopback0());
+        node.allow_registry = self.allow.clone();
+        node.insecure_registry = self.insecure.clone();
+        node.ca_file = self.ca_file.clone();
+    }
+
     fn args(&self, cmd: &mut Command) {
         for a in &self.allow {
             cmd.arg("--allow-registry").arg(a);
@@ -104,17 +114,13 @@ impl Tracker {
         let listener = bind(loopback0())?;
         let mut config = TrackerConfig {
             listen: local_addr(&listener)?,
-            peer_listen: loopback0(),
-            root: dir.path().to_path_buf(),
-            allow_registry: upstreams.allow.clone(),
-            insecure_registry: upstreams.insecure.clone(),
-            ca_file: upstreams.ca_file.clone(),
             threads: 2,
             ..TrackerConfig::default()
         };
+        upstreams.node(&mut config.node, dir.path());
         tweak(&mut config);
         let running = bay_tracker::serve::start(&config, Some(listener), Shutdown::new())
-            .map_err(|e| HarnessError::io("start", "bay-tracker", e))?;
+            .map_err(|e| HarnessError::parse("bay-tracker start", e.to_string()))?;
         Ok(Tracker { running, _dir: dir })
     }
 
@@ -181,18 +187,14 @@ impl Proxy {
         let mut config = ProxyConfig {
             listen: local_addr(&listener)?,
             tracker: trackers.to_vec(),
-            root: root.to_path_buf(),
             upstream: upstreams.fixed.clone(),
-            allow_registry: upstreams.allow.clone(),
-            insecure_registry: upstreams.insecure.clone(),
-            ca_file: upstreams.ca_file.clone(),
-            peer_listen: loopback0(),
             threads: 2,
             ..ProxyConfig::default()
         };
+        upstreams.node(&mut config.node, root);
         tweak(&mut config);
         let running = bay_proxy::serve::start(&config, Some(listener), Shutdown::new())
-            .map_err(|e| HarnessError::parse("bay-proxy start", e))?;
+            .map_err(|e| HarnessError::parse("bay-proxy start", e.to_string()))?;
         Ok(Proxy {
             running: Some(running),
             root: root.to_path_buf(),

@@ -253,7 +253,7 @@ fn seed_one_layer(registry: &Registry, proxy: &Proxy, repo: &str, seed: u64) -> 
 }
 
 fn swarm_of(digest: &str) -> [u8; 20] {
-    bay_core::engine::swarm_id_for(&Digest::parse(digest).unwrap())
+    bay_wire::origin::swarm_id(&Digest::parse(digest).unwrap())
 }
 
 #[test]

@@ -116,7 +116,10 @@ fn libtorrent_downloads_from_bay_peer_seed() -> Result<()> {
     }
     // libtorrent names its peer from bay's BEP 10 handshake (sampled while
     // downloading, so the smallest cases may finish unseen).
-    ensure!(clients_seen.contains("bay "), "libtorrent saw {clients_seen}");
+    ensure!(
+        clients_seen.contains("bay "),
+        "libtorrent saw {clients_seen}"
+    );
     Ok(())
 }
 

@@ -10,7 +10,6 @@
 pub mod mktorrent;
 pub mod origin;
 pub mod peers;
-pub mod preheat;
 
 /// The `bay-tracker` command line.
 #[derive(Debug, clap::Parser)]
@@ -36,4 +35,14 @@ pub mod config;
 pub mod serve;
 pub mod service;
 
-pub use bay_core::settings::init_logging;
+impl Cli {
+    /// Parses the command line, node flags also from `BAY_TRACKER_*`.
+    pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = bay_core::config::node_env(Cli::command(), "serve", "BAY_TRACKER_");
+        let matches = command.get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+pub use bay_core::logging::init_logging;

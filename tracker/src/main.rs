@@ -1,8 +1,7 @@
 use bay_tracker::{mktorrent, serve, Cli, Command};
-use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    match Cli::parse_args().command {
         Command::Mktorrent(args) => {
             mktorrent::run(&args, &mut std::io::stdout().lock())?;
         }

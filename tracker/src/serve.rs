@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use bay_httpd::{serve, Listen, ServerConfig, ServerHandle, Shutdown};
 
+use bay_core::config::ConfigError;
+use bay_core::node::NodeError;
+
 use crate::config::TrackerConfig;
 use crate::origin::{Origin, OriginWorker};
 use crate::peers::{PeerStore, PeerStoreConfig};
@@ -66,12 +69,31 @@ impl Running {
     }
 }
 
+/// Why the tracker could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("origin seeder: {0}")]
+    Node(#[from] NodeError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the expiry thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
 /// Starts the tracker on `listen` (pre-bound, or the configured address).
 pub fn start(
     config: &TrackerConfig,
     listen: Option<std::net::TcpListener>,
     shutdown: Shutdown,
-) -> std::io::Result<Running> {
+) -> Result<Running, StartError> {
+    config.validate()?;
     let peers = PeerStore::new(PeerStoreConfig {
         interval: config.announce_interval,
         peer_ttl: Duration::from_secs(u64::from(config.announce_interval) * 5 / 2),
@@ -92,10 +114,7 @@ pub fn start(
         Some(l) => Listen::Std(l),
         None => Listen::Addr(config.listen),
     };
-    let origin = match start_origin(config) {
-        Ok(o) => o.map(Arc::new),
-        Err(e) => return Err(std::io::Error::other(e)),
-    };
+    let origin = start_origin(config)?.map(Arc::new);
     let for_workers = shared.clone();
     let kept_origin = origin.clone();
     let server = serve(
@@ -110,13 +129,18 @@ pub fn start(
         },
         server_config,
         shutdown.clone(),
-    )?;
+    )
+    .map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
     let housekeeping = {
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         std::thread::Builder::new()
             .name("bay-tracker-expiry".into())
-            .spawn(move || expire_until(&shared, &shutdown))?
+            .spawn(move || expire_until(&shared, &shutdown))
+            .map_err(StartError::Thread)?
     };
     let addr = server.local_addr();
     tracing::info!(%addr, "tracker listening");
@@ -131,12 +155,12 @@ pub fn start(
 }
 
 /// The origin seeder: only when the operator allowed some registry.
-fn start_origin(config: &TrackerConfig) -> Result<Option<Origin>, String> {
-    if config.allow_registry.is_empty() {
+fn start_origin(config: &TrackerConfig) -> Result<Option<Origin>, NodeError> {
+    if config.node.allow_registry.is_empty() {
         tracing::warn!("no --allow-registry: running as a plain tracker, no origin seeder");
         return Ok(None);
     }
-    let node = config.node().start()?;
+    let node = bay_core::node::start(&config.node, true)?;
     let peer_addr = node.peer_addr;
     tracing::info!(%peer_addr, "origin seeder ready");
     Ok(Some(Origin::new(

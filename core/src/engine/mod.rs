@@ -165,7 +165,7 @@ impl TorrentSpec {
 
 /// A blob whose piece hashes arrive while its origin is still fetching it
 /// from the registry: the swarm starts before anyone has the whole blob.
-/// Its swarm is named by [`swarm_id_for`] the digest, since the v2 info
+/// Its swarm is named by [`bay_wire::origin::swarm_id`] of the digest, since the v2 info
 /// hash is only known at the end.
 #[derive(Debug, Clone)]
 pub struct ProgressiveSpec {
@@ -173,20 +173,6 @@ pub struct ProgressiveSpec {
     pub total_len: u64,
     /// A power of two, at least 16 KiB.
     pub piece_len: u64,
-}
-
-/// The 20 bytes that name the swarm of a blob shared progressively:
-/// SHA-256 of `bay-swarm:` and the digest, truncated. Every bay host
-/// derives the same name from the digest alone.
-pub fn swarm_id_for(digest: &Digest) -> [u8; 20] {
-    use sha2::{Digest as _, Sha256};
-    let hash = Sha256::new()
-        .chain_update(b"bay-swarm:")
-        .chain_update(digest.as_str().as_bytes())
-        .finalize();
-    let mut id = [0u8; 20];
-    id.copy_from_slice(&hash[..20]);
-    id
 }
 
 /// A torrent's state, for status pages and tests.
@@ -353,7 +339,7 @@ impl Engine {
     /// directly ([`TorrentHandle::supply_piece`]), as the origin does.
     pub fn add_progressive(&self, spec: ProgressiveSpec) -> Result<TorrentHandle, EngineError> {
         self.add(Plan {
-            swarm_id: swarm_id_for(&spec.digest),
+            swarm_id: bay_wire::origin::swarm_id(&spec.digest),
             total_len: spec.total_len,
             piece_len: spec.piece_len,
             hashes: Vec::new(),

@@ -13,16 +13,10 @@ use bay_core::registry::Auth;
 use bay_httpd::{Request, Response};
 use bay_wire::oci::{media_type, parse_manifest, ImageReference, Manifest, Reference};
 
-use crate::origin::{json_error, param, registry_error, Asked, OriginWorker};
+use bay_wire::origin::{PreheatAnswer, PreheatAsk, PreheatedBlob};
 
-/// Longest image reference or platform accepted, decoded.
-const MAX_PARAM: usize = 1024;
-
-fn decoded(req: &Request, key: &str) -> Option<String> {
-    let raw = param(req, key)?;
-    let bytes = bay_wire::percent::decode(raw.as_bytes(), MAX_PARAM).ok()?;
-    String::from_utf8(bytes).ok()
-}
+use super::api::query;
+use super::{json_error, registry_error, Asked, OriginWorker};
 
 struct Platform {
     os: String,
@@ -45,10 +39,13 @@ fn platform(text: Option<&str>) -> Option<Platform> {
 impl OriginWorker {
     /// `POST /origin/v1/preheat`.
     pub async fn preheat(&self, req: &Request) -> Response {
-        let Some(image) = decoded(req, "image").and_then(|i| ImageReference::parse(&i).ok()) else {
+        let Ok(ask) = PreheatAsk::parse_query(query(req)) else {
+            return json_error(400, "missing or invalid image or platform parameter");
+        };
+        let Ok(image) = ImageReference::parse(&ask.image) else {
             return json_error(400, "missing or invalid image reference");
         };
-        let Some(platform) = platform(decoded(req, "platform").as_deref()) else {
+        let Some(platform) = platform(ask.platform.as_deref()) else {
             return json_error(400, "platform must be os/arch or os/arch/variant");
         };
         let upstream = match Upstream::parse(image.api_host()) {
@@ -120,19 +117,19 @@ impl OriginWorker {
                 auth: auth.clone(),
             };
             match self.fetch_for(&asked).await {
-                Ok(fetch) => blobs.push(serde_json::json!({
-                    "digest": descriptor.digest.as_str(),
-                    "length": fetch.length,
-                })),
+                Ok(fetch) => blobs.push(PreheatedBlob {
+                    digest: descriptor.digest.clone(),
+                    length: fetch.length,
+                }),
                 Err(response) => return response,
             }
         }
-        let body = serde_json::json!({
-            "image": image.to_string(),
-            "blobs": blobs,
-        });
+        let answer = PreheatAnswer {
+            image: image.to_string(),
+            blobs,
+        };
         Response::new(200)
             .header("content-type", "application/json")
-            .body(body.to_string().into_bytes())
+            .body(answer.to_json())
     }
 }

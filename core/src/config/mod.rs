@@ -1,0 +1,46 @@
+//! Configuration both programs share: the node settings (`[node]` in a
+//! file, the same flags on both), typed sizes parsed once, reading and
+//! printing TOML files, and the error that names the setting at fault.
+//!
+//! Each program's own struct holds its settings plus a [`NodeConfig`]:
+//! defaults, then the file (`--config`), then environment variables and
+//! flags, each given one overriding what came before.
+
+mod file;
+mod node;
+mod size;
+
+use std::path::PathBuf;
+
+pub use file::{parse_toml, read_toml, to_toml};
+pub use node::{node_env, NodeArgs, NodeConfig, NodeDefaults, NODE_KEYS};
+pub use size::{ByteSize, SizeError};
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// A setting's value cannot be used; `setting` is its name in the file
+    /// (`node.cache_size`), which is also its flag with dashes.
+    #[error("{setting}: {message}")]
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    pub fn invalid(setting: &'static str, message: impl std::fmt::Display) -> ConfigError {
+        ConfigError::Invalid {
+            setting,
+            message: message.to_string(),
+        }
+    }
+}

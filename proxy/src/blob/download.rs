@@ -1,0 +1,310 @@
+//! Swarm downloads: the table every worker shares, and the I/O shell of
+//! [`OriginPlan`]: asking trackers, starting the download, following
+//! piece hashes and handing over to another origin.
+//!
+//! A download leaves the table when it completes (the cache serves the
+//! blob from then on), fails, is orphaned, or outlives [`LIFETIME`]; at
+//! most [`MAX_DOWNLOADS`] run at once, beyond which new blobs are read
+//! straight from the registry.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bay_core::engine::{ProgressiveSpec, TorrentHandle};
+use bay_core::registry::{Auth, RegistryClient};
+use bay_httpd::client::Client;
+use bay_wire::oci::Digest;
+use bay_wire::origin::{BlobAsk as OriginAsk, HashesAsk};
+
+use super::access::Access;
+use super::origin_client::{ask_origin, fetch_hashes};
+use super::origin_plan::{Geometry, NoSwarm, OriginPlan, Step};
+use super::read_plan::Health;
+use super::{announce, BlobAsk, BlobWorker, Blobs};
+
+/// Most downloads running at once.
+pub const MAX_DOWNLOADS: usize = 1024;
+/// A download is forgotten this long after it started, finished or not.
+pub const LIFETIME: Duration = Duration::from_secs(3600);
+/// How long a tracker gets to answer "be this blob's origin" (it may have
+/// to ask the registry first).
+pub const ASK_WITHIN: Duration = Duration::from_secs(10);
+
+/// A blob coming from the swarm, shared by every client reading it.
+pub struct Download {
+    pub handle: TorrentHandle,
+    pub length: u64,
+    /// No origin can publish the remaining piece hashes.
+    orphaned: AtomicBool,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("length", &self.length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Download {
+    /// What a waiting reader needs to know.
+    pub fn health(&self) -> Health {
+        Health {
+            failed: false,
+            orphaned: self.orphaned.load(Ordering::Acquire),
+        }
+    }
+}
+
+/// The downloads running now, by digest.
+#[derive(Debug, Default)]
+pub struct Downloads {
+    table: Mutex<HashMap<Digest, Arc<Download>>>,
+}
+
+impl Downloads {
+    fn table(&self) -> MutexGuard<'_, HashMap<Digest, Arc<Download>>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, digest: &Digest) -> Option<Arc<Download>> {
+        self.table().get(digest).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.table().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records `download` unless one for the blob is there already (which
+    /// is returned instead).
+    fn insert_if_absent(&self, digest: &Digest, download: Arc<Download>) -> Arc<Download> {
+        self.table()
+            .entry(digest.clone())
+            .or_insert(download)
+            .clone()
+    }
+
+    /// Removes `download` unless it was already replaced.
+    fn forget(&self, digest: &Digest, download: &Arc<Download>) {
+        let mut table = self.table();
+        if table.get(digest).is_some_and(|d| Arc::ptr_eq(d, download)) {
+            table.remove(digest);
+        }
+    }
+}
+
+/// Where a blob read goes.
+#[derive(Debug)]
+pub enum Joined {
+    Swarm(Arc<Download>),
+    Direct,
+}
+
+impl BlobWorker {
+    /// Joins the swarm download of the blob, or starts one.
+    pub(super) async fn join_or_start(
+        &self,
+        registry: &RegistryClient,
+        ask: &BlobAsk<'_>,
+        auth: &Auth,
+    ) -> Joined {
+        if let Some(d) = self.blobs.downloads.get(&ask.digest) {
+            // The origin checked the first client's access; check ours.
+            return match self.access(registry, ask, auth).await {
+                Access::Granted => Joined::Swarm(d),
+                _ => Joined::Direct,
+            };
+        }
+        if self.blobs.trackers.is_empty() {
+            return Joined::Direct;
+        }
+        if self.blobs.downloads.len() >= MAX_DOWNLOADS {
+            tracing::warn!(digest = %ask.digest, "{MAX_DOWNLOADS} swarm downloads running: reading from the registry");
+            return Joined::Direct;
+        }
+        self.start(ask, auth).await
+    }
+
+    async fn start(&self, ask: &BlobAsk<'_>, auth: &Auth) -> Joined {
+        let blobs = &self.blobs;
+        let mut plan = OriginPlan::new(blobs.trackers.order_for(ask.digest.as_str()), ASK_WITHIN);
+        let wanted = OriginAsk {
+            registry: ask.upstream.to_string(),
+            repo: ask.repo.clone(),
+            digest: ask.digest.clone(),
+        };
+        let authorization = ask.authorization().map(<[u8]>::to_vec);
+        let mut step = plan.start();
+        loop {
+            step = match step {
+                Step::Ask { tracker, within } => {
+                    let answer = ask_origin(
+                        &self.trackers,
+                        &blobs.trackers,
+                        tracker,
+                        &wanted,
+                        authorization.as_deref(),
+                        within,
+                    )
+                    .await;
+                    plan.answered(tracker, answer)
+                }
+                Step::Join {
+                    tracker,
+                    geometry,
+                    peer,
+                } => {
+                    // The origin read the blob with this client's
+                    // credentials: that is a grant, as a HEAD would be.
+                    blobs
+                        .grants
+                        .record(ask.upstream.as_str(), &ask.digest, auth, Instant::now());
+                    let Some(download) = self.begin(&ask.digest, geometry) else {
+                        return Joined::Direct;
+                    };
+                    blobs.engine.connect(download.handle.info_hash(), peer);
+                    let kept = blobs
+                        .downloads
+                        .insert_if_absent(&ask.digest, download.clone());
+                    if Arc::ptr_eq(&kept, &download) {
+                        monoio::spawn(follow(
+                            plan,
+                            tracker,
+                            self.trackers.clone(),
+                            blobs.clone(),
+                            download.clone(),
+                            Handover {
+                                wanted,
+                                authorization,
+                            },
+                        ));
+                        monoio::spawn(announce::run(
+                            self.trackers.clone(),
+                            tracker,
+                            blobs.clone(),
+                            download.clone(),
+                        ));
+                    }
+                    return Joined::Swarm(kept);
+                }
+                Step::Direct(why) => {
+                    match why {
+                        NoSwarm::Refused(status) => {
+                            tracing::debug!(status, digest = %ask.digest, "origin refused: going to the registry");
+                        }
+                        NoSwarm::NoTracker => {
+                            tracing::warn!(digest = %ask.digest, "no tracker answered: going to the registry");
+                        }
+                    }
+                    return Joined::Direct;
+                }
+                // Only a grant gets past the first asks.
+                Step::TakeOver { .. } | Step::Follow { .. } | Step::Orphaned | Step::Done => {
+                    return Joined::Direct
+                }
+            };
+        }
+    }
+
+    fn begin(&self, digest: &Digest, geometry: Geometry) -> Option<Arc<Download>> {
+        let spec = ProgressiveSpec {
+            digest: digest.clone(),
+            total_len: geometry.length,
+            piece_len: geometry.piece_length,
+        };
+        match self.blobs.engine.add_progressive(spec) {
+            Ok(handle) => Some(Arc::new(Download {
+                handle,
+                length: geometry.length,
+                orphaned: AtomicBool::new(false),
+            })),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot join the swarm");
+                None
+            }
+        }
+    }
+}
+
+/// What another tracker needs to take the blob over: the same request,
+/// with the same client's Authorization. Held in memory for that only:
+/// never logged, never sent to a peer.
+struct Handover {
+    wanted: OriginAsk,
+    authorization: Option<Vec<u8>>,
+}
+
+/// Follows piece hashes until every one is known, handing over to other
+/// trackers as the plan says; then waits for the download to end and
+/// takes it out of the table.
+async fn follow(
+    mut plan: OriginPlan,
+    tracker: usize,
+    http: Client,
+    blobs: Arc<Blobs>,
+    download: Arc<Download>,
+    handover: Handover,
+) {
+    let digest = handover.wanted.digest.clone();
+    let drive = async {
+        let mut step = Step::Follow { tracker, from: 0 };
+        loop {
+            step = match step {
+                Step::Follow { tracker, from } => {
+                    let ask = HashesAsk {
+                        digest: digest.clone(),
+                        from,
+                    };
+                    match fetch_hashes(&http, &blobs.trackers, tracker, &ask).await {
+                        Ok(batch) => {
+                            for (piece, hash) in (batch.from..).zip(&batch.hashes) {
+                                download.handle.set_piece_hash(piece, *hash);
+                            }
+                            let upto = batch.from + batch.hashes.len() as u32;
+                            plan.hashes(tracker, upto, batch.done)
+                        }
+                        Err(why) => {
+                            tracing::warn!(tracker = blobs.trackers.name(tracker), %digest, why, "lost the origin's hashes");
+                            plan.hashes_lost(tracker)
+                        }
+                    }
+                }
+                Step::Ask { tracker, within } => {
+                    let answer = ask_origin(
+                        &http,
+                        &blobs.trackers,
+                        tracker,
+                        &handover.wanted,
+                        handover.authorization.as_deref(),
+                        within,
+                    )
+                    .await;
+                    plan.answered(tracker, answer)
+                }
+                Step::TakeOver {
+                    tracker,
+                    peer,
+                    from,
+                } => {
+                    tracing::info!(tracker = blobs.trackers.name(tracker), %digest, "another tracker took over the origin");
+                    blobs.engine.connect(download.handle.info_hash(), peer);
+                    Step::Follow { tracker, from }
+                }
+                Step::Orphaned => {
+                    download.orphaned.store(true, Ordering::Release);
+                    return;
+                }
+                Step::Done | Step::Join { .. } | Step::Direct(_) => break,
+            };
+        }
+        let _ = download.handle.progress().wait_complete().await;
+    };
+    let _ = monoio::time::timeout(LIFETIME, drive).await;
+    blobs.downloads.forget(&digest, &download);
+}

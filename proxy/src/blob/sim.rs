@@ -1,0 +1,405 @@
+//! The blob read's decisions in a simulated setting: trackers that answer,
+//! refuse, answer slowly, die, or stop publishing hashes; a swarm that
+//! verifies bytes at a set rate once their hashes are known; a registry
+//! that works or fails. Both plans run against it on a virtual clock, and
+//! each test checks where every byte the client got came from.
+//!
+//! It covers the fallbacks the end-to-end tests cover with real programs
+//! (owner down, no tracker, origin refusing, owner killed mid-blob with
+//! and without a successor) and those they cannot reach (a tracker that
+//! answers slowly, hashes that stop mid-blob, a successor with another
+//! geometry, a registry that fails after the swarm did).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::origin_plan::{Answer, Geometry, NoSwarm, OriginPlan, Step};
+use super::read_plan::{Health, ReadPlan, ReadStep};
+
+const PIECE: u64 = 1 << 16;
+const TICK: Duration = Duration::from_millis(50);
+const STALL: Duration = Duration::from_secs(15);
+const ASK_WITHIN: Duration = Duration::from_secs(10);
+
+/// How one simulated tracker behaves.
+#[derive(Debug, Clone)]
+struct Tracker {
+    /// Time it takes to answer an ask.
+    answers_after: Duration,
+    /// Refuses with this status instead of granting.
+    refuses: Option<u16>,
+    /// Dead from this moment (since the start) on: asks and hash polls
+    /// fail.
+    dies_at: Option<Duration>,
+    /// Publishes no hash past this piece (it stays up, long polls come
+    /// back empty).
+    hashes_stop_at: Option<u32>,
+    /// Grants this piece length (a broken successor gives another).
+    piece_length: u64,
+}
+
+impl Tracker {
+    fn good() -> Tracker {
+        Tracker {
+            answers_after: Duration::from_millis(20),
+            refuses: None,
+            dies_at: None,
+            hashes_stop_at: None,
+            piece_length: PIECE,
+        }
+    }
+
+    fn down() -> Tracker {
+        Tracker {
+            dies_at: Some(Duration::ZERO),
+            ..Tracker::good()
+        }
+    }
+}
+
+/// The world around one client reading one blob.
+struct World {
+    trackers: Vec<Tracker>,
+    length: u64,
+    /// Bytes a second the swarm verifies (pieces in order) once their
+    /// hashes are known.
+    swarm_rate: f64,
+    /// Pieces a second each origin publishes hashes for (its registry
+    /// fetch).
+    hash_rate: f64,
+    registry_works: bool,
+}
+
+/// Where the client's bytes came from, and how the read ended.
+#[derive(Debug, Default, PartialEq)]
+struct Outcome {
+    direct: Option<NoSwarm>,
+    from_swarm: u64,
+    from_registry: u64,
+    aborted: bool,
+    /// Virtual seconds until the read ended.
+    secs: f64,
+    origins_asked: Vec<usize>,
+}
+
+fn peer(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i as u8 + 1], 6881))
+}
+
+impl World {
+    fn new(trackers: Vec<Tracker>) -> World {
+        World {
+            trackers,
+            length: 40 * PIECE + 123,
+            swarm_rate: 50.0 * PIECE as f64,
+            hash_rate: 100.0,
+            registry_works: true,
+        }
+    }
+
+    fn pieces(&self) -> u32 {
+        self.length.div_ceil(PIECE) as u32
+    }
+
+    fn alive(&self, tracker: usize, at: Duration) -> bool {
+        self.trackers[tracker].dies_at.is_none_or(|d| at < d)
+    }
+
+    /// The tracker's answer to an ask made at `at`, and when it comes.
+    fn answer(&self, tracker: usize, at: Duration) -> (Answer, Duration) {
+        let t = &self.trackers[tracker];
+        if !self.alive(tracker, at) || t.answers_after > ASK_WITHIN {
+            return (Answer::Unreachable, ASK_WITHIN.min(t.answers_after));
+        }
+        let answer = match t.refuses {
+            Some(status) => Answer::Refused(status),
+            None => Answer::Granted {
+                geometry: Geometry {
+                    length: self.length,
+                    piece_length: t.piece_length,
+                },
+                peer: peer(tracker),
+            },
+        };
+        (answer, t.answers_after)
+    }
+
+    /// Hashes `tracker` has published by `at`, counting from when it was
+    /// granted (`since`).
+    fn published(&self, tracker: usize, since: Duration, at: Duration) -> u32 {
+        let t = &self.trackers[tracker];
+        let made = ((at - since).as_secs_f64() * self.hash_rate) as u32;
+        made.min(self.pieces())
+            .min(t.hashes_stop_at.unwrap_or(u32::MAX))
+    }
+
+    /// Runs both plans until the read ends.
+    fn run(&self, order: Vec<usize>) -> Outcome {
+        let start = Instant::now();
+        let mut out = Outcome::default();
+        let mut plan = OriginPlan::new(order, ASK_WITHIN);
+        let mut at = Duration::ZERO;
+        // First asks, until a grant or a decision to go direct.
+        let mut step = plan.start();
+        let mut granted_by = loop {
+            match step {
+                Step::Ask { tracker, .. } => {
+                    out.origins_asked.push(tracker);
+                    let (answer, took) = self.answer(tracker, at);
+                    at += took;
+                    step = plan.answered(tracker, answer);
+                }
+                Step::Join { tracker, .. } => break (tracker, at),
+                Step::Direct(why) => {
+                    out.direct = Some(why);
+                    out.from_registry = self.length;
+                    out.secs = at.as_secs_f64();
+                    return out;
+                }
+                other => panic!("unexpected first step {other:?}"),
+            }
+        };
+        // The swarm runs; hashes are followed; the reader reads.
+        let mut reader = ReadPlan::new(0..self.length, STALL, start + at);
+        let joined = at;
+        let mut orphaned = false;
+        let mut origin_done = false;
+        let mut following = true;
+        let mut read_step = ReadStep::Wait {
+            until: reader.wake_at(start + at),
+        };
+        loop {
+            at += TICK;
+            let now = start + at;
+            // The origin side: poll hashes, hand over when the owner dies.
+            if following && !origin_done && !orphaned {
+                let (tracker, since) = granted_by;
+                let next = if self.alive(tracker, at) {
+                    let upto = self.published(tracker, since, at).max(plan.known());
+                    plan.hashes(tracker, upto, upto == self.pieces())
+                } else {
+                    plan.hashes_lost(tracker)
+                };
+                let mut next = next;
+                loop {
+                    match next {
+                        Step::Follow { .. } => break,
+                        Step::Done => {
+                            origin_done = true;
+                            break;
+                        }
+                        Step::Orphaned => {
+                            orphaned = true;
+                            break;
+                        }
+                        Step::Ask { tracker, .. } => {
+                            out.origins_asked.push(tracker);
+                            let (answer, took) = self.answer(tracker, at);
+                            at += took;
+                            next = plan.answered(tracker, answer);
+                        }
+                        Step::TakeOver { tracker, .. } => {
+                            // The successor starts its own fetch now and
+                            // publishes the same hashes.
+                            granted_by = (tracker, at);
+                            next = Step::Follow {
+                                tracker,
+                                from: plan.known(),
+                            };
+                        }
+                        Step::Join { .. } | Step::Direct(_) => {
+                            following = false;
+                            break;
+                        }
+                    }
+                }
+            }
+            // The swarm verifies, in order, what it has hashes for.
+            let by_rate = ((at - joined).as_secs_f64() * self.swarm_rate) as u64;
+            let verified = by_rate
+                .min(u64::from(plan.known()) * PIECE)
+                .min(self.length);
+            let now_step = match read_step {
+                ReadStep::Wait { until } => {
+                    let position = reader.position();
+                    if verified > position {
+                        reader.verified(position, verified - position, now)
+                    } else if position >= self.length {
+                        reader.ended(now)
+                    } else if now >= until {
+                        reader.woke(
+                            Health {
+                                failed: false,
+                                orphaned,
+                            },
+                            now,
+                        )
+                    } else {
+                        ReadStep::Wait { until }
+                    }
+                }
+                other => other,
+            };
+            read_step = match now_step {
+                ReadStep::Send { len, .. } => {
+                    out.from_swarm += len;
+                    ReadStep::Wait {
+                        until: reader.wake_at(now),
+                    }
+                }
+                ReadStep::FromRegistry { range, .. } => {
+                    if self.registry_works {
+                        out.from_registry += range.end - range.start;
+                        ReadStep::Finished
+                    } else {
+                        reader.registry_failed()
+                    }
+                }
+                other => other,
+            };
+            match read_step {
+                ReadStep::Finished => break,
+                ReadStep::Abort { .. } => {
+                    out.aborted = true;
+                    break;
+                }
+                _ => {}
+            }
+            assert!(at < Duration::from_secs(600), "the read never ended");
+        }
+        out.secs = at.as_secs_f64();
+        out
+    }
+}
+
+#[test]
+fn all_well_every_byte_comes_from_the_swarm() {
+    let w = World::new(vec![Tracker::good(), Tracker::good()]);
+    let o = w.run(vec![1, 0]);
+    assert_eq!((o.from_swarm, o.from_registry), (w.length, 0));
+    assert_eq!(o.origins_asked, vec![1]);
+    assert!(!o.aborted);
+}
+
+#[test]
+fn a_down_owner_is_passed_over_for_the_next_tracker() {
+    let w = World::new(vec![Tracker::down(), Tracker::good()]);
+    let o = w.run(vec![0, 1]);
+    assert_eq!(o.origins_asked, vec![0, 1]);
+    assert_eq!(o.from_swarm, w.length);
+}
+
+#[test]
+fn no_tracker_means_the_whole_blob_from_the_registry() {
+    let w = World::new(vec![Tracker::down(), Tracker::down()]);
+    let o = w.run(vec![1, 0]);
+    assert_eq!(o.direct, Some(NoSwarm::NoTracker));
+    assert_eq!(o.from_registry, w.length);
+}
+
+#[test]
+fn a_refusing_origin_sends_the_client_to_the_registry_for_its_answer() {
+    let refusing = Tracker {
+        refuses: Some(401),
+        ..Tracker::good()
+    };
+    let w = World::new(vec![refusing, Tracker::good()]);
+    let o = w.run(vec![0, 1]);
+    assert_eq!(o.direct, Some(NoSwarm::Refused(401)));
+    assert_eq!(o.origins_asked, vec![0]);
+}
+
+#[test]
+fn a_slow_tracker_counts_as_down() {
+    let slow = Tracker {
+        answers_after: Duration::from_secs(60),
+        ..Tracker::good()
+    };
+    let w = World::new(vec![slow, Tracker::good()]);
+    let o = w.run(vec![0, 1]);
+    assert_eq!(o.origins_asked, vec![0, 1]);
+    assert_eq!(o.from_swarm, w.length);
+    // Ten seconds spent on the slow one, not sixty.
+    assert!(o.secs < 12.0, "{}", o.secs);
+}
+
+#[test]
+fn an_owner_killed_mid_blob_is_taken_over_and_the_swarm_carries_on() {
+    let dying = Tracker {
+        dies_at: Some(Duration::from_millis(150)),
+        ..Tracker::good()
+    };
+    let w = World {
+        hash_rate: 50.0,
+        ..World::new(vec![dying, Tracker::good()])
+    };
+    let o = w.run(vec![0, 1]);
+    assert_eq!(o.origins_asked, vec![0, 1]);
+    assert_eq!((o.from_swarm, o.from_registry), (w.length, 0));
+}
+
+#[test]
+fn an_owner_killed_with_nobody_to_take_over_orphans_the_read_at_once() {
+    let dying = Tracker {
+        dies_at: Some(Duration::from_millis(150)),
+        ..Tracker::good()
+    };
+    let w = World {
+        hash_rate: 50.0,
+        ..World::new(vec![dying, Tracker::down()])
+    };
+    let o = w.run(vec![0, 1]);
+    assert!(o.from_swarm > 0 && o.from_registry > 0, "{o:?}");
+    assert_eq!(o.from_swarm + o.from_registry, w.length);
+    // Orphaned readers do not wait out the stall.
+    assert!(o.secs < 2.0, "{}", o.secs);
+}
+
+#[test]
+fn a_successor_with_another_geometry_is_not_followed() {
+    let dying = Tracker {
+        dies_at: Some(Duration::from_millis(150)),
+        ..Tracker::good()
+    };
+    let odd = Tracker {
+        piece_length: PIECE * 2,
+        ..Tracker::good()
+    };
+    let w = World {
+        hash_rate: 50.0,
+        ..World::new(vec![dying, odd])
+    };
+    let o = w.run(vec![0, 1]);
+    assert_eq!(o.from_swarm + o.from_registry, w.length);
+    assert!(o.from_registry > 0);
+    assert!(o.secs < 2.0, "{}", o.secs);
+}
+
+#[test]
+fn hashes_that_stop_mid_blob_end_in_the_registry_after_the_stall() {
+    let stuck = Tracker {
+        hashes_stop_at: Some(10),
+        ..Tracker::good()
+    };
+    let w = World::new(vec![stuck]);
+    let o = w.run(vec![0]);
+    assert_eq!(o.from_swarm, 10 * PIECE);
+    assert_eq!(o.from_registry, w.length - 10 * PIECE);
+    let secs = STALL.as_secs_f64();
+    assert!(o.secs >= secs && o.secs < secs + 2.0, "{}", o.secs);
+}
+
+#[test]
+fn a_registry_that_fails_after_the_swarm_did_ends_the_response_early() {
+    let stuck = Tracker {
+        hashes_stop_at: Some(3),
+        ..Tracker::good()
+    };
+    let w = World {
+        registry_works: false,
+        ..World::new(vec![stuck])
+    };
+    let o = w.run(vec![0]);
+    assert!(o.aborted);
+    assert_eq!((o.from_swarm, o.from_registry), (3 * PIECE, 0));
+}

@@ -1,0 +1,143 @@
+//! The trackers a proxy knows: their base URLs as the operator gave them,
+//! the order in which to ask them about a blob, and the HTTP client that
+//! reaches them.
+
+use std::sync::Arc;
+
+use bay_httpd::client::{Client, ClientConfig, PlainHttp, Scheme, Url};
+use sha2::{Digest as _, Sha256};
+
+/// A tracker URL that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tracker {url:?} is not an http:// or https:// URL")]
+pub struct BadTrackerUrl {
+    pub url: String,
+}
+
+/// The configured trackers.
+#[derive(Debug, Clone)]
+pub struct Trackers {
+    /// As configured, without a trailing `/`: the names rendezvous hashing
+    /// scores, so every proxy must write them alike.
+    names: Vec<String>,
+    bases: Vec<Url>,
+}
+
+impl Trackers {
+    /// Reads `--tracker` values (`http://host:port`, optionally with a path
+    /// prefix).
+    pub fn parse(list: &[String]) -> Result<Trackers, BadTrackerUrl> {
+        let mut names = Vec::new();
+        let mut bases = Vec::new();
+        for raw in list {
+            let name = raw.trim_end_matches('/').to_string();
+            let base = Url::parse(&name).map_err(|_| BadTrackerUrl { url: raw.clone() })?;
+            names.push(name);
+            bases.push(base);
+        }
+        Ok(Trackers { names, bases })
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The tracker's URL as configured.
+    pub fn name(&self, tracker: usize) -> &str {
+        self.names.get(tracker).map_or("", String::as_str)
+    }
+
+    /// Tracker indices in the order to ask them about `digest`.
+    pub fn order_for(&self, digest: &str) -> Vec<usize> {
+        let mut scored: Vec<([u8; 32], usize)> = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (rendezvous_score(t, digest), i))
+            .collect();
+        scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
+        scored.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// `path_and_query` (starting with `/`) on tracker `tracker`, after
+    /// its path prefix; the host and port come from the configuration
+    /// only.
+    pub fn url(&self, tracker: usize, path_and_query: &str) -> Option<Url> {
+        let base = self.bases.get(tracker)?;
+        let prefix = base.path().trim_end_matches('/');
+        Url::on_origin(base.origin().clone(), &format!("{prefix}{path_and_query}")).ok()
+    }
+
+    /// An HTTP client for the trackers: plain HTTP is allowed to exactly
+    /// the trackers configured as `http://`, the operator's explicit
+    /// choice.
+    pub fn client(&self, tls: Arc<rustls::ClientConfig>) -> Client {
+        let plain = self
+            .bases
+            .iter()
+            .filter(|u| u.scheme() == Scheme::Http)
+            .map(|u| u.origin().authority())
+            .collect();
+        Client::with_tls(
+            ClientConfig {
+                plain_http: PlainHttp::Origins(plain),
+                ..ClientConfig::default()
+            },
+            tls,
+        )
+    }
+}
+
+/// SHA-256 of tracker URL, NUL, digest: the highest score owns the blob.
+fn rendezvous_score(tracker: &str, digest: &str) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(tracker.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(digest.as_bytes())
+        .finalize()
+        .into()
+}
+
+/// `trackers` in the order to ask them about `digest`: highest rendezvous
+/// score first, so every proxy picks the same owner, and the same next one
+/// when the owner is down.
+pub fn rendezvous_order(trackers: &[String], digest: &str) -> Vec<String> {
+    let mut scored: Vec<([u8; 32], &String)> = trackers
+        .iter()
+        .map(|t| (rendezvous_score(t, digest), t))
+        .collect();
+    scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
+    scored.into_iter().map(|(_, t)| t.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_matches_rendezvous_and_urls_keep_their_origin() {
+        let list: Vec<String> = ["http://a.test:1", "http://b.test:2/", "https://c.test/pre"]
+            .map(String::from)
+            .to_vec();
+        let t = Trackers::parse(&list).unwrap();
+        let digest = "sha256:00";
+        let by_index: Vec<String> = t
+            .order_for(digest)
+            .into_iter()
+            .map(|i| t.name(i).to_string())
+            .collect();
+        let names: Vec<String> = list
+            .iter()
+            .map(|s| s.trim_end_matches('/').into())
+            .collect();
+        assert_eq!(by_index, rendezvous_order(&names, digest));
+        let u = t.url(2, "/origin/v1/blobs?x=1").unwrap();
+        assert_eq!(u.to_string(), "https://c.test/pre/origin/v1/blobs?x=1");
+        assert_eq!(t.url(0, "//evil.test/x").unwrap().host(), "a.test");
+        assert!(Trackers::parse(&["ftp://x".into()]).is_err());
+    }
+}
