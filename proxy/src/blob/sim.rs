@@ -4,11 +4,10 @@
 //! that works or fails. Both plans run against it on a virtual clock, and
 //! each test checks where every byte the client got came from.
 //!
-//! It covers the fallbacks the end-to-end tests cover with real programs
-//! (owner down, no tracker, origin refusing, owner killed mid-blob with
-//! and without a successor) and those they cannot reach (a tracker that
-//! answers slowly, hashes that stop mid-blob, a successor with another
-//! geometry, a registry that fails after the swarm did).
+//! It covers the fallbacks the end-to-end tests reach (owner down, no
+//! tracker, origin refusing, owner killed with and without a successor)
+//! and those they cannot (a slow tracker, hashes that stop mid-blob, a
+//! successor with another geometry, a registry failing after the swarm).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -199,9 +198,7 @@ impl World {
                             next = plan.answered(tracker, answer);
                         }
                         Step::TakeOver { tracker, .. } => {
-                            // The successor starts its own fetch now and
-                            // publishes the same hashes.
-                            granted_by = (tracker, at);
+                            granted_by = (tracker, at); // it fetches anew
                             next = Step::Follow {
                                 tracker,
                                 from: plan.known(),
