@@ -16,6 +16,7 @@ pub mod blob;
 pub mod clientconf;
 pub mod config;
 pub mod errors;
+pub mod held;
 pub mod passthrough;
 pub mod route;
 pub mod serve;

@@ -17,6 +17,7 @@ use crate::service::{Routing, Worker};
 #[derive(Debug)]
 pub struct Running {
     server: Option<ServerHandle>,
+    held: Option<std::thread::JoinHandle<()>>,
     shutdown: Shutdown,
     addr: SocketAddr,
     blobs: Arc<Blobs>,
@@ -45,6 +46,9 @@ impl Running {
         if let Some(s) = self.server.take() {
             s.join();
         }
+        if let Some(h) = self.held.take() {
+            let _ = h.join();
+        }
         // Tasks left on the stopped workers may still hold the blobs;
         // the engine must not outlive the proxy for them.
         self.blobs.engine.close();
@@ -61,6 +65,8 @@ pub enum StartError {
     Node(#[from] NodeError),
     #[error("ca_file: {0}")]
     TrackerTls(#[source] bay_httpd::client::tls::TlsSetupError),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -102,6 +108,7 @@ pub fn start(
     };
     let tracker_tls = bay_httpd::client::tls::client_config(config.node.ca_file.as_deref())
         .map_err(StartError::TrackerTls)?;
+    let tracker_tls_held = tracker_tls.clone();
     let for_workers = blobs.clone();
     let server = serve(
         listen,
@@ -128,10 +135,13 @@ pub fn start(
         addr: config.listen,
         source,
     })?;
+    let held = crate::held::start(blobs.clone(), tracker_tls_held, shutdown.clone())
+        .map_err(StartError::Thread)?;
     let addr = server.local_addr();
     tracing::info!(%addr, %peer_addr, "proxy listening");
     Ok(Running {
         server: Some(server),
+        held: Some(held),
         shutdown,
         addr,
         blobs,

@@ -37,6 +37,9 @@ pub struct TrackerConfig {
     pub trusted_sources: Vec<IpAddr>,
     /// Most entries one source address holds in one swarm.
     pub max_peers_per_address: usize,
+    /// Seconds between a host's held announces (every blob it holds, in
+    /// one request); its entries last three of these.
+    pub held_interval: u32,
     /// The origin seeder's cache, peer engine and registry access (it
     /// runs when `allow_registry` names a registry).
     pub node: NodeConfig,
@@ -51,6 +54,7 @@ impl Default for TrackerConfig {
             open_tracker: false,
             trusted_sources: Vec::new(),
             max_peers_per_address: 16,
+            held_interval: 300,
             node: NodeConfig::with_defaults(NODE_DEFAULTS),
         }
     }
@@ -74,6 +78,12 @@ impl TrackerConfig {
         if self.announce_interval == 0 {
             return Err(ConfigError::invalid(
                 "announce_interval",
+                "must be at least 1 second",
+            ));
+        }
+        if self.held_interval == 0 {
+            return Err(ConfigError::invalid(
+                "held_interval",
                 "must be at least 1 second",
             ));
         }

@@ -15,12 +15,19 @@
 //! addresses nobody can connect to are refused, and one source address
 //! holds at most `max_per_address` entries in a swarm, so one host cannot
 //! fill the peer lists others receive.
+//!
+//! Entries come from regular announces (a download, or a recent one;
+//! they expire after `peer_ttl`) and from held announces (every blob a
+//! host holds, in one request; they last three `held_interval`s), so the
+//! tracker knows who holds a blob nobody downloaded for a day while a
+//! host's idle blobs cost it one request per interval.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
+use bay_wire::tracker::held::{HeldAnnounce, HeldAnswer};
 use bay_wire::tracker::Event;
 use bay_wire::tracker::{AnnounceRequest, AnnounceResponse, InfoHash, ScrapeResponse, ScrapeStats};
 
@@ -44,6 +51,9 @@ pub struct PeerStoreConfig {
     /// Most entries one source address holds in one swarm; a new peer id
     /// from that address replaces its least recently seen entry.
     pub max_per_address: usize,
+    /// Seconds between a host's held announces (every swarm it holds, in
+    /// one request); its entries last three of these.
+    pub held_interval: u32,
 }
 
 impl Default for PeerStoreConfig {
@@ -56,6 +66,7 @@ impl Default for PeerStoreConfig {
             max_numwant: 200,
             open: false,
             max_per_address: 16,
+            held_interval: 300,
         }
     }
 }
@@ -91,6 +102,8 @@ struct Peer {
     addr: SocketAddr,
     seeder: bool,
     last_seen: Instant,
+    /// Forgotten from then on, unless heard from again.
+    expires: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -100,6 +113,16 @@ struct Swarm {
 }
 
 impl Swarm {
+    /// Records `peer` under `id`, keeping the later expiry of an entry it
+    /// replaces (a held announce outlasts a regular one).
+    fn record(&mut self, id: [u8; 20], mut peer: Peer, max_per_address: usize) {
+        self.make_room(&id, peer.addr, max_per_address);
+        if let Some(old) = self.peers.get(&id) {
+            peer.expires = peer.expires.max(old.expires);
+        }
+        self.peers.insert(id, peer);
+    }
+
     /// Before `id` at `addr` is recorded: another id at the same address
     /// and port is the same peer restarted, and is dropped; when `addr`'s
     /// IP already holds `max` other entries, its least recently seen one
@@ -220,14 +243,16 @@ impl PeerStore {
             if req.event == Event::Completed {
                 swarm.completed = swarm.completed.saturating_add(1);
             }
-            swarm.make_room(&req.peer_id.0, addr, self.config.max_per_address);
-            swarm.peers.insert(
+            let expires = now + self.config.peer_ttl;
+            swarm.record(
                 req.peer_id.0,
                 Peer {
                     addr,
                     seeder: req.left == 0,
                     last_seen: now,
+                    expires,
                 },
+                self.config.max_per_address,
             );
         }
         let (complete, incomplete) = swarm.counts();
@@ -288,17 +313,46 @@ impl PeerStore {
         response
     }
 
-    /// Forgets peers not heard from within the TTL; returns how many.
+    /// Records a held announce from `source`: the host seeds every swarm
+    /// it names that this tracker tracks. Returns how many those were.
+    pub fn hold(
+        &self,
+        held: &HeldAnnounce,
+        source: Source,
+        now: Instant,
+    ) -> Result<HeldAnswer, AnnounceRefused> {
+        let addr = SocketAddr::new(source.ip, held.port);
+        if !routable(addr) {
+            return Err(AnnounceRefused::Unroutable(addr));
+        }
+        let expires = now + Duration::from_secs(3 * u64::from(self.config.held_interval));
+        let mut accepted = 0u32;
+        for swarm in held.swarms.iter().filter(|s| self.is_allowed(s)) {
+            let mut shard = self.shard(swarm);
+            let entry = shard.swarms.entry(*swarm).or_default();
+            let peer = Peer {
+                addr,
+                seeder: true,
+                last_seen: now,
+                expires,
+            };
+            entry.record(held.peer_id.0, peer, self.config.max_per_address);
+            accepted += 1;
+        }
+        Ok(HeldAnswer {
+            accepted,
+            interval: self.config.held_interval,
+        })
+    }
+
+    /// Forgets peers whose entries expired; returns how many.
     pub fn expire(&self, now: Instant) -> usize {
-        let ttl = self.config.peer_ttl;
         let mut removed = 0;
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             shard.swarms.retain(|_, swarm| {
                 let before = swarm.peers.len();
-                swarm
-                    .peers
-                    .retain(|_, p| now.saturating_duration_since(p.last_seen) < ttl);
+                swarm.peers.retain(|_, p| now < p.expires);
                 removed += before - swarm.peers.len();
                 !swarm.peers.is_empty()
             });
@@ -528,5 +582,29 @@ mod tests {
         s.announce(&req(1, 2, 7000, 5, Event::Started), LOCAL, t)
             .unwrap();
         assert_eq!(s.sizes(), (1, 1));
+    }
+
+    #[test]
+    fn held_announces_keep_a_host_in_every_swarm_it_holds() {
+        let s = store();
+        let t = Instant::now();
+        let held = HeldAnnounce {
+            peer_id: PeerId([5; 20]),
+            port: 7005,
+            swarms: vec![InfoHash([1; 20]), InfoHash([2; 20])],
+        };
+        // Swarm 2 is not tracked here: not recorded, not counted.
+        assert_eq!(s.hold(&held, LOCAL, t).unwrap().accepted, 1);
+        let later = t + Duration::from_secs(600);
+        let got = s
+            .announce(&req(1, 6, 6006, 5, Event::Started), LOCAL, later)
+            .unwrap();
+        assert_eq!(v4(&got.peers), vec!["127.0.0.1:7005"]);
+        assert_eq!(got.complete, Some(1));
+        // The regular announcer is gone after its TTL; the holder stays
+        // until three intervals pass without a held announce.
+        assert_eq!(s.expire(t + Duration::from_secs(899)), 1);
+        assert_eq!(s.sizes(), (1, 1));
+        assert_eq!(s.expire(t + Duration::from_secs(901)), 1);
     }
 }

@@ -99,6 +99,7 @@ pub fn start(
         peer_ttl: Duration::from_secs(u64::from(config.announce_interval) * 5 / 2),
         open: config.open_tracker,
         max_per_address: config.max_peers_per_address,
+        held_interval: config.held_interval,
         ..PeerStoreConfig::default()
     });
     let shared = Arc::new(Shared {
@@ -115,6 +116,17 @@ pub fn start(
         None => Listen::Addr(config.listen),
     };
     let origin = start_origin(config)?.map(Arc::new);
+    if let Some(o) = &origin {
+        // Hosts hold blobs this origin served before a restart: track them
+        // again, so their held announces count.
+        for (digest, _) in o.store.complete_blobs() {
+            shared
+                .peers
+                .allow(bay_wire::tracker::InfoHash(bay_wire::origin::swarm_id(
+                    &digest,
+                )));
+        }
+    }
     let for_workers = shared.clone();
     let kept_origin = origin.clone();
     let server = serve(

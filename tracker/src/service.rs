@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use bay_core::metrics::{Counter, Exposition, CONTENT_TYPE};
 use bay_httpd::{Method, Request, RequestBody, Response};
+use bay_wire::tracker::held::{HeldAnnounce, HELD_PATH, MAX_HELD};
 use bay_wire::tracker::response::encode_failure;
 use bay_wire::tracker::{AnnounceRequest, ScrapeRequest};
 
@@ -37,6 +38,7 @@ impl bay_httpd::Handler for Worker {
             ("/origin/v1/hashes", Some(o)) => o.hashes(&req).await,
             ("/origin/v1/preheat", Some(o)) if req.method == Method::Post => o.preheat(&req).await,
             ("/metrics", Some(o)) => metrics(&self.shared, Some(&o.origin.engine)),
+            (HELD_PATH, _) if req.method == Method::Post => held(&self.shared, &req, body).await,
             _ => handle(self.shared.clone(), req, body).await,
         }
     }
@@ -47,6 +49,7 @@ pub struct TrackerMetrics {
     pub announces: Counter,
     pub announce_failures: Counter,
     pub scrapes: Counter,
+    pub held_announces: Counter,
 }
 
 /// Answers one request.
@@ -106,6 +109,34 @@ fn announce(shared: &Shared, req: &Request) -> Response {
     }
 }
 
+/// Largest held-announce body read.
+const MAX_HELD_BODY: usize = MAX_HELD * 20;
+
+async fn held(shared: &Shared, req: &Request, body: RequestBody) -> Response {
+    shared.metrics.held_announces.inc();
+    let Some(remote) = req.peer.map(|p| p.ip()) else {
+        return failure("no peer address");
+    };
+    let body = match body.to_bytes(MAX_HELD_BODY).await {
+        Ok(b) => b,
+        Err(e) => return failure(&e.to_string()),
+    };
+    let parsed = match HeldAnnounce::parse(query(req), &body) {
+        Ok(h) => h,
+        Err(e) => return failure(&e.to_string()),
+    };
+    let source = Source {
+        ip: remote,
+        trusted: false,
+    };
+    match shared.peers.hold(&parsed, source, Instant::now()) {
+        Ok(answer) => Response::new(200)
+            .header("content-type", "text/plain")
+            .body(answer.to_bytes()),
+        Err(e) => failure(&e.to_string()),
+    }
+}
+
 fn scrape(shared: &Shared, req: &Request) -> Response {
     shared.metrics.scrapes.inc();
     match ScrapeRequest::parse_query(query(req)) {
@@ -136,6 +167,11 @@ fn metrics(shared: &Shared, engine: Option<&bay_core::engine::Engine>) -> Respon
         "bay_tracker_scrapes_total",
         "Scrape requests received.",
         m.scrapes.get(),
+    )
+    .counter(
+        "bay_tracker_held_announces_total",
+        "Held announces received (every blob a host holds, in one request).",
+        m.held_announces.get(),
     )
     .gauge(
         "bay_tracker_swarms",

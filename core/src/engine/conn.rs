@@ -145,7 +145,7 @@ async fn session(
         Some(t) => t,
         None => {
             let t = state
-                .torrent(&theirs.info_hash)
+                .resolve(&theirs.info_hash)
                 .ok_or_else(|| io::Error::other("handshake for a torrent we do not have"))?;
             let ours = t.swarm.borrow().handshake();
             io.out.push_bytes(&ours.to_bytes());

@@ -23,8 +23,11 @@ mod thread;
 mod torrent;
 mod verify;
 
+#[cfg(test)]
+mod tests;
+
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -66,6 +69,10 @@ pub struct EngineConfig {
     pub max_connections: usize,
     /// Most connections from or to one IP address in one swarm.
     pub max_peers_per_address: usize,
+    /// A complete blob shared by swarm name that has had no peer and no
+    /// reader for this long leaves the engine (its timers and its pin on
+    /// the store go with it); a peer asking for it loads it again.
+    pub unload_after: Duration,
     pub connect_timeout: Duration,
     /// How long a new connection may take to send its handshake.
     pub handshake_timeout: Duration,
@@ -84,6 +91,7 @@ impl EngineConfig {
             driver: Driver::Auto,
             max_connections: 512,
             max_peers_per_address: 8,
+            unload_after: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             upload_limit: None,
@@ -153,6 +161,7 @@ impl TorrentSpec {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Plan {
+            unloadable: false,
             swarm_id: self.metainfo.info_hash().truncated(),
             total_len: file.length,
             piece_len: info.piece_length,
@@ -165,6 +174,9 @@ impl TorrentSpec {
 
 /// A blob whose piece hashes arrive while its origin is still fetching it
 /// from the registry: the swarm starts before anyone has the whole blob.
+/// Once complete and idle it is unloaded, and loaded again from the store
+/// when a peer names its swarm: a host seeds every blob it holds at no
+/// cost while nobody asks.
 /// Its swarm is named by [`bay_wire::origin::swarm_id`] of the digest, since the v2 info
 /// hash is only known at the end.
 #[derive(Debug, Clone)]
@@ -243,6 +255,7 @@ struct Added {
 pub struct Engine {
     outbox: Outbox<Command>,
     local_addr: SocketAddr,
+    peer_id: [u8; 20],
     counters: Arc<PeerCounters>,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
@@ -275,6 +288,7 @@ impl Engine {
             })?;
         let local_addr = listener.local_addr().map_err(EngineError::Start)?;
         let driver = resolve_driver(config.driver).map_err(EngineError::Start)?;
+        let peer_id = config.peer_id;
         let (outbox, inbox) = mailbox();
         let verifier = verify::start(outbox.clone()).map_err(EngineError::Start)?;
         let counters = Arc::new(PeerCounters::default());
@@ -313,6 +327,7 @@ impl Engine {
         Ok(Engine {
             outbox,
             local_addr,
+            peer_id,
             counters,
             thread: std::sync::Mutex::new(Some(thread)),
         })
@@ -321,6 +336,12 @@ impl Engine {
     /// Where peers reach this engine.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The peer id this engine gives in every handshake (and its host in
+    /// every announce).
+    pub fn peer_id(&self) -> [u8; 20] {
+        self.peer_id
     }
 
     /// Piece bytes moved to and from peers, over all torrents.
@@ -339,6 +360,7 @@ impl Engine {
     /// directly ([`TorrentHandle::supply_piece`]), as the origin does.
     pub fn add_progressive(&self, spec: ProgressiveSpec) -> Result<TorrentHandle, EngineError> {
         self.add(Plan {
+            unloadable: true,
             swarm_id: bay_wire::origin::swarm_id(&spec.digest),
             total_len: spec.total_len,
             piece_len: spec.piece_len,

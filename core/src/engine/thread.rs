@@ -2,6 +2,11 @@
 
 use super::*;
 
+/// How long a peer that sent a bad piece stays banned.
+const BAN_FOR: Duration = Duration::from_secs(3600);
+/// Most bans remembered.
+const MAX_BANS: usize = 4096;
+
 /// State of the engine thread.
 pub(super) struct EngineState {
     pub(super) config: EngineConfig,
@@ -10,7 +15,13 @@ pub(super) struct EngineState {
     pub(super) counters: Arc<PeerCounters>,
     pub(super) store: Store,
     pub(super) torrents: RefCell<HashMap<[u8; 20], Rc<Torrent>>>,
-    pub(super) banned: RefCell<HashSet<IpAddr>>,
+    /// Addresses that sent a bad piece, with when: a ban lasts
+    /// [`BAN_FOR`], and at most [`MAX_BANS`] are kept.
+    pub(super) banned: RefCell<HashMap<IpAddr, std::time::Instant>>,
+    /// Complete blobs of the store by swarm name, to load on demand.
+    pub(super) by_swarm: RefCell<HashMap<[u8; 20], Digest>>,
+    /// The store's addition count when `by_swarm` was built.
+    pub(super) indexed_at: Cell<Option<u64>>,
     pub(super) connections: Cell<usize>,
     pub(super) next_key: Cell<u32>,
     pub(super) stopping: Cell<bool>,
@@ -36,11 +47,75 @@ impl EngineState {
 
     pub(super) fn ban(&self, ip: IpAddr) {
         tracing::warn!(%ip, "banning peer that sent a bad piece");
-        self.banned.borrow_mut().insert(ip);
+        let now = std::time::Instant::now();
+        let mut banned = self.banned.borrow_mut();
+        if banned.len() >= MAX_BANS {
+            banned.retain(|_, at| now.saturating_duration_since(*at) < BAN_FOR);
+        }
+        if banned.len() >= MAX_BANS {
+            if let Some(oldest) = banned.iter().min_by_key(|(_, at)| **at).map(|(ip, _)| *ip) {
+                banned.remove(&oldest);
+            }
+        }
+        banned.insert(ip, now);
     }
 
     pub(super) fn is_banned(&self, ip: IpAddr) -> bool {
-        self.banned.borrow().contains(&ip)
+        self.banned
+            .borrow()
+            .get(&ip)
+            .is_some_and(|at| at.elapsed() < BAN_FOR)
+    }
+
+    /// The torrent a peer names: one loaded, or a complete blob of the
+    /// store shared by swarm name, loaded now.
+    pub(super) fn resolve(self: &Rc<Self>, info_hash: &[u8; 20]) -> Option<Rc<Torrent>> {
+        if let Some(t) = self.torrent(info_hash) {
+            return Some(t);
+        }
+        let digest = self.stored_swarm(info_hash)?;
+        let blob = self.store.get(&digest).ok()??;
+        let plan = Plan {
+            unloadable: true,
+            swarm_id: *info_hash,
+            total_len: blob.len(),
+            piece_len: bay_wire::metainfo::choose_piece_length(blob.len()),
+            hashes: Vec::new(),
+            torrent_bytes: self.store.torrent(&digest).ok().flatten(),
+            digest,
+        };
+        drop(blob);
+        match add_torrent(self, plan) {
+            Ok(_) => self.torrent(info_hash),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot load a stored blob for a peer");
+                None
+            }
+        }
+    }
+
+    /// The stored blob whose swarm is `info_hash`, from an index rebuilt
+    /// when the store gained blobs since it was built.
+    fn stored_swarm(&self, info_hash: &[u8; 20]) -> Option<Digest> {
+        let additions = self.store.additions();
+        if self.indexed_at.get() != Some(additions) {
+            let index = self
+                .store
+                .complete_blobs()
+                .into_iter()
+                .map(|(d, _)| (bay_wire::origin::swarm_id(&d), d))
+                .collect();
+            *self.by_swarm.borrow_mut() = index;
+            self.indexed_at.set(Some(additions));
+        }
+        self.by_swarm.borrow().get(info_hash).cloned()
+    }
+
+    /// Takes an idle torrent out of the engine; a peer naming it loads it
+    /// again.
+    pub(super) fn unload(&self, torrent: &Torrent) {
+        tracing::debug!(swarm = %bay_wire::hex::encode(&torrent.info_hash), "unloading an idle blob");
+        self.torrents.borrow_mut().remove(&torrent.info_hash);
     }
 
     /// Whether one more connection fits under `max_connections`; at the
@@ -94,7 +169,9 @@ pub(super) async fn run(
         counters,
         store,
         torrents: RefCell::new(HashMap::new()),
-        banned: RefCell::new(HashSet::new()),
+        banned: RefCell::new(HashMap::new()),
+        by_swarm: RefCell::new(HashMap::new()),
+        indexed_at: Cell::new(None),
         connections: Cell::new(0),
         next_key: Cell::new(0),
         stopping: Cell::new(false),

@@ -38,6 +38,8 @@ enum Storage {
 
 /// What the engine needs to know to share a blob.
 pub(super) struct Plan {
+    /// Shared by swarm name: may leave the engine when idle.
+    pub(super) unloadable: bool,
     pub(super) digest: Digest,
     pub(super) swarm_id: [u8; 20],
     pub(super) total_len: u64,
@@ -86,11 +88,15 @@ pub(super) struct Torrent {
     timer: Notify,
     /// Hashes this download's pieces on the verifier thread.
     checker: Option<Arc<PieceChecker>>,
+    unloadable: bool,
+    /// Since when nothing has happened here, if nothing is happening.
+    quiet_since: Cell<Option<Instant>>,
 }
 
 impl Torrent {
     pub(super) fn open(state: &EngineState, plan: Plan) -> Result<Torrent, EngineError> {
         let Plan {
+            unloadable,
             digest,
             swarm_id,
             total_len,
@@ -164,6 +170,8 @@ impl Torrent {
             links: RefCell::new(HashMap::new()),
             timer: Notify::default(),
             checker,
+            unloadable,
+            quiet_since: Cell::new(None),
         })
     }
 
@@ -452,13 +460,37 @@ impl Torrent {
     }
 }
 
-/// Runs the swarm's timers for as long as the engine runs.
+impl Torrent {
+    /// Whether the torrent has been idle (complete, stored, no peer, no
+    /// reader) for `after`; starts or resets the count.
+    fn idle_for(&self, after: std::time::Duration, now: Instant) -> bool {
+        let idle = self.unloadable
+            && matches!(*self.storage.borrow(), Storage::Complete { .. })
+            && self.links.borrow().is_empty()
+            && self.swarm.borrow().is_idle();
+        if !idle {
+            self.quiet_since.set(None);
+            return false;
+        }
+        let since = *self.quiet_since.get().get_or_insert(now);
+        self.quiet_since.set(Some(since));
+        now.saturating_duration_since(since) >= after
+    }
+}
+
+/// Runs the swarm's timers while the engine runs, and unloads the torrent
+/// once it has been idle for [`super::EngineConfig::unload_after`].
 pub(super) async fn run_timers(state: Rc<EngineState>, torrent: Rc<Torrent>) {
     while !state.stopping.get() {
         let deadline = torrent.swarm.borrow().poll_timeout();
         let wait = deadline.saturating_duration_since(Instant::now());
         let _ = monoio::time::timeout(wait, torrent.timer.notified()).await;
-        torrent.swarm.borrow_mut().handle_timeout(Instant::now());
+        let now = Instant::now();
+        torrent.swarm.borrow_mut().handle_timeout(now);
         torrent.drive(&state);
+        if torrent.idle_for(state.config.unload_after, now) {
+            state.unload(&torrent);
+            return;
+        }
     }
 }

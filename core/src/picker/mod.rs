@@ -242,6 +242,11 @@ impl Picker {
         }
     }
 
+    /// Whether any stream reader waits on this blob.
+    pub fn has_readers(&self) -> bool {
+        !self.readers.is_empty()
+    }
+
     // ---- inputs: readers
 
     /// A stream reader needs bytes from `offset` on; pieces just ahead of it

@@ -114,6 +114,9 @@ struct Index {
     entries: HashMap<Digest, Entry>,
     used: u64,
     clock: u64,
+    /// Complete blobs added since the store opened (see
+    /// [`Store::additions`]).
+    additions: u64,
 }
 
 impl Index {
@@ -176,6 +179,23 @@ impl Store {
             used_bytes: index.used,
             budget_bytes: self.inner.budget,
         }
+    }
+
+    /// Every complete blob with its length, for those who index the
+    /// store by something else (the engine by swarm name).
+    pub fn complete_blobs(&self) -> Vec<(Digest, u64)> {
+        self.lock()
+            .entries
+            .iter()
+            .filter(|(_, e)| e.state == State::Complete)
+            .map(|(d, e)| (d.clone(), e.len))
+            .collect()
+    }
+
+    /// A count that grows whenever a complete blob is added: an index kept
+    /// beside the store is stale when this moved.
+    pub fn additions(&self) -> u64 {
+        self.lock().additions
     }
 
     /// Whether a complete blob is here.
@@ -438,6 +458,7 @@ impl Store {
         entry.state = State::Complete;
         entry.len = len;
         entry.last_used = now;
+        index.additions += 1;
     }
 
     fn unpin(&self, digest: &Digest) {
@@ -473,6 +494,7 @@ impl Store {
         // Oldest first, so the restored LRU order follows the disk's.
         found.sort_by_key(|(used, _, _)| *used);
         let mut index = self.lock();
+        index.additions += found.len() as u64;
         for (_, digest, len) in found {
             let now = index.tick();
             index.used += len;

@@ -154,6 +154,12 @@ impl Swarm {
         self.peers.len()
     }
 
+    /// Whether nothing happens here: every piece is held, no peer is
+    /// connected and no reader waits.
+    pub fn is_idle(&self) -> bool {
+        self.picker.is_complete() && self.peers.is_empty() && !self.picker.has_readers()
+    }
+
     // ---- inputs: connections
 
     /// A connection finished its handshake exchange; `dialled` says we

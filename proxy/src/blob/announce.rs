@@ -26,7 +26,7 @@ pub async fn run(http: Client, tracker: usize, blobs: Arc<Blobs>, download: Arc<
     };
     let mut config = AnnounceConfig::new(
         InfoHash(swarm),
-        PeerId(bay_core::engine::new_peer_id()),
+        PeerId(blobs.engine.peer_id()),
         blobs.peer_addr.port(),
     );
     config.min_interval = Duration::from_secs(5);

@@ -15,6 +15,8 @@
 //! - [`announce`]: HTTP announce request (BEP 3) and its response, with
 //!   compact IPv4 (BEP 23) and IPv6 (BEP 7) peer lists.
 //! - [`scrape`]: HTTP scrape request and response (BEP 48).
+//! - [`held`]: bay's held announce: every swarm a host holds, in one
+//!   request.
 //! - [`compact`]: the 6- and 18-byte compact peer records.
 //!
 //! Torrents are BitTorrent v2 (BEP 52), whose peers announce with the v2
@@ -23,6 +25,7 @@
 
 pub mod announce;
 pub mod compact;
+pub mod held;
 pub mod query;
 pub mod response;
 pub mod scrape;
