@@ -25,6 +25,7 @@
 //!   configuration files.
 //! - [`node`]: store, peer engine and registry access, started from them.
 //! - [`logging`]: log set-up.
+//! - [`fleet`]: signing tracker requests with the fleet key.
 //! - [`announce`]: telling trackers about a torrent, learning its peers.
 //! - [`webseed`]: piece ranges fetched over HTTP(S) from a URL or registry.
 //! - [`registry`]: the upstream registry client: auth, blobs, manifests.
@@ -35,6 +36,7 @@ pub mod bitfield;
 pub mod choke;
 pub mod config;
 pub mod engine;
+pub mod fleet;
 pub mod logging;
 pub mod metrics;
 pub mod node;

@@ -40,6 +40,20 @@ pub enum NodeError {
     Engine(#[source] EngineError),
     #[error("peer_listen is not set")]
     NoPeerListen,
+    #[error(transparent)]
+    FleetKey(#[from] crate::config::ConfigError),
+}
+
+/// Open mode on an address other hosts can reach lets anyone who learns a
+/// blob's digest fetch it from this host: say so at start.
+fn warn_if_open(keyed: bool, listen: SocketAddr, public: Option<SocketAddr>) {
+    let exposed = !listen.ip().is_loopback() || public.is_some_and(|p| !p.ip().is_loopback());
+    if !keyed && exposed {
+        tracing::warn!(
+            %listen,
+            "open mode on a reachable peer address: anyone who knows a blob's digest can fetch it from here; set fleet_key_file (docs/security.md)"
+        );
+    }
 }
 
 /// Starts a node. `super_seed` makes the engine seed each piece to one
@@ -65,7 +79,10 @@ pub fn start(config: &NodeConfig, super_seed: bool) -> Result<Node, NodeError> {
     let store = Store::open(&root, config.cache_size.bytes())
         .map_err(|source| NodeError::Store { path: root, source })?;
     let listen = config.peer_listen.ok_or(NodeError::NoPeerListen)?;
+    let fleet = config.fleet_keys()?;
+    warn_if_open(fleet.is_some(), listen, config.public_addr);
     let mut engine_config = EngineConfig::new(listen, new_peer_id());
+    engine_config.fleet = fleet;
     engine_config.upload_limit = config.upload_limit.map(|s| s.bytes());
     engine_config.download_limit = config.download_limit.map(|s| s.bytes());
     engine_config.max_peers_per_address = config.peer_connections_per_address.max(1);

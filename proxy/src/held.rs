@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bay_httpd::client::{self, Client};
+use bay_httpd::client::Client;
 use bay_httpd::{build_runtime, resolve_driver, Driver, Shutdown};
 use bay_wire::tracker::held::{HeldAnnounce, HeldAnswer, HELD_PATH, MAX_HELD};
 use bay_wire::tracker::{InfoHash, PeerId, Reply};
@@ -56,7 +56,7 @@ fn by_owner(blobs: &Blobs) -> BTreeMap<usize, Vec<InfoHash>> {
     let mut groups: BTreeMap<usize, Vec<InfoHash>> = BTreeMap::new();
     for (digest, _) in blobs.store.complete_blobs() {
         if let Some(&owner) = blobs.trackers.order_for(digest.as_str()).first() {
-            let swarm = InfoHash(bay_wire::origin::swarm_id(&digest));
+            let swarm = InfoHash(blobs.engine.swarm_id(&digest));
             groups.entry(owner).or_default().push(swarm);
         }
     }
@@ -109,14 +109,12 @@ async fn announce(
     tracker: usize,
     held: &HeldAnnounce,
 ) -> Result<HeldAnswer, String> {
-    let url = blobs
+    let path = format!("{HELD_PATH}?{}", held.to_query());
+    let req = blobs
         .trackers
-        .url(tracker, &format!("{HELD_PATH}?{}", held.to_query()))
-        .ok_or("tracker URL")?;
-    let body = held.body();
-    let req = client::Request::new("POST", url)
-        .header("content-type", "application/octet-stream")
-        .body(client::Body::Bytes(body.into()));
+        .request("POST", tracker, &path, held.body())
+        .ok_or("tracker URL")?
+        .header("content-type", "application/octet-stream");
     let resp = http.send(req).await.map_err(|e| e.to_string())?;
     let status = resp.status();
     let body = resp.bytes(4096).await.map_err(|e| e.to_string())?;

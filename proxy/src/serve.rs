@@ -90,6 +90,13 @@ pub fn start(
     let trackers =
         Trackers::parse(&config.tracker).map_err(|e| ConfigError::invalid("tracker", e))?;
     let node = bay_core::node::start(&config.node, false)?;
+    let signer = node
+        .engine
+        .naming()
+        .keys()
+        .cloned()
+        .map(bay_core::fleet::Signer::new);
+    let trackers = trackers.signed_by(signer);
     let peer_addr = node.peer_addr;
     let blobs = Arc::new(Blobs::new(
         node.store,

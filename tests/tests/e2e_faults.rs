@@ -418,7 +418,12 @@ fn sigkilled_proxy_resumes(env: &[(&str, &str)], driver: &str, seed: u64) {
     assert_eq!(sha256(&r.body), layer.digest, "the resumed blob is wrong");
     // The origin fetched the layer once; the proxy never went around it.
     let served = registry.blob_bytes_served().unwrap();
-    assert_eq!(served.get(&layer.digest), Some(&layer.size), "{served:?}");
+    assert_eq!(
+        served.get(&layer.digest),
+        Some(&layer.size),
+        "{served:?}\nproxy log:\n{}",
+        proxy.log()
+    );
     wait_until(
         "the blob to enter the cache",
         Duration::from_secs(30),

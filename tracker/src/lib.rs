@@ -1,12 +1,19 @@
 //! bay-tracker: the BitTorrent tracker and origin seeder.
 //!
-//! It owns the `bay-tracker` program: today its `mktorrent` command, which
-//! writes a BitTorrent v2 torrent for a file; later the tracker (announce,
-//! scrape), the origin seeder that fetches each blob from the registry once,
-//! and preheat.
+//! It owns the `bay-tracker` program: the tracker (announce, held
+//! announces, scrape), the origin seeder that fetches each blob from the
+//! registry once and seeds it (the origin API, preheat), and the `keygen`
+//! and `mktorrent` commands.
 //!
 //! It must not reach into bay-proxy; what both need lives in bay-core.
+//!
+//! Layout: [`config`] (settings), [`serve`] (start and stop), [`service`]
+//! (the HTTP endpoints), [`peers`] (who is in which swarm), [`origin`]
+//! (the origin seeder and its API), [`guard`] (fleet-signed requests),
+//! [`keygen`], [`mktorrent`].
 
+pub mod guard;
+pub mod keygen;
 pub mod mktorrent;
 pub mod origin;
 pub mod peers;
@@ -30,6 +37,8 @@ pub enum Command {
     Mktorrent(mktorrent::Args),
     /// Run the tracker and origin seeder.
     Serve(Box<config::ServeArgs>),
+    /// Write a new fleet key (for fleet_key_file on every tracker and proxy).
+    Keygen(keygen::Args),
 }
 pub mod config;
 pub mod serve;

@@ -1,7 +1,10 @@
-use bay_tracker::{mktorrent, serve, Cli, Command};
+use bay_tracker::{keygen, mktorrent, serve, Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse_args().command {
+        Command::Keygen(args) => {
+            keygen::run(&args, &mut std::io::stdout().lock())?;
+        }
         Command::Mktorrent(args) => {
             mktorrent::run(&args, &mut std::io::stdout().lock())?;
         }

@@ -105,6 +105,10 @@ pub fn start(
     let shared = Arc::new(Shared {
         peers,
         trusted_sources: config.trusted_sources.clone(),
+        guard: config
+            .node
+            .fleet_keys()?
+            .map(crate::guard::RequestGuard::new),
         metrics: TrackerMetrics::default(),
     });
     let server_config = ServerConfig {

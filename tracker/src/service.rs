@@ -1,5 +1,6 @@
-//! The tracker's HTTP endpoints: `/announce`, `/scrape`, `/metrics`,
-//! `/healthz`, `/readyz`. Protocol work is in bay-wire and the peer store;
+//! The tracker's HTTP endpoints: `/announce`, `/announce/held`,
+//! `/scrape`, the origin API, `/metrics`, `/healthz`, `/readyz`; in keyed
+//! mode every fleet endpoint first passes [`RequestGuard`]. Protocol work is in bay-wire and the peer store;
 //! this module maps requests to them and answers.
 
 use std::net::IpAddr;
@@ -12,6 +13,7 @@ use bay_wire::tracker::held::{HeldAnnounce, HELD_PATH, MAX_HELD};
 use bay_wire::tracker::response::encode_failure;
 use bay_wire::tracker::{AnnounceRequest, ScrapeRequest};
 
+use crate::guard::RequestGuard;
 use crate::origin::OriginWorker;
 use crate::peers::{PeerStore, Source};
 
@@ -22,6 +24,8 @@ pub struct Shared {
     /// Sources whose announces may name another address with `ip=`.
     pub trusted_sources: Vec<IpAddr>,
     pub metrics: TrackerMetrics,
+    /// In keyed mode: the check every fleet request passes.
+    pub guard: Option<RequestGuard>,
 }
 
 /// One worker's request handler.
@@ -31,14 +35,40 @@ pub struct Worker {
     pub origin: Option<OriginWorker>,
 }
 
+/// Paths that serve the fleet only, in keyed mode. Health and metrics
+/// stay open to the operator's probes and scrapers.
+fn fleet_only(path: &str) -> bool {
+    matches!(path, "/announce" | "/scrape" | HELD_PATH) || path.starts_with("/origin/")
+}
+
+impl Worker {
+    /// Refuses `req` unless it is signed by a fleet key (keyed mode).
+    fn refused(&self, req: &Request, body: &[u8]) -> Option<Response> {
+        let guard = self.shared.guard.as_ref()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let refusal = guard.check(req, body, now).err()?;
+        self.shared.metrics.refused.inc();
+        let source = req.peer.map(|p| p.ip().to_string()).unwrap_or_default();
+        tracing::warn!(source, path = req.path(), why = %refusal, "refused a request without a fleet signature");
+        Some(Response::text(refusal.status(), format!("{refusal}\n")))
+    }
+}
+
 impl bay_httpd::Handler for Worker {
     async fn handle(&self, req: Request, body: RequestBody) -> Response {
+        if fleet_only(req.path()) && req.path() != HELD_PATH {
+            if let Some(r) = self.refused(&req, b"") {
+                return r;
+            }
+        }
         match (req.path(), &self.origin) {
             ("/origin/v1/blobs", Some(o)) if req.method == Method::Post => o.blob(&req).await,
             ("/origin/v1/hashes", Some(o)) => o.hashes(&req).await,
             ("/origin/v1/preheat", Some(o)) if req.method == Method::Post => o.preheat(&req).await,
             ("/metrics", Some(o)) => metrics(&self.shared, Some(&o.origin.engine)),
-            (HELD_PATH, _) if req.method == Method::Post => held(&self.shared, &req, body).await,
+            (HELD_PATH, _) if req.method == Method::Post => self.held(&req, body).await,
             _ => handle(self.shared.clone(), req, body).await,
         }
     }
@@ -50,6 +80,8 @@ pub struct TrackerMetrics {
     pub announce_failures: Counter,
     pub scrapes: Counter,
     pub held_announces: Counter,
+    /// Requests refused for want of a fleet signature.
+    pub refused: Counter,
 }
 
 /// Answers one request.
@@ -112,16 +144,27 @@ fn announce(shared: &Shared, req: &Request) -> Response {
 /// Largest held-announce body read.
 const MAX_HELD_BODY: usize = MAX_HELD * 20;
 
-async fn held(shared: &Shared, req: &Request, body: RequestBody) -> Response {
+impl Worker {
+    /// `POST /announce/held`: read the body, check the signature over it,
+    /// record the host in every swarm it holds.
+    async fn held(&self, req: &Request, body: RequestBody) -> Response {
+        let body = match body.to_bytes(MAX_HELD_BODY).await {
+            Ok(b) => b,
+            Err(e) => return failure(&e.to_string()),
+        };
+        if let Some(r) = self.refused(req, &body) {
+            return r;
+        }
+        held(&self.shared, req, &body)
+    }
+}
+
+fn held(shared: &Shared, req: &Request, body: &[u8]) -> Response {
     shared.metrics.held_announces.inc();
     let Some(remote) = req.peer.map(|p| p.ip()) else {
         return failure("no peer address");
     };
-    let body = match body.to_bytes(MAX_HELD_BODY).await {
-        Ok(b) => b,
-        Err(e) => return failure(&e.to_string()),
-    };
-    let parsed = match HeldAnnounce::parse(query(req), &body) {
+    let parsed = match HeldAnnounce::parse(query(req), body) {
         Ok(h) => h,
         Err(e) => return failure(&e.to_string()),
     };
@@ -167,6 +210,11 @@ fn metrics(shared: &Shared, engine: Option<&bay_core::engine::Engine>) -> Respon
         "bay_tracker_scrapes_total",
         "Scrape requests received.",
         m.scrapes.get(),
+    )
+    .counter(
+        "bay_tracker_refused_total",
+        "Requests refused for want of a valid fleet signature (keyed mode).",
+        m.refused.get(),
     )
     .counter(
         "bay_tracker_held_announces_total",

@@ -18,10 +18,12 @@
 //! - [`peer`]: handshake, messages, incremental decoder, encoder.
 //! - [`tracker`]: announce and scrape over HTTP.
 //! - [`origin`]: the origin API between bay-proxy and bay-tracker.
+//! - [`fleet`]: fleet keys, keyed swarm names, proofs and signatures.
 //! - [`oci`]: digests, names, references, manifests, auth challenges.
 //! - [`hex`] and [`percent`]: the small text encodings the others share.
 
 pub mod bencode;
+pub mod fleet;
 pub mod hex;
 pub mod merkle;
 pub mod metainfo;

@@ -150,9 +150,15 @@ pub struct BlobGrant {
 }
 
 impl BlobGrant {
-    /// A grant for `digest`, with its swarm id filled in.
-    pub fn new(digest: Digest, length: u64, piece_length: u64, peer: SocketAddr) -> BlobGrant {
-        let swarm_id = crate::hex::encode(&swarm_id(&digest));
+    /// A grant for `digest`, whose swarm the origin named `swarm`.
+    pub fn new(
+        digest: Digest,
+        length: u64,
+        piece_length: u64,
+        peer: SocketAddr,
+        swarm: [u8; 20],
+    ) -> BlobGrant {
+        let swarm_id = crate::hex::encode(&swarm);
         BlobGrant {
             digest,
             length,
@@ -167,7 +173,9 @@ impl BlobGrant {
     }
 
     /// Reads and checks an answer: a non-empty blob, a power-of-two piece
-    /// length of at least 16 KiB, and the swarm id its digest gives.
+    /// length of at least 16 KiB, and a 20-byte swarm name (whether it is
+    /// one of the reader's names for the digest is the reader's check:
+    /// open names and fleet-keyed ones differ).
     pub fn parse(body: &[u8]) -> Result<BlobGrant, OriginApiError> {
         if body.len() > MAX_JSON {
             return Err(OriginApiError::Json("too long".into()));
@@ -180,10 +188,15 @@ impl BlobGrant {
         if !g.piece_length.is_power_of_two() || g.piece_length < 16 * 1024 {
             return Err(OriginApiError::Inconsistent("piece length"));
         }
-        if g.swarm_id != crate::hex::encode(&swarm_id(&g.digest)) {
+        if g.swarm().is_none() {
             return Err(OriginApiError::Inconsistent("swarm id"));
         }
         Ok(g)
+    }
+
+    /// The swarm's 20-byte name.
+    pub fn swarm(&self) -> Option<[u8; 20]> {
+        crate::hex::decode_array(&self.swarm_id).ok()
     }
 
     /// Pieces of the blob.
@@ -413,11 +426,17 @@ mod tests {
 
     #[test]
     fn grants_round_trip_and_are_checked() {
-        let g = BlobGrant::new(digest(), 100_000, 65_536, "127.0.0.1:6881".parse().unwrap());
+        let g = BlobGrant::new(
+            digest(),
+            100_000,
+            65_536,
+            "127.0.0.1:6881".parse().unwrap(),
+            swarm_id(&digest()),
+        );
         assert_eq!(BlobGrant::parse(&g.to_json()), Ok(g.clone()));
         assert_eq!(g.pieces(), 2);
         let mut bad = g.clone();
-        bad.swarm_id = "00".repeat(20);
+        bad.swarm_id = "0".repeat(39);
         assert_eq!(
             BlobGrant::parse(&bad.to_json()),
             Err(OriginApiError::Inconsistent("swarm id"))

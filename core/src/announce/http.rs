@@ -32,6 +32,7 @@ const MAX_RESPONSE: usize = 256 * 1024;
 pub struct AnnounceControl {
     announcer: Rc<RefCell<Announcer>>,
     wake: Rc<Wake>,
+    signer: Option<crate::fleet::Signer>,
 }
 
 impl AnnounceControl {
@@ -40,7 +41,15 @@ impl AnnounceControl {
         AnnounceControl {
             announcer: Rc::new(RefCell::new(announcer)),
             wake: Rc::new(Wake::default()),
+            signer: None,
         }
+    }
+
+    /// Signs every announce with the fleet key (keyed mode).
+    #[must_use]
+    pub fn signed_by(mut self, signer: Option<crate::fleet::Signer>) -> AnnounceControl {
+        self.signer = signer;
+        self
     }
 
     /// Runs `f` on the announcer, then wakes the driver.
@@ -109,7 +118,11 @@ async fn exchange(
     request: AnnounceRequest,
     timeout: Duration,
 ) {
-    let mut outcome = pin!(monoio::time::timeout(timeout, perform(client, &request)));
+    let signer = control.signer.as_ref();
+    let mut outcome = pin!(monoio::time::timeout(
+        timeout,
+        perform(client, signer, &request)
+    ));
     loop {
         monoio::select! {
             result = &mut outcome => {
@@ -134,10 +147,13 @@ async fn exchange(
 
 async fn perform(
     client: &Client,
+    signer: Option<&crate::fleet::Signer>,
     request: &AnnounceRequest,
 ) -> Result<AnnounceResponse, AnnounceError> {
     let url = Url::parse(&request.url)?;
-    let response = client.send(Request::get(url)).await?;
+    let target = url.target().to_owned();
+    let get = crate::fleet::maybe_sign(signer, Request::get(url), "GET", &target, b"");
+    let response = client.send(get).await?;
     let status = response.status();
     let body = response.bytes(MAX_RESPONSE).await?;
     match AnnounceResponse::decode(&body) {

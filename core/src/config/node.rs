@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::size::ByteSize;
 
 /// Keys of [`NodeConfig`]: in a file they belong in `[node]`.
-pub const NODE_KEYS: [&str; 10] = [
+pub const NODE_KEYS: [&str; 11] = [
     "root",
     "cache_size",
     "peer_listen",
@@ -23,11 +23,12 @@ pub const NODE_KEYS: [&str; 10] = [
     "insecure_registry",
     "ca_file",
     "peer_connections_per_address",
+    "fleet_key_file",
 ];
 
 /// Node flags that can also come from the environment, as
 /// `<PREFIX><FLAG_IN_CAPITALS>` (`BAY_PROXY_ROOT`, `BAY_TRACKER_CACHE_SIZE`).
-const ENV_FLAGS: [&str; 7] = [
+const ENV_FLAGS: [&str; 8] = [
     "root",
     "cache_size",
     "peer_listen",
@@ -35,6 +36,7 @@ const ENV_FLAGS: [&str; 7] = [
     "upload_limit",
     "download_limit",
     "ca_file",
+    "fleet_key_file",
 ];
 
 /// A node's settings, as the `[node]` table of a configuration file.
@@ -64,6 +66,10 @@ pub struct NodeConfig {
     pub ca_file: Option<PathBuf>,
     /// Most peer connections from or to one IP address in one swarm.
     pub peer_connections_per_address: usize,
+    /// The fleet key file (`bay-tracker keygen`): with it every peer and
+    /// every tracker request must prove it holds the key, and swarms are
+    /// named under it. Without it the node runs open.
+    pub fleet_key_file: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -79,6 +85,7 @@ impl Default for NodeConfig {
             insecure_registry: Vec::new(),
             ca_file: None,
             peer_connections_per_address: 8,
+            fleet_key_file: None,
         }
     }
 }
@@ -103,6 +110,25 @@ impl NodeConfig {
         self.root
             .get_or_insert_with(|| PathBuf::from(defaults.root));
         self.peer_listen.get_or_insert(defaults.peer_listen);
+    }
+
+    /// The fleet's keys, read from `fleet_key_file`; `None` in open mode.
+    pub fn fleet_keys(&self) -> Result<Option<bay_wire::fleet::FleetKeys>, super::ConfigError> {
+        let Some(path) = &self.fleet_key_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| super::ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        bay_wire::fleet::FleetKeys::parse(&text)
+            .map(Some)
+            .map_err(|e| {
+                super::ConfigError::invalid(
+                    "node.fleet_key_file",
+                    format!("{}: {e}", path.display()),
+                )
+            })
     }
 
     /// The cache root (empty before defaults are filled in).
@@ -145,6 +171,10 @@ pub struct NodeArgs {
     /// Extra CA certificates (PEM) for registries and trackers.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+    /// The fleet key file (bay-tracker keygen): peers and tracker requests
+    /// must prove they hold it. Without it bay runs open.
+    #[arg(long, value_name = "FILE")]
+    pub fleet_key_file: Option<PathBuf>,
 }
 
 impl NodeArgs {
@@ -176,6 +206,9 @@ impl NodeArgs {
         }
         if let Some(v) = &self.ca_file {
             node.ca_file = Some(v.clone());
+        }
+        if let Some(v) = &self.fleet_key_file {
+            node.fleet_key_file = Some(v.clone());
         }
     }
 }

@@ -13,7 +13,8 @@ use std::cell::RefCell;
 
 use bay_httpd::yield_now;
 use bay_wire::peer::{
-    encode_piece_header, Decoder, Frame, Handshake, Limits, Status, BLOCK_SIZE, HANDSHAKE_LEN,
+    encode_piece_header, AuthStep, Decoder, FleetAuth, Frame, Handshake, Limits, Status,
+    BLOCK_SIZE, HANDSHAKE_LEN, NONCE_LEN,
 };
 use bytes::BytesMut;
 use monoio::net::{TcpListener, TcpStream};
@@ -29,6 +30,9 @@ const READ_TURN: usize = 1 << 20;
 const RECV_CHUNK: usize = 256 * 1024;
 /// Padding sent after the end of a blob; a block is at most 16 KiB.
 static ZEROS: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
+/// The time a peer gets to prove fleet membership after the handshakes:
+/// short, so that a stranger who named a swarm holds no place for long.
+const FLEET_PROOF_WITHIN: Duration = Duration::from_secs(2);
 /// A peer that closes before its handshake was most likely full: dial it
 /// again after 1, 2 and 4 s while we still need pieces, since a full
 /// swarm frees places for newcomers (see `swarm/places.rs`).
@@ -129,9 +133,10 @@ async fn session(
     sys::set_nonblocking(stream, true)?;
     let _ = stream.set_nodelay(true);
     let mut io = Io::new(stream);
+    let keys = state.config.fleet.clone();
     if let Some(t) = &dialled {
-        let ours = t.swarm.borrow().handshake();
-        io.out.push_bytes(&ours.to_bytes());
+        io.out
+            .push_bytes(&our_handshake(t, keys.is_some()).to_bytes());
     }
     let mut decoder = Decoder::new(Limits::default());
     let theirs = monoio::time::timeout(
@@ -147,8 +152,8 @@ async fn session(
             let t = state
                 .resolve(&theirs.info_hash)
                 .ok_or_else(|| io::Error::other("handshake for a torrent we do not have"))?;
-            let ours = t.swarm.borrow().handshake();
-            io.out.push_bytes(&ours.to_bytes());
+            io.out
+                .push_bytes(&our_handshake(&t, keys.is_some()).to_bytes());
             t
         }
     };
@@ -158,6 +163,20 @@ async fn session(
     if !we_dialled && !torrent.has_place_for(addr, state.config.max_peers_per_address) {
         tracing::debug!(%addr, "refusing a peer: its address holds enough places in this swarm");
         return Ok(());
+    }
+    if let Some(keys) = keys {
+        let auth = prove_fleet(&mut io, keys, &torrent, &theirs);
+        match monoio::time::timeout(FLEET_PROOF_WITHIN, auth).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::info!(%addr, error = %e, "peer failed the fleet check");
+                return Err(e);
+            }
+            Err(_) => {
+                tracing::info!(%addr, "peer gave no fleet proof in time");
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "no fleet proof"));
+            }
+        }
     }
     let key = state.next_key();
     torrent
@@ -173,6 +192,60 @@ async fn session(
     torrent.swarm.borrow_mut().peer_disconnected(key);
     torrent.drive(state);
     result
+}
+
+/// Our handshake for `torrent`, with the fleet bit in keyed mode.
+fn our_handshake(torrent: &Torrent, keyed: bool) -> bay_wire::peer::Handshake {
+    let mut ours = torrent.swarm.borrow().handshake();
+    ours.reserved = ours.reserved.with_fleet_auth(keyed);
+    ours
+}
+
+/// Both sides prove they hold the fleet key before any other message
+/// (see `bay_wire::peer::fleet_auth`); a peer that cannot is closed.
+async fn prove_fleet(
+    io: &mut Io<'_>,
+    keys: bay_wire::fleet::FleetKeys,
+    torrent: &Torrent,
+    theirs: &bay_wire::peer::Handshake,
+) -> io::Result<()> {
+    if !theirs.reserved.fleet_auth() {
+        return Err(io::Error::other(
+            "peer does not speak the fleet check (open mode or another client)",
+        ));
+    }
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::getrandom(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
+    let swarm = torrent.swarm.borrow().info_hash();
+    let ours = torrent.swarm.borrow().handshake().peer_id;
+    let mut auth = FleetAuth::new(keys, swarm, ours, theirs.peer_id, nonce);
+    io.out.push_bytes(&auth.hello());
+    let unlimited = RefCell::new(TokenBucket::unlimited(Instant::now()));
+    loop {
+        io.out.flush(io.stream, None, &unlimited)?;
+        match auth.receive(&mut io.rbuf).map_err(io::Error::other)? {
+            AuthStep::Send(proof) => {
+                io.out.push_bytes(&proof);
+                continue;
+            }
+            AuthStep::Done => {
+                io.out.flush(io.stream, None, &unlimited)?;
+                return Ok(());
+            }
+            AuthStep::Partial => {}
+        }
+        let (got, eof, _) = io.fill(NONCE_LEN, &unlimited)?;
+        if eof {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if got == 0 {
+            let pending_out = !io.out.is_empty();
+            monoio::select! {
+                r = io.stream.readable(false) => r?,
+                r = writable_if(io.stream, pending_out) => r?,
+            }
+        }
+    }
 }
 
 /// Moves bytes both ways until the connection ends.

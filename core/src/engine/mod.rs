@@ -38,6 +38,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bay_httpd::{build_runtime, resolve_driver, Driver, RunningDriver};
+use bay_wire::fleet::Naming;
 use bay_wire::merkle;
 use bay_wire::metainfo::Metainfo;
 use bay_wire::oci::Digest;
@@ -69,6 +70,10 @@ pub struct EngineConfig {
     pub max_connections: usize,
     /// Most connections from or to one IP address in one swarm.
     pub max_peers_per_address: usize,
+    /// The fleet's keys: every peer proves it holds one before any
+    /// message flows. `None` is open mode (and how bay interoperates with
+    /// other BitTorrent clients).
+    pub fleet: Option<bay_wire::fleet::FleetKeys>,
     /// A complete blob shared by swarm name that has had no peer and no
     /// reader for this long leaves the engine (its timers and its pin on
     /// the store go with it); a peer asking for it loads it again.
@@ -92,6 +97,7 @@ impl EngineConfig {
             max_connections: 512,
             max_peers_per_address: 8,
             unload_after: Duration::from_secs(120),
+            fleet: None,
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             upload_limit: None,
@@ -256,6 +262,7 @@ pub struct Engine {
     outbox: Outbox<Command>,
     local_addr: SocketAddr,
     peer_id: [u8; 20],
+    naming: Naming,
     counters: Arc<PeerCounters>,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
@@ -289,6 +296,7 @@ impl Engine {
         let local_addr = listener.local_addr().map_err(EngineError::Start)?;
         let driver = resolve_driver(config.driver).map_err(EngineError::Start)?;
         let peer_id = config.peer_id;
+        let naming = config.fleet.clone().map_or(Naming::Open, Naming::Keyed);
         let (outbox, inbox) = mailbox();
         let verifier = verify::start(outbox.clone()).map_err(EngineError::Start)?;
         let counters = Arc::new(PeerCounters::default());
@@ -328,6 +336,7 @@ impl Engine {
             outbox,
             local_addr,
             peer_id,
+            naming,
             counters,
             thread: std::sync::Mutex::new(Some(thread)),
         })
@@ -336,6 +345,16 @@ impl Engine {
     /// Where peers reach this engine.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// How this engine names swarms (openly, or under the fleet key).
+    pub fn naming(&self) -> &Naming {
+        &self.naming
+    }
+
+    /// The name this engine gives the swarm of `digest`.
+    pub fn swarm_id(&self, digest: &Digest) -> [u8; 20] {
+        self.naming.swarm_id(digest)
     }
 
     /// The peer id this engine gives in every handshake (and its host in
@@ -359,9 +378,21 @@ impl Engine {
     /// [`TorrentHandle::set_piece_hash`]; pieces may also be supplied
     /// directly ([`TorrentHandle::supply_piece`]), as the origin does.
     pub fn add_progressive(&self, spec: ProgressiveSpec) -> Result<TorrentHandle, EngineError> {
+        let swarm_id = self.naming.swarm_id(&spec.digest);
+        self.add_progressive_named(spec, swarm_id)
+    }
+
+    /// [`Engine::add_progressive`] under a name given by the blob's
+    /// origin (one of this fleet's names for it: during a key rotation
+    /// the origin's may be the older one).
+    pub fn add_progressive_named(
+        &self,
+        spec: ProgressiveSpec,
+        swarm_id: [u8; 20],
+    ) -> Result<TorrentHandle, EngineError> {
         self.add(Plan {
             unloadable: true,
-            swarm_id: bay_wire::origin::swarm_id(&spec.digest),
+            swarm_id,
             total_len: spec.total_len,
             piece_len: spec.piece_len,
             hashes: Vec::new(),

@@ -99,11 +99,20 @@ impl EngineState {
     fn stored_swarm(&self, info_hash: &[u8; 20]) -> Option<Digest> {
         let additions = self.store.additions();
         if self.indexed_at.get() != Some(additions) {
+            let naming = self.config.fleet.clone().map_or(
+                bay_wire::fleet::Naming::Open,
+                bay_wire::fleet::Naming::Keyed,
+            );
             let index = self
                 .store
                 .complete_blobs()
                 .into_iter()
-                .map(|(d, _)| (bay_wire::origin::swarm_id(&d), d))
+                .flat_map(|(d, _)| {
+                    naming
+                        .swarm_ids(&d)
+                        .into_iter()
+                        .map(move |id| (id, d.clone()))
+                })
                 .collect();
             *self.by_swarm.borrow_mut() = index;
             self.indexed_at.set(Some(additions));

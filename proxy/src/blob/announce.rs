@@ -34,7 +34,8 @@ pub async fn run(http: Client, tracker: usize, blobs: Arc<Blobs>, download: Arc<
         config,
         vec![vec![url.to_string()]],
         Instant::now(),
-    ));
+    ))
+    .signed_by(blobs.trackers.signer().cloned());
     control.set_progress(0, 0, download.length);
     let progress = download.handle.progress().clone();
     let dialled = progress.clone();

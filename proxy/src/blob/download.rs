@@ -146,6 +146,7 @@ impl BlobWorker {
                 Step::Ask { tracker, within } => {
                     let answer = ask_origin(
                         &self.trackers,
+                        blobs.engine.naming(),
                         &blobs.trackers,
                         tracker,
                         &wanted,
@@ -159,13 +160,14 @@ impl BlobWorker {
                     tracker,
                     geometry,
                     peer,
+                    swarm,
                 } => {
                     // The origin read the blob with this client's
                     // credentials: that is a grant, as a HEAD would be.
                     blobs
                         .grants
                         .record(ask.upstream.as_str(), &ask.digest, auth, Instant::now());
-                    let Some(download) = self.begin(&ask.digest, geometry) else {
+                    let Some(download) = self.begin(&ask.digest, geometry, swarm) else {
                         return Joined::Direct;
                     };
                     blobs.engine.connect(download.handle.info_hash(), peer);
@@ -212,13 +214,13 @@ impl BlobWorker {
         }
     }
 
-    fn begin(&self, digest: &Digest, geometry: Geometry) -> Option<Arc<Download>> {
+    fn begin(&self, digest: &Digest, geometry: Geometry, swarm: [u8; 20]) -> Option<Arc<Download>> {
         let spec = ProgressiveSpec {
             digest: digest.clone(),
             total_len: geometry.length,
             piece_len: geometry.piece_length,
         };
-        match self.blobs.engine.add_progressive(spec) {
+        match self.blobs.engine.add_progressive_named(spec, swarm) {
             Ok(handle) => Some(Arc::new(Download {
                 handle,
                 length: geometry.length,
@@ -278,6 +280,7 @@ async fn follow(
                 Step::Ask { tracker, within } => {
                     let answer = ask_origin(
                         &http,
+                        blobs.engine.naming(),
                         &blobs.trackers,
                         tracker,
                         &handover.wanted,

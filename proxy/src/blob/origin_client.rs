@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use bay_httpd::client::{self, Client};
+use bay_httpd::client::Client;
+use bay_wire::fleet::Naming;
 use bay_wire::origin::{
     BlobAsk, BlobGrant, ErrorBody, HashBatch, HashesAsk, BLOBS_PATH, DONE_HEADER, HASHES_PATH,
     MAX_JSON, PIECES_HEADER,
@@ -17,8 +18,10 @@ const MAX_HASHES_BODY: usize = 32 << 20;
 
 /// `POST /origin/v1/blobs` on `tracker` with the client's Authorization,
 /// answered within `within`.
+#[allow(clippy::too_many_arguments)]
 pub async fn ask_origin(
     http: &Client,
+    naming: &Naming,
     trackers: &Trackers,
     tracker: usize,
     ask: &BlobAsk,
@@ -27,7 +30,7 @@ pub async fn ask_origin(
 ) -> Answer {
     match monoio::time::timeout(
         within,
-        ask_once(http, trackers, tracker, ask, authorization),
+        ask_once(http, naming, trackers, tracker, ask, authorization),
     )
     .await
     {
@@ -45,15 +48,16 @@ pub async fn ask_origin(
 
 async fn ask_once(
     http: &Client,
+    naming: &Naming,
     trackers: &Trackers,
     tracker: usize,
     ask: &BlobAsk,
     authorization: Option<&[u8]>,
 ) -> Answer {
-    let Some(url) = trackers.url(tracker, &format!("{BLOBS_PATH}?{}", ask.to_query())) else {
+    let path = format!("{BLOBS_PATH}?{}", ask.to_query());
+    let Some(mut req) = trackers.request("POST", tracker, &path, Vec::new()) else {
         return Answer::Unreachable;
     };
-    let mut req = client::Request::new("POST", url);
     if let Some(a) = authorization {
         req = req.header("authorization", a.to_vec());
     }
@@ -86,15 +90,27 @@ async fn ask_once(
             Answer::Refused(status)
         };
     }
-    match BlobGrant::parse(&body) {
-        Ok(g) => Answer::Granted {
+    let grant = match BlobGrant::parse(&body) {
+        Ok(g) => g,
+        Err(e) => return unreachable(format!("bad origin answer: {e}")),
+    };
+    // The origin must name the swarm as this fleet does: an open origin
+    // and a keyed proxy (or keys that differ) cannot share a swarm.
+    match grant
+        .swarm()
+        .filter(|s| naming.swarm_ids(&ask.digest).contains(s))
+    {
+        Some(swarm) => Answer::Granted {
             geometry: Geometry {
-                length: g.length,
-                piece_length: g.piece_length,
+                length: grant.length,
+                piece_length: grant.piece_length,
             },
-            peer: g.peer,
+            peer: grant.peer,
+            swarm,
         },
-        Err(e) => unreachable(format!("bad origin answer: {e}")),
+        None => {
+            unreachable("origin names the swarm otherwise (are the fleet keys the same?)".into())
+        }
     }
 }
 
@@ -105,13 +121,11 @@ pub async fn fetch_hashes(
     tracker: usize,
     ask: &HashesAsk,
 ) -> Result<HashBatch, String> {
-    let url = trackers
-        .url(tracker, &format!("{HASHES_PATH}?{}", ask.to_query()))
+    let path = format!("{HASHES_PATH}?{}", ask.to_query());
+    let req = trackers
+        .request("GET", tracker, &path, Vec::new())
         .ok_or("tracker URL")?;
-    let resp = http
-        .send(client::Request::get(url))
-        .await
-        .map_err(|e| e.to_string())?;
+    let resp = http.send(req).await.map_err(|e| e.to_string())?;
     let status = resp.status();
     let pieces = resp.header(PIECES_HEADER).map(|v| v.to_vec());
     let done = resp.header(DONE_HEADER).map(|v| v.to_vec());

@@ -39,6 +39,8 @@ pub enum Answer {
     Granted {
         geometry: Geometry,
         peer: SocketAddr,
+        /// The origin's name for the blob's swarm.
+        swarm: [u8; 20],
     },
     /// It answered and said no (the registry refused the client, or the
     /// blob cannot be shared): the status it gave.
@@ -69,6 +71,7 @@ pub enum Step {
         tracker: usize,
         geometry: Geometry,
         peer: SocketAddr,
+        swarm: [u8; 20],
     },
     /// A take-over: dial the new origin, then follow its hashes from
     /// piece `from`.
@@ -148,20 +151,28 @@ impl OriginPlan {
     #[must_use]
     pub fn answered(&mut self, tracker: usize, answer: Answer) -> Step {
         match (self.state, answer) {
-            (State::Asking, Answer::Granted { geometry, peer }) => {
+            (
+                State::Asking,
+                Answer::Granted {
+                    geometry,
+                    peer,
+                    swarm,
+                },
+            ) => {
                 self.geometry = Some(geometry);
                 self.state = State::Following { tracker };
                 Step::Join {
                     tracker,
                     geometry,
                     peer,
+                    swarm,
                 }
             }
             (State::Asking, Answer::Refused(status)) => {
                 self.state = State::Over;
                 Step::Direct(NoSwarm::Refused(status))
             }
-            (State::TakingOver, Answer::Granted { geometry, peer })
+            (State::TakingOver, Answer::Granted { geometry, peer, .. })
                 if Some(geometry) == self.geometry =>
             {
                 self.state = State::Following { tracker };
@@ -266,6 +277,7 @@ mod tests {
         Answer::Granted {
             geometry: G,
             peer: peer(p),
+            swarm: [7; 20],
         }
     }
 
@@ -278,7 +290,8 @@ mod tests {
             Step::Join {
                 tracker: 2,
                 geometry: G,
-                peer: peer(1)
+                peer: peer(1),
+                swarm: [7; 20],
             }
         );
         assert_eq!(
@@ -360,6 +373,7 @@ mod tests {
                 piece_length: G.piece_length * 2,
             },
             peer: peer(2),
+            swarm: [7; 20],
         };
         assert_eq!(p.answered(1, other), Step::Orphaned);
     }

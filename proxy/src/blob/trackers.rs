@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use bay_httpd::client::{Client, ClientConfig, PlainHttp, Scheme, Url};
+use bay_core::fleet::{maybe_sign, Signer};
+use bay_httpd::client::{self, Client, ClientConfig, PlainHttp, Scheme, Url};
 use sha2::{Digest as _, Sha256};
 
 /// A tracker URL that cannot be used.
@@ -21,6 +22,8 @@ pub struct Trackers {
     /// scores, so every proxy must write them alike.
     names: Vec<String>,
     bases: Vec<Url>,
+    /// Signs every request in keyed mode.
+    signer: Option<Signer>,
 }
 
 impl Trackers {
@@ -35,7 +38,47 @@ impl Trackers {
             names.push(name);
             bases.push(base);
         }
-        Ok(Trackers { names, bases })
+        Ok(Trackers {
+            names,
+            bases,
+            signer: None,
+        })
+    }
+
+    /// Signs every request with the fleet key (keyed mode).
+    #[must_use]
+    pub fn signed_by(mut self, signer: Option<Signer>) -> Trackers {
+        self.signer = signer;
+        self
+    }
+
+    /// The signer, in keyed mode.
+    pub fn signer(&self) -> Option<&Signer> {
+        self.signer.as_ref()
+    }
+
+    /// A `method` request for `path_and_query` on tracker `tracker`,
+    /// carrying `body`, signed in keyed mode.
+    pub fn request(
+        &self,
+        method: &str,
+        tracker: usize,
+        path_and_query: &str,
+        body: Vec<u8>,
+    ) -> Option<client::Request> {
+        let url = self.url(tracker, path_and_query)?;
+        let target = url.target().to_owned();
+        let mut req = client::Request::new(method.to_owned(), url);
+        if !body.is_empty() {
+            req = req.body(client::Body::Bytes(body.clone().into()));
+        }
+        Some(maybe_sign(
+            self.signer.as_ref(),
+            req,
+            method,
+            &target,
+            &body,
+        ))
     }
 
     pub fn len(&self) -> usize {

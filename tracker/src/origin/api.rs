@@ -106,6 +106,7 @@ impl OriginWorker {
             fetch.length,
             fetch.piece_len,
             self.origin.peer_addr,
+            fetch.handle.info_hash(),
         );
         Response::new(200)
             .header("content-type", "application/json")

@@ -36,6 +36,10 @@ const FAST_EXTENSION: (usize, u8) = (7, 0x04);
 /// of the reserved bitfield", i.e. `reserved[7] & 0x10`: the sender of a
 /// hybrid torrent's v1 info hash also speaks v2.
 const V2_UPGRADE: (usize, u8) = (7, 0x10);
+/// bay's own: the sender proves fleet membership right after the
+/// handshakes ([`super::fleet_auth`]). A bit no BEP assigns, in the first
+/// byte, which the BEPs leave to clients.
+const FLEET_AUTH: (usize, u8) = (0, 0x08);
 
 impl Reserved {
     /// No bits set.
@@ -73,6 +77,17 @@ impl Reserved {
     #[must_use]
     pub const fn with_extension_protocol(self, on: bool) -> Reserved {
         self.with(EXTENSION_PROTOCOL, on)
+    }
+
+    /// Whether the fleet-auth bit (bay's own) is set.
+    pub const fn fleet_auth(self) -> bool {
+        self.bit(FLEET_AUTH)
+    }
+
+    /// These bits with the fleet-auth bit set to `on`.
+    #[must_use]
+    pub const fn with_fleet_auth(self, on: bool) -> Reserved {
+        self.with(FLEET_AUTH, on)
     }
 
     /// These bits with the v2 upgrade bit set to `on`.

@@ -48,6 +48,7 @@
 pub mod decoder;
 pub mod error;
 pub mod extended;
+pub mod fleet_auth;
 pub mod handshake;
 pub mod message;
 
@@ -57,6 +58,7 @@ pub use bytes::{Bytes, BytesMut};
 pub use decoder::{Decoder, Frame, Limits};
 pub use error::{Fault, HashRequestProblem, PeerError};
 pub use extended::{ExtendedHandshake, ExtendedHandshakeProblem, EXTENDED_HANDSHAKE_ID};
+pub use fleet_auth::{AuthError, AuthStep, FleetAuth, NONCE_LEN};
 pub use handshake::{Handshake, Reserved, HANDSHAKE_LEN, PROTOCOL};
 pub use message::{
     encode_piece_header, piece_header, BlockRequest, HashRequest, Hashes, Message, MessageId,

@@ -118,6 +118,7 @@ impl World {
                     piece_length: t.piece_length,
                 },
                 peer: peer(tracker),
+                swarm: [7; 20],
             },
         };
         (answer, t.answers_after)
