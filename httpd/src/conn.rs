@@ -17,14 +17,14 @@ use monoio::net::TcpStream;
 
 use crate::body::{BodyError, Decoder, RequestBody};
 use crate::config::ServerConfig;
-use crate::conn_io::ConnIo;
+use crate::conn_io::{ConnIo, Transport};
 use crate::handler::Handler;
 use crate::head::{parse_head, Parsed};
 use crate::range::{self, RangeOutcome};
 use crate::request::{BodyFraming, Method, Request, Version};
 use crate::response::{reason, Body, BodyStream, FileBody, Response, StreamChunk};
 use crate::shutdown::Drain;
-use crate::zerocopy;
+use crate::tls_stream::TlsStream;
 
 /// An unread request body up to this size is read and dropped so the
 /// connection can be kept; a larger one closes it.
@@ -50,7 +50,24 @@ pub(crate) async fn serve_connection<H: Handler>(
 ) {
     let _open = drain.open_connection();
     let _ = stream.set_nodelay(true);
-    let mut io = ConnIo::new(stream);
+    let transport = match &cfg.tls {
+        None => Transport::Plain(stream),
+        Some(tls) => {
+            let accept = TlsStream::accept(stream, tls.clone());
+            match monoio::time::timeout(cfg.header_timeout, accept).await {
+                Ok(Ok(s)) => Transport::Tls(Box::new(s)),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = ?e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+    };
+    let mut io = ConnIo::new(transport);
     let mut first = true;
     loop {
         let mut req = match read_head(&mut io, &cfg, &drain, first).await {
@@ -336,7 +353,7 @@ async fn write_response(
         Body::Bytes(b) => write_bytes(io, head, b, cfg.write_timeout).await?,
         Body::File(f) => {
             io.write_within(head, cfg.write_timeout).await?;
-            zerocopy::send_file(&io.stream, f.file(), f.offset(), f.len(), cfg.write_timeout)
+            io.send_file(f.file(), f.offset(), f.len(), cfg.write_timeout)
                 .await?;
         }
         Body::Stream(s) => {
@@ -423,7 +440,7 @@ async fn write_stream(
                     io.write_within(format!("{:x}\r\n", f.len()).into_bytes(), limit)
                         .await?;
                 }
-                zerocopy::send_file(&io.stream, f.file(), f.offset(), f.len(), limit).await?;
+                io.send_file(f.file(), f.offset(), f.len(), limit).await?;
                 if chunked {
                     io.write_within(&b"\r\n"[..], limit).await?;
                 }

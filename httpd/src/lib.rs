@@ -21,6 +21,7 @@
 //!  body      request bodies streamed to the handler
 //!  response  Response and its bodies: bytes, stream, file
 //!  zerocopy  file bodies by sendfile(2)
+//!  server_tls an HTTPS listener's certificate and key (rustls)
 //!  sys       the socket system calls monoio does not wrap (rustix)
 //! ```
 //!
@@ -71,8 +72,10 @@ pub mod range;
 mod request;
 mod response;
 mod runtime;
+pub mod server_tls;
 mod shutdown;
 pub mod sys;
+mod tls_stream;
 mod zerocopy;
 
 pub use body::{BodyError, RequestBody};

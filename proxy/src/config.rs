@@ -38,6 +38,10 @@ pub struct ProxyConfig {
     pub min_body_rate: ByteSize,
     /// Seconds of waiting over which `min_body_rate` is averaged.
     pub body_rate_window: u64,
+    /// Pass clients' registry credentials to trackers reached over plain
+    /// HTTP on other hosts (off: they go over https:// or loopback only,
+    /// and private blobs are read from the registry instead).
+    pub allow_plain_tracker_credentials: bool,
     /// Cache, peer engine and registry access.
     pub node: NodeConfig,
 }
@@ -51,6 +55,7 @@ impl Default for ProxyConfig {
             threads: 0,
             min_body_rate: ByteSize(1024),
             body_rate_window: 30,
+            allow_plain_tracker_credentials: false,
             node: NodeConfig::with_defaults(NODE_DEFAULTS),
         }
     }
@@ -124,6 +129,10 @@ pub struct ServeArgs {
     /// Seconds of waiting over which --min-body-rate is averaged.
     #[arg(long, env = "BAY_PROXY_BODY_RATE_WINDOW", value_name = "SECONDS")]
     pub body_rate_window: Option<u64>,
+    /// Pass clients' registry credentials to trackers reached over plain
+    /// HTTP on other hosts (otherwise only over https:// or loopback).
+    #[arg(long)]
+    pub allow_plain_tracker_credentials: bool,
     #[command(flatten)]
     pub node: NodeArgs,
     /// Print the effective configuration as TOML and exit.
@@ -156,6 +165,7 @@ impl ServeArgs {
         if let Some(v) = self.body_rate_window {
             c.body_rate_window = v;
         }
+        c.allow_plain_tracker_credentials |= self.allow_plain_tracker_credentials;
         self.node.apply(&mut c.node);
         c.validate()?;
         Ok(c)

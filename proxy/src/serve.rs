@@ -96,7 +96,9 @@ pub fn start(
         .keys()
         .cloned()
         .map(bay_core::fleet::Signer::new);
-    let trackers = trackers.signed_by(signer);
+    let trackers = trackers
+        .signed_by(signer)
+        .credentials_over_plain_http(config.allow_plain_tracker_credentials);
     let peer_addr = node.peer_addr;
     let blobs = Arc::new(Blobs::new(
         node.store,

@@ -253,3 +253,44 @@ fn a_recorded_exchange_replayed_by_a_stranger_fails() {
     assert!(rest.len() <= NONCE_LEN + 32, "{} bytes", rest.len());
     assert!(took < Duration::from_secs(1));
 }
+
+#[test]
+fn a_tracker_over_tls_is_verified_and_carries_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = bay_tests::tls::TestCa::create(dir.path()).unwrap();
+    let server = ca
+        .issue_server("tracker", &[], &["localhost".into()])
+        .unwrap();
+    let registry = Registry::start(RegistryOptions::plain()).unwrap();
+    let image = TestImage::build(&ImageSpec::small(403)).unwrap();
+    image.push(&registry, "bay/fleet").unwrap();
+    let upstreams = Upstreams::fixed(&registry);
+    let (cert, key) = (server.cert.clone(), server.key.clone());
+    let tracker = Tracker::start_with(&upstreams, move |c| {
+        c.tls_cert = Some(cert);
+        c.tls_key = Some(key);
+    })
+    .unwrap();
+    let https = tracker.url().replace("http://", "https://");
+    let ca_file = ca.cert().to_path_buf();
+    let trusting = Proxy::start_with(&[https.clone()], &upstreams, move |c| {
+        c.node.ca_file = Some(ca_file);
+    })
+    .unwrap();
+    pull(&trusting, &image);
+    assert_eq!(
+        metric(&trusting.url(), "bay_proxy_registry_reads_total").unwrap(),
+        0
+    );
+    assert!(metric(&trusting.url(), "bay_proxy_swarm_reads_total").unwrap() > 0);
+
+    // A proxy that does not trust the tracker's certificate cannot use
+    // it, and the pull still completes straight from the registry.
+    let doubting = Proxy::start(&[https], &upstreams).unwrap();
+    pull(&doubting, &image);
+    assert!(metric(&doubting.url(), "bay_proxy_registry_reads_total").unwrap() > 0);
+    assert_eq!(
+        metric(&doubting.url(), "bay_proxy_swarm_reads_total").unwrap(),
+        0
+    );
+}

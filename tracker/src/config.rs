@@ -40,6 +40,11 @@ pub struct TrackerConfig {
     /// Seconds between a host's held announces (every blob it holds, in
     /// one request); its entries last three of these.
     pub held_interval: u32,
+    /// Serve HTTPS with this PEM certificate chain (with `tls_key`):
+    /// the origin API carries clients' registry credentials.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// The origin seeder's cache, peer engine and registry access (it
     /// runs when `allow_registry` names a registry).
     pub node: NodeConfig,
@@ -55,6 +60,8 @@ impl Default for TrackerConfig {
             trusted_sources: Vec::new(),
             max_peers_per_address: 16,
             held_interval: 300,
+            tls_cert: None,
+            tls_key: None,
             node: NodeConfig::with_defaults(NODE_DEFAULTS),
         }
     }
@@ -79,6 +86,12 @@ impl TrackerConfig {
             return Err(ConfigError::invalid(
                 "announce_interval",
                 "must be at least 1 second",
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::invalid(
+                "tls_cert",
+                "tls_cert and tls_key go together",
             ));
         }
         if self.held_interval == 0 {
@@ -122,6 +135,12 @@ pub struct ServeArgs {
     /// Most peer entries one source address holds in one swarm.
     #[arg(long, env = "BAY_TRACKER_MAX_PEERS_PER_ADDRESS", value_name = "N")]
     pub max_peers_per_address: Option<usize>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "BAY_TRACKER_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "BAY_TRACKER_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub node: NodeArgs,
     /// Print the effective configuration as TOML and exit.
@@ -150,6 +169,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.max_peers_per_address {
             c.max_peers_per_address = v;
+        }
+        if self.tls_cert.is_some() {
+            c.tls_cert = self.tls_cert.clone();
+        }
+        if self.tls_key.is_some() {
+            c.tls_key = self.tls_key.clone();
         }
         self.node.apply(&mut c.node);
         c.validate()?;

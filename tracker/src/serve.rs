@@ -83,6 +83,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("tls_cert / tls_key: {0}")]
+    Tls(#[source] bay_httpd::client::tls::TlsSetupError),
     #[error("cannot start the expiry thread: {0}")]
     Thread(#[source] std::io::Error),
 }
@@ -111,8 +113,15 @@ pub fn start(
             .map(crate::guard::RequestGuard::new),
         metrics: TrackerMetrics::default(),
     });
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(bay_httpd::server_tls::config(cert, key).map_err(StartError::Tls)?)
+        }
+        _ => None,
+    };
     let server_config = ServerConfig {
         threads: config.threads,
+        tls,
         ..ServerConfig::default()
     };
     let listen = match listen {

@@ -27,7 +27,7 @@ use super::url::{Origin, Scheme};
 #[derive(Debug)]
 enum Transport {
     Plain(TcpStream),
-    Tls(Box<TlsStream>),
+    Tls(Box<TlsStream<rustls::ClientConnection>>),
 }
 
 /// An open connection to one origin.
@@ -83,7 +83,7 @@ impl Conn {
                     source,
                 })?;
                 let left = deadline.saturating_duration_since(Instant::now());
-                let handshake = TlsStream::handshake(tcp, tls_config.clone(), name);
+                let handshake = TlsStream::connect(tcp, tls_config.clone(), name);
                 match monoio::time::timeout(left, handshake).await {
                     Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
                     Ok(Err(HandshakeError::Tls(source))) => {

@@ -59,7 +59,14 @@ async fn ask_once(
         return Answer::Unreachable;
     };
     if let Some(a) = authorization {
-        req = req.header("authorization", a.to_vec());
+        if trackers.may_carry_credentials(tracker) {
+            req = req.header("authorization", a.to_vec());
+        } else {
+            tracing::warn!(
+                tracker = trackers.name(tracker),
+                "not sending a client's registry credentials to a tracker over plain HTTP (use https, or allow_plain_tracker_credentials)"
+            );
+        }
     }
     let unreachable = |why: String| {
         tracing::warn!(tracker = trackers.name(tracker), why, "tracker unreachable");

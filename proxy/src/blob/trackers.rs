@@ -24,6 +24,8 @@ pub struct Trackers {
     bases: Vec<Url>,
     /// Signs every request in keyed mode.
     signer: Option<Signer>,
+    /// Clients' credentials may go to plain-HTTP trackers on other hosts.
+    plain_credentials: bool,
 }
 
 impl Trackers {
@@ -42,7 +44,29 @@ impl Trackers {
             names,
             bases,
             signer: None,
+            plain_credentials: false,
         })
+    }
+
+    /// Lets clients' credentials go to plain-HTTP trackers on other hosts.
+    #[must_use]
+    pub fn credentials_over_plain_http(mut self, allowed: bool) -> Trackers {
+        self.plain_credentials = allowed;
+        self
+    }
+
+    /// Whether clients' registry credentials may be sent to `tracker`:
+    /// over https, to loopback, or where the operator allowed plain HTTP.
+    pub fn may_carry_credentials(&self, tracker: usize) -> bool {
+        let Some(base) = self.bases.get(tracker) else {
+            return false;
+        };
+        let loopback = base.host() == "localhost"
+            || base
+                .host()
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        base.scheme() == Scheme::Https || loopback || self.plain_credentials
     }
 
     /// Signs every request with the fleet key (keyed mode).
