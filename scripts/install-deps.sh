@@ -20,6 +20,8 @@ packages=(
   iproute2             # ip netns, tc, ss for the namespace hosts
   iperf3 iputils-ping  # checks of the namespace links
   python3-matplotlib   # plots of the cluster benchmark
+  chromium             # status pages checked in a real browser
+  fonts-dejavu-core    # a font for the pages' screenshots
 )
 
 missing=()

@@ -26,6 +26,7 @@
 //! - [`node`]: store, peer engine and registry access, started from them.
 //! - [`logging`]: log set-up.
 //! - [`fleet`]: signing tracker requests with the fleet key.
+//! - [`page`]: the status pages' common HTML parts.
 //! - [`announce`]: telling trackers about a torrent, learning its peers.
 //! - [`webseed`]: piece ranges fetched over HTTP(S) from a URL or registry.
 //! - [`registry`]: the upstream registry client: auth, blobs, manifests.
@@ -40,6 +41,7 @@ pub mod fleet;
 pub mod logging;
 pub mod metrics;
 pub mod node;
+pub mod page;
 pub mod picker;
 pub mod progress;
 pub mod rate;

@@ -1,7 +1,8 @@
 //! Counters and gauges rendered as Prometheus text for `/metrics`.
 //!
-//! Deliberately tiny: a fixed set of named atomics per program, no labels
-//! beyond what the name says, no allocation on the hot path.
+//! Deliberately tiny: a fixed set of named atomics per program, a label
+//! only where a family splits one count (bytes by source), no allocation
+//! on the hot path.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +50,21 @@ impl Exposition {
 
     pub fn gauge(&mut self, name: &str, help: &str, value: u64) -> &mut Self {
         self.metric(name, help, "gauge", value)
+    }
+
+    /// A counter family with one label: `name{label="value"} n` per entry.
+    pub fn counters(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        values: &[(&str, u64)],
+    ) -> &mut Self {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (v, n) in values {
+            let _ = writeln!(self.0, "{name}{{{label}=\"{v}\"}} {n}");
+        }
+        self
     }
 
     fn metric(&mut self, name: &str, help: &str, kind: &str, value: u64) -> &mut Self {

@@ -73,6 +73,8 @@ pub struct ServerConfig {
     pub write_timeout: Duration,
     /// How long in-flight requests may run after shutdown starts.
     pub shutdown_grace: Duration,
+    /// One log line per request (target `bay::access`).
+    pub access_log: bool,
     /// Serve HTTPS with this configuration (see [`crate::server_tls`]).
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
@@ -90,6 +92,7 @@ impl Default for ServerConfig {
             body_pace: BodyPace::default(),
             write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            access_log: true,
             tls: None,
         }
     }

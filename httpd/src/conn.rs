@@ -177,6 +177,10 @@ async fn exchange<H: Handler>(
         keep_alive: req.keep_alive,
         range: range_request(&req),
     };
+    let started = std::time::Instant::now();
+    let logged = cfg
+        .access_log
+        .then(|| (req.method.clone(), req.path().to_owned(), req.peer));
     let (resp, io) = if req.framing == BodyFraming::Empty {
         (handler.handle(req, RequestBody::empty()).await, (io, None))
     } else {
@@ -185,7 +189,24 @@ async fn exchange<H: Handler>(
     let (mut io, unread) = io;
     let mut meta = meta;
     meta.keep_alive &= !drain.is_draining() && unread.as_ref().is_none_or(can_drain);
-    let keep = write_response(&mut io, resp, &meta, cfg).await.ok()? && meta.keep_alive;
+    let mut resp = resp;
+    let note = resp.take_note();
+    let status = resp.status();
+    let mut sent = 0u64;
+    let written = write_response(&mut io, resp, &meta, cfg, &mut sent).await;
+    if let Some((method, path, peer)) = logged {
+        log_access(
+            &method,
+            &path,
+            peer,
+            status,
+            sent,
+            started,
+            written.is_ok(),
+            note.as_ref(),
+        );
+    }
+    let keep = written.ok()? && meta.keep_alive;
     if !keep {
         return None;
     }
@@ -193,6 +214,37 @@ async fn exchange<H: Handler>(
         discard_body(&mut io, decoder, cfg).await?;
     }
     Some(io)
+}
+
+/// One line per request (target `bay::access`): never a query string or a
+/// header value, which may carry signatures and credentials.
+#[allow(clippy::too_many_arguments)]
+fn log_access(
+    method: &Method,
+    path: &str,
+    peer: Option<std::net::SocketAddr>,
+    status: u16,
+    bytes: u64,
+    started: std::time::Instant,
+    complete: bool,
+    note: Option<&crate::response::AccessNote>,
+) {
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let client = peer.map(|p| p.ip().to_string()).unwrap_or_default();
+    let note = note
+        .map(crate::response::AccessNote::render)
+        .unwrap_or_default();
+    tracing::info!(
+        target: "bay::access",
+        method = method.as_str(),
+        path,
+        status,
+        bytes,
+        ms = (ms * 10.0).round() / 10.0,
+        client,
+        complete,
+        note,
+    );
 }
 
 /// The connection after a handler ran, with what is left of its body.
@@ -297,6 +349,7 @@ async fn write_response(
     resp: Response,
     meta: &ResponseMeta,
     cfg: &ServerConfig,
+    sent: &mut u64,
 ) -> io::Result<bool> {
     let (status, headers, body) = resp.into_parts();
     let (status, content_range, body) = apply_range(status, body, meta.range.as_deref());
@@ -350,15 +403,20 @@ async fn write_response(
     }
     match body {
         Body::Empty => io.write_within(head, cfg.write_timeout).await?,
-        Body::Bytes(b) => write_bytes(io, head, b, cfg.write_timeout).await?,
+        Body::Bytes(b) => {
+            let n = b.len() as u64;
+            write_bytes(io, head, b, cfg.write_timeout).await?;
+            *sent = n;
+        }
         Body::File(f) => {
             io.write_within(head, cfg.write_timeout).await?;
             io.send_file(f.file(), f.offset(), f.len(), cfg.write_timeout)
                 .await?;
+            *sent = f.len();
         }
         Body::Stream(s) => {
             io.write_within(head, cfg.write_timeout).await?;
-            write_stream(io, s, chunked, cfg.write_timeout).await?;
+            write_stream(io, s, chunked, cfg.write_timeout, sent).await?;
         }
     }
     Ok(keep_alive)
@@ -417,6 +475,7 @@ async fn write_stream(
     mut s: BodyStream,
     chunked: bool,
     limit: Duration,
+    written: &mut u64,
 ) -> io::Result<()> {
     let mut sent = 0u64;
     let promised = s.length();
@@ -446,6 +505,7 @@ async fn write_stream(
                 }
             }
         }
+        *written = sent;
     }
     if promised.is_some_and(|p| sent != p) {
         return Err(io::Error::other(
@@ -492,5 +552,7 @@ async fn write_error(
         keep_alive: false,
         range: None,
     };
-    write_response(io, resp, &meta, cfg).await.map(|_| ())
+    write_response(io, resp, &meta, cfg, &mut 0)
+        .await
+        .map(|_| ())
 }

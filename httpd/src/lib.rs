@@ -85,8 +85,8 @@ pub use head::{parse_head, HeadError, HeadLimits, Parsed};
 pub use pace::BodyPace;
 pub use request::{BodyFraming, Header, Method, Request, Version};
 pub use response::{
-    reason, Aborted, Body, BodySender, BodyStream, FileBody, ReceiverGone, Response, StreamChunk,
-    STREAM_QUEUE,
+    reason, Aborted, AccessNote, Body, BodySender, BodyStream, FileBody, ReceiverGone, Response,
+    StreamChunk, STREAM_QUEUE,
 };
 pub use runtime::{block_on, build_runtime, resolve_driver, serve, Listen, Runtime, ServerHandle};
 pub use shutdown::Shutdown;

@@ -24,6 +24,54 @@ pub struct Response {
     status: u16,
     headers: HeaderList,
     body: Body,
+    note: Option<AccessNote>,
+}
+
+/// Facts a handler adds to the access-log line of its request, also
+/// while the body is still being sent (where a streamed blob's bytes came
+/// from is known only at its end). Shared between the handler's tasks and
+/// the server on one worker thread.
+#[derive(Clone, Debug, Default)]
+pub struct AccessNote(Rc<RefCell<Vec<(&'static str, String)>>>);
+
+impl AccessNote {
+    /// Sets `key` to `value`.
+    pub fn set(&self, key: &'static str, value: impl std::fmt::Display) {
+        let mut facts = self.0.borrow_mut();
+        let value = value.to_string();
+        match facts.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => facts.push((key, value)),
+        }
+    }
+
+    /// Adds `n` to the number under `key`.
+    pub fn add(&self, key: &'static str, n: u64) {
+        let now = self
+            .get(key)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        self.set(key, now.saturating_add(n));
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.0
+            .borrow()
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// `key=value` pairs, space separated, in the order first set.
+    pub fn render(&self) -> String {
+        self.0
+            .borrow()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 /// Response header fields: name and raw value, in order.
@@ -36,7 +84,15 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Body::Empty,
+            note: None,
         }
+    }
+
+    /// Attaches facts for the access log (see [`AccessNote`]).
+    #[must_use]
+    pub fn note(mut self, note: AccessNote) -> Self {
+        self.note = Some(note);
+        self
     }
 
     /// A `text/plain` response, used for errors.
@@ -72,6 +128,11 @@ impl Response {
 
     pub(crate) fn into_parts(self) -> (u16, HeaderList, Body) {
         (self.status, self.headers, self.body)
+    }
+
+    /// The access-log facts, if the handler attached some.
+    pub(crate) fn take_note(&mut self) -> Option<AccessNote> {
+        self.note.take()
     }
 }
 

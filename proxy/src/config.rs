@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bay_core::config::{ByteSize, ConfigError, NodeArgs, NodeConfig, NodeDefaults};
+use bay_core::config::{ByteSize, ConfigError, NodeArgs, NodeConfig, NodeDefaults, Switch};
 use serde::{Deserialize, Serialize};
 
 /// What differs from the tracker's node by default.
@@ -42,6 +42,8 @@ pub struct ProxyConfig {
     /// HTTP on other hosts (off: they go over https:// or loopback only,
     /// and private blobs are read from the registry instead).
     pub allow_plain_tracker_credentials: bool,
+    /// One log line per request (`off` to stop them).
+    pub access_log: Switch,
     /// Cache, peer engine and registry access.
     pub node: NodeConfig,
 }
@@ -56,6 +58,7 @@ impl Default for ProxyConfig {
             min_body_rate: ByteSize(1024),
             body_rate_window: 30,
             allow_plain_tracker_credentials: false,
+            access_log: Switch::On,
             node: NodeConfig::with_defaults(NODE_DEFAULTS),
         }
     }
@@ -133,6 +136,9 @@ pub struct ServeArgs {
     /// HTTP on other hosts (otherwise only over https:// or loopback).
     #[arg(long)]
     pub allow_plain_tracker_credentials: bool,
+    /// One log line per request: on or off.
+    #[arg(long, env = "BAY_PROXY_ACCESS_LOG", value_name = "on|off")]
+    pub access_log: Option<Switch>,
     #[command(flatten)]
     pub node: NodeArgs,
     /// Print the effective configuration as TOML and exit.
@@ -166,6 +172,9 @@ impl ServeArgs {
             c.body_rate_window = v;
         }
         c.allow_plain_tracker_credentials |= self.allow_plain_tracker_credentials;
+        if let Some(v) = self.access_log {
+            c.access_log = v;
+        }
         self.node.apply(&mut c.node);
         c.validate()?;
         Ok(c)

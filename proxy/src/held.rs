@@ -75,6 +75,7 @@ async fn announce_all(http: &Client, blobs: &Blobs) -> Duration {
             };
             match monoio::time::timeout(TIMEOUT, announce(http, blobs, tracker, &held)).await {
                 Ok(Ok(answer)) => {
+                    blobs.trackers.answered(tracker);
                     let asked = Duration::from_secs(u64::from(answer.interval));
                     next = next.min(asked.max(MIN_INTERVAL));
                     tracing::debug!(
@@ -85,6 +86,7 @@ async fn announce_all(http: &Client, blobs: &Blobs) -> Duration {
                     );
                 }
                 Ok(Err(why)) => {
+                    blobs.trackers.failed(tracker, &why);
                     tracing::warn!(
                         tracker = blobs.trackers.name(tracker),
                         why,

@@ -9,7 +9,8 @@
 //!
 //! Layout: [`route`] (which upstream), [`passthrough`] (everything but
 //! blob reads), [`blob`] (cache, swarm, registry), [`service`] (the
-//! handler), [`serve`] (start and stop), [`config`], [`clientconf`]
+//! handler), [`serve`] (start and stop), [`status`] (the status page),
+//! [`held`] (announcing held blobs), [`config`], [`clientconf`]
 //! (client configuration snippets), [`errors`] (OCI error bodies).
 
 pub mod blob;
@@ -21,6 +22,7 @@ pub mod passthrough;
 pub mod route;
 pub mod serve;
 pub mod service;
+pub mod status;
 
 /// The `bay-proxy` command line.
 #[derive(Debug, clap::Parser)]

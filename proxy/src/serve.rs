@@ -110,6 +110,7 @@ pub fn start(
     let routing = Arc::new(Routing {
         fixed,
         allow: node.allow,
+        started: std::time::Instant::now(),
     });
     let listen = match listen {
         Some(l) => Listen::Std(l),
@@ -136,6 +137,7 @@ pub fn start(
         ServerConfig {
             threads: config.threads,
             body_pace: config.body_pace()?,
+            access_log: config.access_log.is_on(),
             ..ServerConfig::default()
         },
         shutdown.clone(),

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use bay_core::allow::{AllowList, Upstream};
 use bay_core::metrics::{Exposition, CONTENT_TYPE};
 use bay_httpd::client::Client;
-use bay_httpd::{Handler, Method, Request, RequestBody, Response};
+use bay_httpd::{AccessNote, Handler, Method, Request, RequestBody, Response};
 use bay_wire::oci::ApiPath;
 
-use crate::blob::{BlobAsk, BlobWorker, Blobs};
+use crate::blob::{BlobAsk, BlobWorker, Blobs, Source};
 use crate::errors::{bad_target, refused};
 use crate::passthrough::{forward, upstream_url};
 use crate::route::{query_param, upstream_for};
@@ -19,6 +19,8 @@ use crate::route::{query_param, upstream_for};
 pub struct Routing {
     pub fixed: Option<Upstream>,
     pub allow: AllowList,
+    /// When the proxy started (for the status page).
+    pub started: std::time::Instant,
 }
 
 /// One worker's handler.
@@ -34,11 +36,32 @@ impl Handler for Worker {
         match req.path() {
             "/healthz" | "/readyz" => return Response::text(200, "ok\n"),
             "/metrics" => return metrics(&self.blobs.blobs),
+            "/" if req.method == Method::Get => {
+                let status = crate::status::collect(&self.blobs.blobs, self.routing.started);
+                return Response::new(200)
+                    .header("content-type", "text/html; charset=utf-8")
+                    .body(crate::status::html(&status).into_bytes());
+            }
+            "/status" if req.method == Method::Get => {
+                let status = crate::status::collect(&self.blobs.blobs, self.routing.started);
+                return Response::new(200)
+                    .header("content-type", "application/json")
+                    .body(crate::status::json(&status));
+            }
             _ => {}
         }
         if !req.target.starts_with('/') {
             return bad_target();
         }
+        let note = AccessNote::default();
+        self.route(req, body, &note).await.note(note)
+    }
+}
+
+impl Worker {
+    /// A registry request: which upstream, then a blob read or a pass
+    /// through.
+    async fn route(&self, req: Request, body: RequestBody, note: &AccessNote) -> Response {
         let host = req.header("host").and_then(|h| std::str::from_utf8(h).ok());
         let ns = query_param(&req.target, "ns");
         let upstream = match upstream_for(
@@ -50,9 +73,11 @@ impl Handler for Worker {
             Ok(u) => u,
             Err(e) => {
                 tracing::info!(error = %e, "request refused");
+                note.set("refused", "upstream");
                 return refused(&e.to_string());
             }
         };
+        note.set("upstream", &upstream);
         let Some(url) = upstream_url(&self.blobs.blobs.registries, &upstream, &req.target) else {
             return refused("request target is not a valid URL path");
         };
@@ -66,6 +91,7 @@ impl Handler for Worker {
                         repo: name,
                         digest,
                         url,
+                        note: note.clone(),
                     })
                     .await;
             }
@@ -102,6 +128,12 @@ fn metrics(blobs: &Blobs) -> Response {
         "bay_proxy_bytes_from_registry_total",
         "Blob bytes read from the registry.",
         m.bytes_from_registry.get(),
+    )
+    .counters(
+        "bay_proxy_blob_bytes_total",
+        "Blob bytes sent to image clients, by where they came from.",
+        "source",
+        &Source::ALL.map(|src| (src.as_str(), m.bytes_by_source[src as usize].get())),
     )
     .gauge(
         "bay_proxy_cache_bytes",

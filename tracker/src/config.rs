@@ -10,7 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use bay_core::config::{ConfigError, NodeArgs, NodeConfig, NodeDefaults};
+use bay_core::config::{ConfigError, NodeArgs, NodeConfig, NodeDefaults, Switch};
 use serde::{Deserialize, Serialize};
 
 /// What differs from the proxy's node by default.
@@ -45,6 +45,8 @@ pub struct TrackerConfig {
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// One log line per request (`off` to stop them).
+    pub access_log: Switch,
     /// The origin seeder's cache, peer engine and registry access (it
     /// runs when `allow_registry` names a registry).
     pub node: NodeConfig,
@@ -62,6 +64,7 @@ impl Default for TrackerConfig {
             held_interval: 300,
             tls_cert: None,
             tls_key: None,
+            access_log: Switch::On,
             node: NodeConfig::with_defaults(NODE_DEFAULTS),
         }
     }
@@ -141,6 +144,9 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "BAY_TRACKER_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// One log line per request: on or off.
+    #[arg(long, env = "BAY_TRACKER_ACCESS_LOG", value_name = "on|off")]
+    pub access_log: Option<Switch>,
     #[command(flatten)]
     pub node: NodeArgs,
     /// Print the effective configuration as TOML and exit.
@@ -175,6 +181,9 @@ impl ServeArgs {
         }
         if self.tls_key.is_some() {
             c.tls_key = self.tls_key.clone();
+        }
+        if let Some(v) = self.access_log {
+            c.access_log = v;
         }
         self.node.apply(&mut c.node);
         c.validate()?;

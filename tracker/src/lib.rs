@@ -12,6 +12,7 @@
 //! (the origin seeder and its API), [`guard`] (fleet-signed requests),
 //! [`keygen`], [`mktorrent`].
 
+pub mod catalog;
 pub mod guard;
 pub mod keygen;
 pub mod mktorrent;
@@ -43,6 +44,7 @@ pub enum Command {
 pub mod config;
 pub mod serve;
 pub mod service;
+pub mod status;
 
 impl Cli {
     /// Parses the command line, node flags also from `BAY_TRACKER_*`.

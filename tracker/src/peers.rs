@@ -80,6 +80,17 @@ pub enum AnnounceRefused {
     Unroutable(SocketAddr),
 }
 
+/// One swarm as the status page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmSnapshot {
+    pub swarm: InfoHash,
+    pub seeders: u32,
+    pub leechers: u32,
+    pub completed: u32,
+    /// Leechers' addresses and the bytes each still lacks.
+    pub downloading: Vec<(SocketAddr, u64)>,
+}
+
 /// Where an announce came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source {
@@ -101,6 +112,8 @@ fn routable(addr: SocketAddr) -> bool {
 struct Peer {
     addr: SocketAddr,
     seeder: bool,
+    /// Bytes it still lacks, as it last said.
+    left: u64,
     last_seen: Instant,
     /// Forgotten from then on, unless heard from again.
     expires: Instant,
@@ -249,6 +262,7 @@ impl PeerStore {
                 Peer {
                     addr,
                     seeder: req.left == 0,
+                    left: req.left,
                     last_seen: now,
                     expires,
                 },
@@ -333,6 +347,7 @@ impl PeerStore {
             let peer = Peer {
                 addr,
                 seeder: true,
+                left: 0,
                 last_seen: now,
                 expires,
             };
@@ -358,6 +373,56 @@ impl PeerStore {
             });
         }
         removed
+    }
+
+    /// The busiest swarms (most leechers, then most completions) from
+    /// `offset` on, at most `limit`, each with up to `hosts` of its
+    /// leechers; and how many swarms there are in all.
+    pub fn snapshot(
+        &self,
+        offset: usize,
+        limit: usize,
+        hosts: usize,
+    ) -> (Vec<SwarmSnapshot>, usize) {
+        let mut all = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for (hash, swarm) in &shard.swarms {
+                let (seeders, leechers) = swarm.counts();
+                all.push((*hash, seeders, leechers, swarm.completed));
+            }
+        }
+        let total = all.len();
+        all.sort_by(|a, b| (b.2, b.3, a.0).cmp(&(a.2, a.3, b.0)));
+        let page = all
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(hash, seeders, leechers, completed)| {
+                let shard = self.shard(&hash);
+                let mut downloading: Vec<(SocketAddr, u64)> = shard
+                    .swarms
+                    .get(&hash)
+                    .map(|s| {
+                        s.peers
+                            .values()
+                            .filter(|p| !p.seeder)
+                            .map(|p| (p.addr, p.left))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                downloading.sort();
+                downloading.truncate(hosts);
+                SwarmSnapshot {
+                    swarm: hash,
+                    seeders,
+                    leechers,
+                    completed,
+                    downloading,
+                }
+            })
+            .collect();
+        (page, total)
     }
 
     /// Swarms and peers, for /metrics.

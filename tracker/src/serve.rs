@@ -111,6 +111,8 @@ pub fn start(
             .node
             .fleet_keys()?
             .map(crate::guard::RequestGuard::new),
+        catalog: crate::catalog::Catalog::default(),
+        started: Instant::now(),
         metrics: TrackerMetrics::default(),
     });
     let tls = match (&config.tls_cert, &config.tls_key) {
@@ -122,6 +124,7 @@ pub fn start(
     let server_config = ServerConfig {
         threads: config.threads,
         tls,
+        access_log: config.access_log.is_on(),
         ..ServerConfig::default()
     };
     let listen = match listen {

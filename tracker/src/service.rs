@@ -13,6 +13,7 @@ use bay_wire::tracker::held::{HeldAnnounce, HELD_PATH, MAX_HELD};
 use bay_wire::tracker::response::encode_failure;
 use bay_wire::tracker::{AnnounceRequest, ScrapeRequest};
 
+use crate::catalog::Catalog;
 use crate::guard::RequestGuard;
 use crate::origin::OriginWorker;
 use crate::peers::{PeerStore, Source};
@@ -26,6 +27,10 @@ pub struct Shared {
     pub metrics: TrackerMetrics,
     /// In keyed mode: the check every fleet request passes.
     pub guard: Option<RequestGuard>,
+    /// The blobs behind the swarms, as the origin served them.
+    pub catalog: Catalog,
+    /// When the tracker started.
+    pub started: Instant,
 }
 
 /// One worker's request handler.
@@ -42,6 +47,31 @@ fn fleet_only(path: &str) -> bool {
 }
 
 impl Worker {
+    /// `GET /` (HTML) and `GET /status` (JSON); in keyed mode only to
+    /// loopback clients and fleet-signed requests.
+    fn status(&self, req: &Request) -> Response {
+        let local = req.peer.is_some_and(|p| p.ip().is_loopback());
+        if !local {
+            if let Some(r) = self.refused(req, b"") {
+                return r;
+            }
+        }
+        let query = req.target.split_once('?').map_or("", |(_, q)| q);
+        let origin = self.origin.as_ref().map(|o| &*o.origin);
+        if req.path() == "/" {
+            let status =
+                crate::status::collect(&self.shared, origin, 0, crate::status::PAGE_SWARMS);
+            return Response::new(200)
+                .header("content-type", "text/html; charset=utf-8")
+                .body(crate::status::html(&status).into_bytes());
+        }
+        let (offset, limit) = crate::status::paging(query);
+        let status = crate::status::collect(&self.shared, origin, offset, limit);
+        Response::new(200)
+            .header("content-type", "application/json")
+            .body(crate::status::json(&status))
+    }
+
     /// Refuses `req` unless it is signed by a fleet key (keyed mode).
     fn refused(&self, req: &Request, body: &[u8]) -> Option<Response> {
         let guard = self.shared.guard.as_ref()?;
@@ -64,6 +94,7 @@ impl bay_httpd::Handler for Worker {
             }
         }
         match (req.path(), &self.origin) {
+            ("/" | "/status", _) if req.method == Method::Get => self.status(&req),
             ("/origin/v1/blobs", Some(o)) if req.method == Method::Post => o.blob(&req).await,
             ("/origin/v1/hashes", Some(o)) => o.hashes(&req).await,
             ("/origin/v1/preheat", Some(o)) if req.method == Method::Post => o.preheat(&req).await,
@@ -82,6 +113,11 @@ pub struct TrackerMetrics {
     pub held_announces: Counter,
     /// Requests refused for want of a fleet signature.
     pub refused: Counter,
+    /// Blob bytes hosts finished downloading through the swarms (each
+    /// completed announce counts its blob's size).
+    pub fleet_delivered_bytes: Counter,
+    /// Blob bytes the origin fetched from registries.
+    pub origin_fetched_bytes: Counter,
 }
 
 /// Answers one request.
@@ -130,6 +166,11 @@ fn announce(shared: &Shared, req: &Request) -> Response {
         ip: remote,
         trusted: shared.trusted_sources.contains(&remote),
     };
+    if parsed.event == bay_wire::tracker::Event::Completed {
+        if let Some(info) = shared.catalog.get(&parsed.info_hash) {
+            shared.metrics.fleet_delivered_bytes.add(info.length);
+        }
+    }
     match shared.peers.announce(&parsed, source, Instant::now()) {
         Ok(answer) => Response::new(200)
             .header("content-type", "text/plain")
@@ -210,6 +251,16 @@ fn metrics(shared: &Shared, engine: Option<&bay_core::engine::Engine>) -> Respon
         "bay_tracker_scrapes_total",
         "Scrape requests received.",
         m.scrapes.get(),
+    )
+    .counter(
+        "bay_tracker_fleet_delivered_bytes_total",
+        "Blob bytes hosts finished downloading through the swarms.",
+        m.fleet_delivered_bytes.get(),
+    )
+    .counter(
+        "bay_tracker_origin_fetched_bytes_total",
+        "Blob bytes the origin fetched from registries.",
+        m.origin_fetched_bytes.get(),
     )
     .counter(
         "bay_tracker_refused_total",

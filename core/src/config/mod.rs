@@ -16,6 +16,31 @@ pub use file::{parse_toml, read_toml, to_toml};
 pub use node::{node_env, NodeArgs, NodeConfig, NodeDefaults, NODE_KEYS};
 pub use size::{ByteSize, SizeError};
 
+/// A setting that is on or off, written `on` / `off` in files and flags.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    #[default]
+    On,
+    Off,
+}
+
+impl Switch {
+    pub fn is_on(self) -> bool {
+        self == Switch::On
+    }
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -197,6 +197,8 @@ pub struct ProgressiveSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TorrentStatus {
     pub info_hash: [u8; 20],
+    pub digest: Digest,
+    pub total_len: u64,
     pub complete: bool,
     pub stats: SwarmStats,
 }
@@ -227,6 +229,9 @@ enum Command {
     Status {
         info_hash: [u8; 20],
         reply: crossbeam_channel::Sender<Option<TorrentStatus>>,
+    },
+    List {
+        reply: crossbeam_channel::Sender<Vec<TorrentStatus>>,
     },
     SetReader {
         info_hash: [u8; 20],
@@ -276,6 +281,7 @@ impl std::fmt::Debug for Command {
             Command::SetTorrent { .. } => "SetTorrent",
             Command::Connect { .. } => "Connect",
             Command::Status { .. } => "Status",
+            Command::List { .. } => "List",
             Command::SetReader { .. } => "SetReader",
             Command::RemoveReader { .. } => "RemoveReader",
             Command::PieceChecked { .. } => "PieceChecked",
@@ -426,6 +432,14 @@ impl Engine {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.outbox.send(Command::Status { info_hash, reply });
         answer.recv().ok().flatten()
+    }
+
+    /// Every torrent loaded now (idle blobs are not: see
+    /// [`EngineConfig::unload_after`]).
+    pub fn torrents(&self) -> Vec<TorrentStatus> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.outbox.send(Command::List { reply });
+        answer.recv().unwrap_or_default()
     }
 
     /// Stops the engine: connections close, the thread ends.

@@ -259,6 +259,15 @@ fn handle_command(state: &Rc<EngineState>, command: Command) -> bool {
             let status = state.torrent(&info_hash).map(|t| t.status());
             let _ = reply.send(status);
         }
+        Command::List { reply } => {
+            let all = state
+                .torrents
+                .borrow()
+                .values()
+                .map(|t| t.status())
+                .collect();
+            let _ = reply.send(all);
+        }
         Command::SetReader {
             info_hash,
             reader,

@@ -233,6 +233,8 @@ impl Torrent {
         let swarm = self.swarm.borrow();
         TorrentStatus {
             info_hash: self.info_hash,
+            digest: self.digest.clone(),
+            total_len: swarm.geometry().total_len,
             complete: swarm.is_complete(),
             stats: swarm.stats(),
         }

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use bay_core::registry::Auth;
 use bay_httpd::client::{self, Client, Url};
-use bay_httpd::{Body, BodySender, Response};
+use bay_httpd::{AccessNote, Body, BodySender, Response};
 
-use super::{blob_response, BlobAsk, BlobWorker, Blobs};
+use super::{blob_response, BlobAsk, BlobWorker, Blobs, Source};
 
 /// Request fields passed on to the registry for a blob read.
 const PASSED_ON: [&str; 4] = ["authorization", "range", "accept", "user-agent"];
@@ -19,6 +19,7 @@ impl BlobWorker {
     /// The blob (or the range asked for) from the registry.
     pub(super) async fn direct(&self, ask: &BlobAsk<'_>) -> Response {
         self.blobs.metrics.registry_reads.inc();
+        ask.note.set("source", Source::Registry.as_str());
         let mut out = client::Request::get(ask.url.clone());
         for h in &ask.req.headers {
             if PASSED_ON.iter().any(|n| h.name_is(n)) {
@@ -40,10 +41,11 @@ impl BlobWorker {
         }
         let cacheable = resp.status() == 200 && ask.req.header("range").is_none();
         if !cacheable {
-            return crate::passthrough::relay(resp, false, &ask.url);
+            return crate::passthrough::relay(resp, false, &ask.url)
+                .header(super::SOURCE_HEADER, Source::Registry.as_str());
         }
         let length = resp.content_length();
-        let mut headers = blob_response(200, &ask.digest);
+        let mut headers = blob_response(200, &ask.digest, Source::Registry);
         if let Some(ct) = resp.header("content-type") {
             headers = headers.header("content-type", ct.as_ref());
         }
@@ -51,11 +53,14 @@ impl BlobWorker {
         let (_, mut upstream) = resp.into_parts();
         let (mut sender, body) = Body::channel(length);
         let blobs = self.blobs.clone();
+        let note = ask.note.clone();
         monoio::spawn(async move {
             loop {
                 match upstream.chunk().await {
                     Ok(Some(chunk)) => {
-                        count_from_registry(&blobs, chunk.len() as u64);
+                        blobs
+                            .metrics
+                            .delivered(Source::Registry, chunk.len() as u64, &note);
                         if let Some(w) = writer.as_mut() {
                             if let Err(e) = w.write(&chunk) {
                                 tracing::warn!(error = %e, "not caching this blob");
@@ -84,11 +89,6 @@ impl BlobWorker {
     }
 }
 
-fn count_from_registry(blobs: &Blobs, bytes: u64) {
-    blobs.metrics.bytes_from_registry.add(bytes);
-    blobs.metrics.bytes_to_clients.add(bytes);
-}
-
 /// Where the rest of a blob comes from when the swarm cannot deliver it.
 pub(super) struct Rest {
     pub http: Client,
@@ -103,6 +103,7 @@ pub(super) async fn send_rest(
     blobs: &Blobs,
     range: std::ops::Range<u64>,
     sender: &mut BodySender,
+    note: &AccessNote,
 ) -> Result<(), String> {
     if range.is_empty() {
         return Ok(());
@@ -130,7 +131,9 @@ pub(super) async fn send_rest(
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
-                count_from_registry(blobs, chunk.len() as u64);
+                blobs
+                    .metrics
+                    .delivered(Source::Registry, chunk.len() as u64, note);
                 // A client that went away needs nothing more.
                 if sender.send(chunk).await.is_err() {
                     return Ok(());

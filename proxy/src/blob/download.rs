@@ -77,6 +77,14 @@ impl Downloads {
         self.table().len()
     }
 
+    /// Every download running, for the status page.
+    pub fn list(&self) -> Vec<(Digest, Arc<Download>)> {
+        self.table()
+            .iter()
+            .map(|(d, x)| (d.clone(), x.clone()))
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

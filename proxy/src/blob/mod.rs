@@ -12,6 +12,9 @@
 //!    ([`direct`]). A whole blob fetched that way is cached once its
 //!    digest checks.
 //!
+//! Every answer names its source (`X-Bay-Source`: cache, swarm or
+//! registry), and the access log counts the bytes from each ([`source`]).
+//!
 //! The decisions are two sans-IO machines, tested in a simulated setting
 //! ([`sim`]): [`origin_plan`] (which tracker, whose hashes, take-over,
 //! giving up) and [`read_plan`] (what to send, when to go to the
@@ -32,6 +35,7 @@ pub mod origin_plan;
 pub mod read_plan;
 #[cfg(test)]
 mod sim;
+pub mod source;
 mod stream;
 pub mod trackers;
 
@@ -41,27 +45,17 @@ use std::sync::Arc;
 
 use bay_core::allow::Upstream;
 use bay_core::engine::Engine;
-use bay_core::metrics::Counter;
 use bay_core::registry::{Auth, Registries, RegistryClient};
 use bay_core::store::Store;
 use bay_httpd::client::{Client, Url};
-use bay_httpd::{FileBody, Request, Response};
+use bay_httpd::{AccessNote, FileBody, Request, Response};
 use bay_wire::oci::{Digest, RepositoryName};
 
 use crate::errors::oci_error;
 use access::{Access, AccessAsk, Grants};
 use download::{Downloads, Joined};
+pub use source::{BlobMetrics, Source, SOURCE_HEADER};
 pub use trackers::{rendezvous_order, Trackers};
-
-/// Counters for /metrics.
-#[derive(Debug, Default)]
-pub struct BlobMetrics {
-    pub cache_hits: Counter,
-    pub swarm_reads: Counter,
-    pub registry_reads: Counter,
-    pub bytes_to_clients: Counter,
-    pub bytes_from_registry: Counter,
-}
 
 /// What every worker shares.
 #[derive(Debug)]
@@ -117,6 +111,8 @@ pub struct BlobAsk<'a> {
     pub digest: Digest,
     /// The blob's URL on the registry.
     pub url: Url,
+    /// The request's access-log line.
+    pub note: AccessNote,
 }
 
 impl BlobAsk<'_> {
@@ -158,13 +154,13 @@ impl BlobWorker {
             return match self.access(&registry, &ask, &auth).await {
                 Access::Granted => {
                     self.blobs.metrics.cache_hits.inc();
-                    self.blobs.metrics.bytes_to_clients.add(blob.len());
+                    ask.note.set("source", Source::Cache.as_str());
+                    self.blobs
+                        .metrics
+                        .delivered(Source::Cache, blob.len(), &ask.note);
                     match blob.file().try_clone() {
-                        Ok(f) => blob_response(200, &ask.digest).body(FileBody::range(
-                            Rc::new(f),
-                            0,
-                            blob.len(),
-                        )),
+                        Ok(f) => blob_response(200, &ask.digest, Source::Cache)
+                            .body(FileBody::range(Rc::new(f), 0, blob.len())),
                         Err(e) => oci_error(500, "UNKNOWN", &e.to_string()),
                     }
                 }
@@ -191,8 +187,9 @@ impl BlobWorker {
     }
 }
 
-fn blob_response(status: u16, digest: &Digest) -> Response {
+fn blob_response(status: u16, digest: &Digest, source: Source) -> Response {
     Response::new(status)
         .header("content-type", "application/octet-stream")
         .header("docker-content-digest", digest.as_str())
+        .header(SOURCE_HEADER, source.as_str())
 }

@@ -70,6 +70,7 @@ async fn ask_once(
     }
     let unreachable = |why: String| {
         tracing::warn!(tracker = trackers.name(tracker), why, "tracker unreachable");
+        trackers.failed(tracker, &why);
         Answer::Unreachable
     };
     let resp = match http.send(req).await {
@@ -97,6 +98,7 @@ async fn ask_once(
             Answer::Refused(status)
         };
     }
+    trackers.answered(tracker);
     let grant = match BlobGrant::parse(&body) {
         Ok(g) => g,
         Err(e) => return unreachable(format!("bad origin answer: {e}")),

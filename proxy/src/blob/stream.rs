@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use bay_core::progress::BlobReader;
 use bay_httpd::range::{evaluate, RangeOutcome};
-use bay_httpd::{Body, BodySender, FileBody, Response};
+use bay_httpd::{AccessNote, Body, BodySender, FileBody, Response};
 
 use super::direct::{send_rest, Rest};
 use super::download::Download;
 use super::read_plan::{ReadPlan, ReadStep};
-use super::{blob_response, BlobAsk, BlobWorker, Blobs};
+use super::{blob_response, BlobAsk, BlobWorker, Blobs, Source};
 use crate::errors::oci_error;
 
 /// No verified byte for this long: the rest comes from the registry.
@@ -42,6 +42,7 @@ impl BlobWorker {
             authorization: ask.authorization().map(<[u8]>::to_vec),
         };
         let plan = ReadPlan::new(range.clone(), STALL, Instant::now());
+        ask.note.set("source", Source::Swarm.as_str());
         monoio::spawn(pump(
             plan,
             reader,
@@ -49,8 +50,9 @@ impl BlobWorker {
             rest,
             self.blobs.clone(),
             download.clone(),
+            ask.note.clone(),
         ));
-        let mut resp = blob_response(status, &ask.digest);
+        let mut resp = blob_response(status, &ask.digest, Source::Swarm);
         if status == 206 {
             resp = resp.header(
                 "content-range",
@@ -70,6 +72,7 @@ async fn pump(
     rest: Rest,
     blobs: Arc<Blobs>,
     download: Arc<Download>,
+    note: AccessNote,
 ) {
     // Verified stretches go straight from the download's file: no copy
     // through the proxy.
@@ -102,7 +105,7 @@ async fn pump(
                 }
             }
             ReadStep::Send { offset, len } => {
-                blobs.metrics.bytes_to_clients.add(len);
+                blobs.metrics.delivered(Source::Swarm, len, &note);
                 let sent = sender
                     .send_file(FileBody::range(file.clone(), offset, len))
                     .await;
@@ -115,7 +118,8 @@ async fn pump(
             }
             ReadStep::FromRegistry { range, why } => {
                 tracing::warn!(why, from = range.start, "finishing from the registry");
-                match send_rest(&rest, &blobs, range, &mut sender).await {
+                note.set("source", "swarm+registry");
+                match send_rest(&rest, &blobs, range, &mut sender, &note).await {
                     Ok(()) => return,
                     Err(e) => {
                         tracing::warn!(error = e, "the registry failed the rest of the blob");

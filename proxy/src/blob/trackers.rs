@@ -2,7 +2,7 @@
 //! the order in which to ask them about a blob, and the HTTP client that
 //! reaches them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bay_core::fleet::{maybe_sign, Signer};
 use bay_httpd::client::{self, Client, ClientConfig, PlainHttp, Scheme, Url};
@@ -26,6 +26,17 @@ pub struct Trackers {
     signer: Option<Signer>,
     /// Clients' credentials may go to plain-HTTP trackers on other hosts.
     plain_credentials: bool,
+    /// How each tracker answered lately, for the status page.
+    health: Arc<Vec<Mutex<Health>>>,
+}
+
+/// A tracker's last answer.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// When it last answered as asked.
+    pub ok_at: Option<std::time::Instant>,
+    /// When it last failed, and how.
+    pub failed: Option<(std::time::Instant, String)>,
 }
 
 impl Trackers {
@@ -42,10 +53,45 @@ impl Trackers {
         }
         Ok(Trackers {
             names,
-            bases,
             signer: None,
             plain_credentials: false,
+            health: Arc::new(
+                bases
+                    .iter()
+                    .map(|_| Mutex::new(Health::default()))
+                    .collect(),
+            ),
+            bases,
         })
+    }
+
+    /// Records that `tracker` answered as asked.
+    pub fn answered(&self, tracker: usize) {
+        if let Some(h) = self.health.get(tracker) {
+            h.lock().unwrap_or_else(|p| p.into_inner()).ok_at = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Records that `tracker` failed, and why.
+    pub fn failed(&self, tracker: usize, why: &str) {
+        if let Some(h) = self.health.get(tracker) {
+            h.lock().unwrap_or_else(|p| p.into_inner()).failed =
+                Some((std::time::Instant::now(), why.to_owned()));
+        }
+    }
+
+    /// Each tracker's name and last answers.
+    pub fn health(&self) -> Vec<(String, Health)> {
+        self.names
+            .iter()
+            .zip(self.health.iter())
+            .map(|(n, h)| {
+                (
+                    n.clone(),
+                    h.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                )
+            })
+            .collect()
     }
 
     /// Lets clients' credentials go to plain-HTTP trackers on other hosts.

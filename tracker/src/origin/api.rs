@@ -145,6 +145,14 @@ impl OriginWorker {
             .map_err(|e| json_error(503, &e.to_string()))?;
         let swarm = bay_wire::tracker::InfoHash(handle.info_hash());
         self.shared.peers.allow(swarm);
+        self.shared.catalog.record(
+            swarm,
+            crate::catalog::BlobInfo {
+                digest: asked.digest.clone(),
+                repo: Some(asked.repo.to_string()),
+                length,
+            },
+        );
         let fetch = Arc::new(Fetch {
             length,
             piece_len,
@@ -172,6 +180,7 @@ impl OriginWorker {
                     digest: asked.digest.clone(),
                     auth: asked.auth.clone(),
                 },
+                self.shared.clone(),
             ));
         }
         Ok(fetch)

@@ -41,7 +41,12 @@ pub(super) fn publish_from_store(origin: &Origin, digest: &Digest, fetch: &Fetch
 }
 
 /// Streams the blob from the registry into the swarm, piece by piece.
-pub(super) async fn run_fetch(origin: Arc<Origin>, fetch: Arc<Fetch>, asked: Asked) {
+pub(super) async fn run_fetch(
+    origin: Arc<Origin>,
+    fetch: Arc<Fetch>,
+    asked: Asked,
+    shared: Arc<crate::service::Shared>,
+) {
     let started = Instant::now();
     let mut sink = PieceSink {
         fetch: &fetch,
@@ -60,12 +65,15 @@ pub(super) async fn run_fetch(origin: Arc<Origin>, fetch: Arc<Fetch>, asked: Ask
         Err(e) => Err(e),
     };
     match &outcome {
-        Ok(()) => tracing::info!(
+        Ok(()) => {
+            shared.metrics.origin_fetched_bytes.add(fetch.length);
+            tracing::info!(
             digest = %asked.digest,
             bytes = fetch.length,
             secs = started.elapsed().as_secs_f64(),
             "fetched from the registry"
-        ),
+            );
+        }
         Err(why) => {
             tracing::warn!(digest = %asked.digest, why, "origin fetch failed");
             // Forget it so that a later request tries again.
