@@ -273,7 +273,7 @@ fn a_tracker_over_tls_is_verified_and_carries_credentials() {
     .unwrap();
     let https = tracker.url().replace("http://", "https://");
     let ca_file = ca.cert().to_path_buf();
-    let trusting = Proxy::start_with(&[https.clone()], &upstreams, move |c| {
+    let trusting = Proxy::start_with(std::slice::from_ref(&https), &upstreams, move |c| {
         c.node.ca_file = Some(ca_file);
     })
     .unwrap();
