@@ -1,6 +1,8 @@
-//! The thread that hashes downloaded pieces, so that the engine thread
-//! only moves bytes: hashing is most of a download's CPU time, and a
-//! second core can do it while the next blocks arrive.
+//! The threads that hash downloaded pieces, so that the engine thread
+//! only moves bytes: hashing (each piece's merkle tree, then the blob's
+//! OCI digest over the verified prefix) is most of a download's CPU time,
+//! and the host's other cores can do it while the next blocks arrive. One
+//! thread per core, up to [`MAX_THREADS`].
 //!
 //! The engine sends a piece's checker and expected hash; the answer comes
 //! back as a [`Command::PieceChecked`] through the engine's own mailbox.
@@ -36,22 +38,31 @@ impl Verifier {
     }
 }
 
+/// Most verifier threads.
+pub(super) const MAX_THREADS: usize = 4;
+
 pub(super) fn start(results: Outbox<Command>) -> std::io::Result<Verifier> {
     let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
-    std::thread::Builder::new()
-        .name("bay-verify".into())
-        .spawn(move || {
-            for job in queue {
-                let result = job.checker.check(job.piece, job.expected);
-                let delivered = results.send(Command::PieceChecked {
-                    info_hash: job.info_hash,
-                    piece: job.piece,
-                    result,
-                });
-                if !delivered {
-                    break;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, MAX_THREADS);
+    for i in 0..threads {
+        let (queue, results) = (queue.clone(), results.clone());
+        std::thread::Builder::new()
+            .name(format!("bay-verify-{i}"))
+            .spawn(move || {
+                for job in queue {
+                    let result = job.checker.check(job.piece, job.expected);
+                    let delivered = results.send(Command::PieceChecked {
+                        info_hash: job.info_hash,
+                        piece: job.piece,
+                        result,
+                    });
+                    if !delivered {
+                        break;
+                    }
                 }
-            }
-        })?;
+            })?;
+    }
     Ok(Verifier { jobs })
 }

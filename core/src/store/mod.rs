@@ -20,6 +20,7 @@
 mod import;
 mod layout;
 mod partial;
+mod prefix;
 mod stream;
 
 use std::collections::HashMap;

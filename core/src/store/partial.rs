@@ -10,12 +10,14 @@
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bay_wire::merkle::{self, Hash, ZERO_HASH};
 use bay_wire::oci::DigestVerifier;
 use memmap2::MmapMut;
 
 use super::layout::{self, Meta};
+use super::prefix::PrefixDigest;
 use super::{BlobRef, Pin, StoreError};
 use crate::bitfield::Bitfield;
 
@@ -54,6 +56,8 @@ pub struct PartialBlob {
     hashes_file: File,
     have: Bitfield,
     have_file: File,
+    /// The OCI digest of the verified prefix, kept by the checkers.
+    prefix: Arc<PrefixDigest>,
 }
 
 impl PartialBlob {
@@ -98,6 +102,7 @@ impl PartialBlob {
         let have_path = dir.join("have");
         let have_file = open_rw(&have_path)?;
         let have = read_have(&have_file, pieces, &have_path)?;
+        let prefix = Arc::new(PrefixDigest::new(DigestVerifier::new(&pin.digest)));
         Ok(PartialBlob {
             pin,
             dir,
@@ -108,6 +113,7 @@ impl PartialBlob {
             hashes_file,
             have,
             have_file,
+            prefix,
         })
     }
 
@@ -201,7 +207,10 @@ impl PartialBlob {
                 expected: range.len(),
                 actual: begin as usize + data.len(),
             })?;
-        if self.have.has(piece) {
+        // A piece verified (or folded into the digest) is never written
+        // again, even before the engine marks it: the digest and the
+        // readers already rely on its bytes.
+        if self.have.has(piece) || self.prefix.covers(piece) {
             return Ok(());
         }
         // The page cache is shared with the mapping, which reads see.
@@ -247,6 +256,7 @@ impl PartialBlob {
             map,
             data,
             meta: self.meta,
+            prefix: self.prefix.clone(),
         })
     }
 
@@ -300,8 +310,14 @@ impl PartialBlob {
         self.map
             .flush()
             .map_err(|e| StoreError::io("flush", &data_path, e))?;
-        let mut verifier = DigestVerifier::new(self.digest());
-        verifier.update(&self.map);
+        // The checkers hashed the prefix as pieces came; hash the rest.
+        let prefix = self.prefix.take();
+        let mut verifier = prefix.verifier;
+        let from = self
+            .meta
+            .piece_range(prefix.next)
+            .map_or(self.map.len(), |r| r.start);
+        verifier.update(self.map.get(from..).unwrap_or_default());
         if let Err(mismatch) = verifier.finish() {
             let digest = self.digest().clone();
             let _ = fs::remove_dir_all(&self.dir);
@@ -483,6 +499,7 @@ pub struct PieceChecker {
     map: memmap2::Mmap,
     data: File,
     meta: Meta,
+    prefix: Arc<PrefixDigest>,
 }
 
 /// Proof that a piece's bytes on disk matched `hash` when checked.
@@ -510,6 +527,7 @@ impl PieceChecker {
         merkle::verify_piece(&expected, bytes, self.meta.piece_len, self.meta.total_len)
             .map_err(|_| PieceError::Mismatch { piece })?;
         self.start_writeback(piece);
+        self.prefix.verified(piece, &self.map, &self.meta);
         Ok(CheckedPiece {
             piece,
             hash: expected,
