@@ -249,6 +249,17 @@ pub fn free_port() -> Result<u16> {
         .map_err(|e| HarnessError::io("read the port of", "127.0.0.1", e))
 }
 
+/// A port on 127.0.0.1 free for both TCP and UDP a moment ago, for
+/// programs that listen on both (opentracker).
+pub fn free_tcp_and_udp_port() -> Result<u16> {
+    loop {
+        let port = free_port()?;
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+}
+
 /// A port on 127.0.0.1 where nothing listens (for fallbacks that must fail).
 pub fn closed_port() -> Result<u16> {
     free_port()
@@ -427,6 +438,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(feature = "external"),
+        ignore = "runs echo and false: scripts/test.sh runs it"
+    )]
     fn returns_output_of_a_quick_program() {
         let out = run_ok(Command::new("echo").arg("hi"), Duration::from_secs(10)).unwrap();
         assert_eq!(out, "hi\n");
@@ -435,6 +450,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(feature = "external"),
+        ignore = "runs sleep: scripts/test.sh runs it"
+    )]
     fn stops_a_program_that_overruns_its_deadline() {
         let started = std::time::Instant::now();
         let err = run_with_deadline(Command::new("sleep").arg("30"), Duration::from_millis(200))

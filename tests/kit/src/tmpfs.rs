@@ -68,6 +68,10 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(
+        not(feature = "external"),
+        ignore = "needs root and mount: scripts/test.sh runs it"
+    )]
     fn tmpfs_fills_up_and_goes_away() {
         let fs = Tmpfs::mount(64 * 1024).expect("mount tmpfs");
         let path = fs.path().to_owned();
