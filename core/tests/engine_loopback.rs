@@ -13,15 +13,7 @@ use bay_wire::metainfo::{build, BuildOptions, Metainfo};
 use bay_wire::oci::Digest;
 
 fn blob(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    bay_testkit::content::bytes(len, 1)
 }
 
 fn spec(data: &[u8], piece_length: u64) -> TorrentSpec {
@@ -60,14 +52,15 @@ fn engine(store: Store, driver: Driver) -> Engine {
     Engine::start(config, store).unwrap()
 }
 
+/// The engine's setting for each driver this machine runs.
 fn drivers() -> Vec<Driver> {
-    let mut d = vec![Driver::Legacy];
-    if bay_httpd::resolve_driver(Driver::Uring).is_ok() {
-        d.push(Driver::Uring);
-    } else {
-        eprintln!("io_uring unavailable here: testing the epoll driver only");
-    }
-    d
+    bay_testkit::drivers::available()
+        .into_iter()
+        .map(|d| match d {
+            bay_testkit::drivers::Driver::Epoll => Driver::Legacy,
+            bay_testkit::drivers::Driver::IoUring => Driver::Uring,
+        })
+        .collect()
 }
 
 fn seed_to_leechers(driver: Driver, len: usize, piece_length: u64, leechers: usize) {
