@@ -54,13 +54,7 @@ fn engine(store: Store, driver: Driver) -> Engine {
 
 /// The engine's setting for each driver this machine runs.
 fn drivers() -> Vec<Driver> {
-    bay_testkit::drivers::available()
-        .into_iter()
-        .map(|d| match d {
-            bay_testkit::drivers::Driver::Epoll => Driver::Legacy,
-            bay_testkit::drivers::Driver::IoUring => Driver::Uring,
-        })
-        .collect()
+    bay_testkit::drivers::available_as().unwrap()
 }
 
 fn seed_to_leechers(driver: Driver, len: usize, piece_length: u64, leechers: usize) {

@@ -4,14 +4,14 @@
 #![allow(clippy::unwrap_used)] // a panic is a test's failure report
 
 use std::cell::RefCell;
-use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bay_core::announce::{run_http, AnnounceConfig, AnnounceControl, Announcer};
 use bay_httpd::client::{Client, ClientConfig, PlainHttp, Request, Url};
-use bay_httpd::{RunningDriver, Shutdown};
+use bay_httpd::Shutdown;
+use bay_testkit::drivers::{eventually, on_both_drivers};
 use bay_tracker::config::TrackerConfig;
 use bay_tracker::serve;
 use bay_wire::tracker::{InfoHash, PeerId, Reply, ScrapeRequest, ScrapeResponse};
@@ -25,14 +25,6 @@ fn client() -> Client {
         ..ClientConfig::default()
     })
     .unwrap()
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        monoio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 struct Peer {
@@ -88,22 +80,6 @@ async fn get(url: &str) -> (u16, Vec<u8>) {
     (status, response.bytes(1 << 20).await.unwrap().to_vec())
 }
 
-fn on_both_drivers<F, Fut>(test: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for driver in [RunningDriver::Legacy, RunningDriver::Uring] {
-        if driver == RunningDriver::Uring
-            && bay_httpd::resolve_driver(bay_httpd::Driver::Uring).is_err()
-        {
-            eprintln!("io_uring unavailable: epoll only");
-            continue;
-        }
-        bay_httpd::block_on(driver, test()).unwrap();
-    }
-}
-
 #[test]
 fn peers_meet_and_leave_through_bay_tracker() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -123,16 +99,19 @@ fn peers_meet_and_leave_through_bay_tracker() {
         .to_query()
     );
 
-    on_both_drivers(|| {
+    on_both_drivers(|_| {
         let (announce, scrape, base) = (announce.clone(), scrape.clone(), base.clone());
         async move {
             let a = join(&announce, HASH, 41001);
-            eventually("a's first announce", || {
+            eventually("a's first announce", DEADLINE, || {
                 a.control.with(|x| x.interval().is_some())
             })
-            .await;
+            .await
+            .unwrap();
             let b = join(&announce, HASH, 41002);
-            eventually("b learns a", || b.knows(41001)).await;
+            eventually("b learns a", DEADLINE, || b.knows(41001))
+                .await
+                .unwrap();
             assert!(!b.knows(41002), "a peer is never told about itself");
             let (_, body) = get(&scrape).await;
             let Ok(Reply::Success(s)) = ScrapeResponse::decode(&body) else {
@@ -151,10 +130,11 @@ fn peers_meet_and_leave_through_bay_tracker() {
 
             // A torrent the tracker was not told about is refused.
             let stranger = join(&announce, [9; 20], 41003);
-            eventually("the refusal", || {
+            eventually("the refusal", DEADLINE, || {
                 stranger.control.with(|x| x.last_error().is_some())
             })
-            .await;
+            .await
+            .unwrap();
             let refused = stranger
                 .control
                 .with(|x| x.last_error().map(str::to_string));

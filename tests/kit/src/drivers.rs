@@ -66,6 +66,24 @@ pub fn available() -> Vec<Driver> {
     all
 }
 
+/// [`available`] as another crate's driver setting, parsed from the names
+/// "epoll" and "io_uring": for code that picks its runtime itself (a
+/// server's or an engine's configuration), since the kit names no bay type.
+pub fn available_as<T>() -> Result<Vec<T>>
+where
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    available()
+        .into_iter()
+        .map(|d| {
+            d.to_string()
+                .parse()
+                .map_err(|e: T::Err| HarnessError::parse("a driver name", e.to_string()))
+        })
+        .collect()
+}
+
 /// Runs `test` on a fresh epoll runtime, then on a fresh io_uring one.
 ///
 /// # Panics
