@@ -38,10 +38,7 @@ pub struct Nginx {
 impl NginxRoot {
     /// An empty scratch folder.
     pub fn new() -> Result<NginxRoot> {
-        let dir = tempfile::Builder::new()
-            .prefix("bay-nginx-")
-            .tempdir()
-            .map_err(|e| HarnessError::io("create temp dir", std::env::temp_dir(), e))?;
+        let dir = crate::process::temp_dir("bay-nginx-")?;
         Ok(NginxRoot { dir })
     }
 

@@ -120,21 +120,11 @@ impl Daemon {
         timeout: Duration,
         mut cond: impl FnMut() -> bool,
     ) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let log = self.log.clone();
+        poll(what, timeout, &log, || {
             self.check_running()?;
-            if cond() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(HarnessError::Timeout {
-                    what: what.to_owned(),
-                    after: timeout,
-                    tail: self.tail(PANIC_TAIL_LINES),
-                });
-            }
-            std::thread::sleep(POLL_INTERVAL);
-        }
+            Ok(cond())
+        })
     }
 
     /// Sends `signal` to the program's whole process group.
@@ -192,16 +182,31 @@ impl Drop for Daemon {
 
 /// Polls `cond` until it holds or `timeout` passes.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Result<()> {
+    poll(what, timeout, Path::new(""), || Ok(cond()))
+}
+
+/// Calls `step` until it says done or fails, or `timeout` passes; a timeout
+/// carries the tail of `log` (none for an empty path).
+fn poll(
+    what: &str,
+    timeout: Duration,
+    log: &Path,
+    mut step: impl FnMut() -> Result<bool>,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        if cond() {
+        if step()? {
             return Ok(());
         }
         if Instant::now() >= deadline {
+            let tail = match log.as_os_str().is_empty() {
+                true => String::new(),
+                false => tail_of_file(log, PANIC_TAIL_LINES),
+            };
             return Err(HarnessError::Timeout {
                 what: what.to_owned(),
                 after: timeout,
-                tail: String::new(),
+                tail,
             });
         }
         std::thread::sleep(POLL_INTERVAL);
@@ -237,6 +242,15 @@ pub fn listening_in(netns: &str, port: u16) -> bool {
         .output()
         .map(|o| o.status.success() && !o.stdout.is_empty())
         .unwrap_or(false)
+}
+
+/// A fresh folder under the system's temporary folder, named `prefix…`
+/// so a leftover says which fixture left it; removed on drop.
+pub fn temp_dir(prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| HarnessError::io("create temp dir", std::env::temp_dir(), e))
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

@@ -219,10 +219,7 @@ pub struct Storage {
 impl Storage {
     /// An empty storage folder.
     pub fn new() -> Result<Storage> {
-        let dir = tempfile::Builder::new()
-            .prefix("bay-registry-storage-")
-            .tempdir()
-            .map_err(|e| HarnessError::io("create temp dir", std::env::temp_dir(), e))?;
+        let dir = crate::process::temp_dir("bay-registry-storage-")?;
         Ok(Storage { dir })
     }
 
@@ -257,10 +254,7 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry and waits until it listens.
     pub fn start(options: RegistryOptions) -> Result<Registry> {
-        let dir = tempfile::Builder::new()
-            .prefix("bay-registry-")
-            .tempdir()
-            .map_err(|e| HarnessError::io("create temp dir", std::env::temp_dir(), e))?;
+        let dir = crate::process::temp_dir("bay-registry-")?;
         let root = dir.path();
         let storage = options
             .storage

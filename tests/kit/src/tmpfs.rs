@@ -7,7 +7,7 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-use crate::error::{HarnessError, Result};
+use crate::error::Result;
 use crate::process::run;
 
 /// A mounted tmpfs; unmounted and its mount point removed on drop.
@@ -20,10 +20,7 @@ pub struct Tmpfs {
 impl Tmpfs {
     /// Mounts a tmpfs of `bytes` bytes (rounded up to pages by the kernel).
     pub fn mount(bytes: u64) -> Result<Tmpfs> {
-        let dir = tempfile::Builder::new()
-            .prefix("bay-tmpfs-")
-            .tempdir()
-            .map_err(|e| HarnessError::io("create temp dir", std::env::temp_dir(), e))?;
+        let dir = crate::process::temp_dir("bay-tmpfs-")?;
         let mut fs = Tmpfs {
             dir: Some(dir),
             mounted: false,

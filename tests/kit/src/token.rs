@@ -75,10 +75,7 @@ struct Signer {
 impl TokenServer {
     /// Starts a token server on a free 127.0.0.1 port that accepts `creds`.
     pub fn start(creds: Credentials) -> Result<TokenServer> {
-        let dir = tempfile::Builder::new()
-            .prefix("bay-token-")
-            .tempdir()
-            .map_err(|e| HarnessError::io("create temp dir", std::env::temp_dir(), e))?;
+        let dir = crate::process::temp_dir("bay-token-")?;
         let key = dir.path().join("token.key");
         let cert = dir.path().join("token.crt");
         run(Command::new("openssl")
