@@ -7,15 +7,17 @@
 //! starts with a tier whose tracker refuses connections, so the fail-over
 //! to the next tier happens against real sockets too.
 
-use std::cell::RefCell;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+#[path = "support/announcing_peer.rs"]
+mod announcing_peer;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use announcing_peer::{client, join};
 use bay_core::announce::{run_http, AnnounceConfig, AnnounceControl, Announcer};
-use bay_httpd::client::{Client, ClientConfig, PlainHttp, Request, Url};
+use bay_httpd::client::{Request, Url};
 use bay_testkit::drivers::{eventually, on_both_drivers};
 use bay_testkit::process::{free_tcp_and_udp_port, Daemon};
 use bay_wire::tracker::{InfoHash, PeerId, Reply, ScrapeRequest, ScrapeResponse, ScrapeStats};
@@ -103,61 +105,6 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-fn client() -> Client {
-    Client::new(ClientConfig {
-        plain_http: PlainHttp::Any,
-        ..ClientConfig::default()
-    })
-    .expect("client")
-}
-
-/// One announcer on a running driver, with the peers it has learned.
-struct Peer {
-    control: AnnounceControl,
-    learned: Rc<RefCell<Vec<SocketAddr>>>,
-    task: monoio::task::JoinHandle<()>,
-}
-
-fn join(tiers: Vec<Vec<String>>, port: u16, seed: u64) -> Peer {
-    let mut id = *b"-BY0001-000000000000";
-    id[19] = b'0' + (seed % 10) as u8;
-    let mut config = AnnounceConfig::new(InfoHash(HASH), PeerId(id), port);
-    config.seed = seed;
-    config.min_backoff = Duration::from_millis(100);
-    config.max_backoff = Duration::from_millis(500);
-    let announcer = Announcer::new(config, tiers, Instant::now());
-    let control = AnnounceControl::new(announcer);
-    control.set_progress(0, 0, 1 << 20);
-    let learned = Rc::new(RefCell::new(Vec::new()));
-    let sink = learned.clone();
-    let task = monoio::spawn(run_http(
-        client(),
-        control.clone(),
-        Duration::from_secs(5),
-        move |peers| sink.borrow_mut().extend(peers),
-    ));
-    Peer {
-        control,
-        learned,
-        task,
-    }
-}
-
-impl Peer {
-    fn knows(&self, port: u16) -> bool {
-        self.learned
-            .borrow()
-            .contains(&SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::LOCALHOST,
-                port,
-            )))
-    }
-
-    fn announced(&self) -> bool {
-        self.control.with(|a| a.interval().is_some())
-    }
-}
-
 async fn scrape(url: &str) -> ScrapeStats {
     let url = Url::parse(url).expect("scrape URL");
     let response = client().send(Request::get(url)).await.expect("scrape");
@@ -189,11 +136,11 @@ fn peers_meet_through_opentracker_and_stopped_removes_them() {
             // opentracker refuses every hash until its whitelist thread has
             // read the file: the first rounds may fail and back off (briefly,
             // see `join`).
-            let a = join(vec![vec![dead], vec![url.clone()]], 40001, 1);
+            let a = join(vec![vec![dead], vec![url.clone()]], HASH, 40001, 1);
             eventually("the first announce", DEADLINE, || a.announced())
                 .await
                 .unwrap();
-            let b = join(vec![vec![url.clone()]], 40002, 2);
+            let b = join(vec![vec![url.clone()]], HASH, 40002, 2);
             eventually("the second peer to learn the first", DEADLINE, || {
                 b.knows(40001)
             })
@@ -208,7 +155,7 @@ fn peers_meet_through_opentracker_and_stopped_removes_them() {
             assert!(a.control.with(|a| a.is_finished()));
             assert_eq!(scrape(&scrape_url).await.incomplete, 1);
 
-            let c = join(vec![vec![url.clone()]], 40003, 3);
+            let c = join(vec![vec![url.clone()]], HASH, 40003, 3);
             eventually("a third peer to learn the second", DEADLINE, || {
                 c.knows(40002)
             })
