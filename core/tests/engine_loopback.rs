@@ -127,9 +127,7 @@ fn reader_streams_verified_bytes_in_order() {
     let mut reader = h.reader(500_000..1_500_000).unwrap();
     leech.connect(h.info_hash(), seed.local_addr());
     let mut got = Vec::new();
-    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .build()
-        .unwrap()
+    bay_testkit::drivers::Driver::Epoll
         .block_on(async {
             use std::os::unix::fs::FileExt;
             while let Some(r) = reader.next_range().await {
@@ -138,7 +136,8 @@ fn reader_streams_verified_bytes_in_order() {
                 reader.file().read_exact_at(&mut buf, offset).unwrap();
                 got.extend_from_slice(&buf);
             }
-        });
+        })
+        .unwrap();
     assert!(got == data[500_000..1_500_000]);
 }
 
