@@ -210,22 +210,27 @@ fn serve(
         }
         if let Ok(stream) = stream {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            if let Some(request) = handle(stream, &signer) {
-                if let Ok(mut l) = log.lock() {
-                    l.push(request);
-                }
-            }
+            handle(stream, &signer, &log);
         }
     }
 }
 
-/// Answers one request; `None` when it was not a token request at all.
-fn handle(mut stream: TcpStream, signer: &Signer) -> Option<TokenRequest> {
-    let (target, authorization) = read_head(&stream)?;
+/// Answers one request, and records it in `log` if it asked for a token.
+/// The record goes in before the answer goes out, so a client that has its
+/// answer always finds its request counted.
+fn handle(mut stream: TcpStream, signer: &Signer, log: &Mutex<Vec<TokenRequest>>) {
+    let record = |request: TokenRequest| {
+        if let Ok(mut l) = log.lock() {
+            l.push(request);
+        }
+    };
+    let Some((target, authorization)) = read_head(&stream) else {
+        return;
+    };
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     if path != "/token" {
         let _ = respond(&mut stream, "404 Not Found", "{}");
-        return None;
+        return;
     }
     let scopes: Vec<String> = query
         .split('&')
@@ -237,16 +242,17 @@ fn handle(mut stream: TcpStream, signer: &Signer) -> Option<TokenRequest> {
     let user = match &presented {
         Some((u, p)) if *u == signer.creds.user && *p == signer.creds.password => Some(u.clone()),
         Some(_) => {
+            record(TokenRequest {
+                user: None,
+                scopes,
+                rejected: true,
+            });
             let _ = respond(
                 &mut stream,
                 "401 Unauthorized",
                 r#"{"error":"bad credentials"}"#,
             );
-            return Some(TokenRequest {
-                user: None,
-                scopes,
-                rejected: true,
-            });
+            return;
         }
         None => None,
     };
@@ -256,15 +262,15 @@ fn handle(mut stream: TcpStream, signer: &Signer) -> Option<TokenRequest> {
         ),
         Err(e) => {
             let _ = respond(&mut stream, "500 Internal Server Error", &format!("{e}"));
-            return None;
+            return;
         }
     };
-    let _ = respond(&mut stream, "200 OK", &body);
-    Some(TokenRequest {
+    record(TokenRequest {
         user,
         scopes,
         rejected: false,
-    })
+    });
+    let _ = respond(&mut stream, "200 OK", &body);
 }
 
 /// Request target and Authorization header of a request head.
