@@ -21,7 +21,9 @@
 //! in bay-testkit and is re-exported here under its old paths.
 //!
 //! The test command builds the binaries before the tests run:
-//! `cargo build --workspace --bins && cargo test --workspace`.
+//! `cargo build --workspace --bins && cargo test --workspace --all-features`
+//! (`--all-features` turns on the feature `external`, without which the
+//! tests that need those programs are ignored).
 
 pub mod bay;
 pub mod bins;
