@@ -445,7 +445,14 @@ fn sigkilled_proxy_resumes(env: &[(&str, &str)], driver: &str, seed: u64) {
         || check_cache(root.path()).unwrap() == 1,
     )
     .unwrap();
-    assert!(!dir.exists(), "the partial download is left behind");
+    // The store renames the blob into place first and removes the partial
+    // folder right after, so the folder may outlive the entry by a moment.
+    wait_until(
+        "the partial download to be removed",
+        Duration::from_secs(10),
+        || !dir.exists(),
+    )
+    .expect("the partial download is left behind");
     assert!(
         proxy.log().contains(&format!("driver={driver}")),
         "the proxy runs on {driver}: {}",
