@@ -11,9 +11,8 @@ packages=(
   opentracker          # a real tracker for the announce client's tests
   python3
   skopeo               # image client
-  openssl
+  openssl              # the token server signs its tokens with it
   apache2-utils        # htpasswd -B for the registry's htpasswd auth tests
-  python3-jwt python3-cryptography  # the token server the registry tests run
   containerd           # image client daemon (driven with ctr)
   podman               # image client (vfs storage)
   docker.io            # dockerd and docker CLI

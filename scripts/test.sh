@@ -3,6 +3,10 @@
 # tests drive (real registry, libtorrent, nginx, curl, wrk), checks format
 # and lints, builds, runs every test, then a short fuzz pass per target.
 #
+# A plain `cargo test --workspace` runs only what needs neither root nor a
+# program from outside the workspace; the rest is compiled with each
+# crate's feature `external`, which --all-features turns on here.
+#
 #   sudo scripts/test.sh            # everything
 #   BAY_FUZZ_SECONDS=0 scripts/test.sh   # skip the fuzz pass
 set -euo pipefail
@@ -14,12 +18,12 @@ scripts/install-deps.sh
 
 echo "== format and lints"
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 echo "== build and test"
 # The end-to-end tests run the real binaries, so build them first.
 cargo build --workspace --bins --locked
-cargo test --workspace --locked
+cargo test --workspace --all-features --locked
 
 if [ "$fuzz_seconds" != 0 ]; then
   echo "== fuzz smoke (${fuzz_seconds}s per target)"

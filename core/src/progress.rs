@@ -313,10 +313,9 @@ mod tests {
     use super::*;
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .build()
-            .expect("runtime")
+        bay_testkit::drivers::Driver::Epoll
             .block_on(f)
+            .expect("runtime")
     }
 
     #[test]

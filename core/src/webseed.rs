@@ -604,23 +604,21 @@ mod tests {
 
     #[test]
     fn debug_hides_header_values() {
-        let runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().build();
-        let Ok(mut runtime) = runtime else {
-            panic!("runtime");
-        };
-        runtime.block_on(async {
-            let client = Client::new(client::ClientConfig::default());
-            let Ok(client) = client else {
-                panic!("client");
-            };
-            let url = Url::parse("https://registry.test/v2/a/blobs/sha256:00?sig=SECRETSIG");
-            let Ok(url) = url else {
-                panic!("url");
-            };
-            let seed = WebSeed::new(client, url).header("Authorization", "Bearer SECRETTOKEN");
-            let shown = format!("{seed:?}");
-            assert!(shown.contains("Authorization: <redacted>"), "{shown}");
-            assert!(!shown.contains("SECRET"), "{shown}");
-        });
+        bay_testkit::drivers::Driver::Epoll
+            .block_on(async {
+                let client = Client::new(client::ClientConfig::default());
+                let Ok(client) = client else {
+                    panic!("client");
+                };
+                let url = Url::parse("https://registry.test/v2/a/blobs/sha256:00?sig=SECRETSIG");
+                let Ok(url) = url else {
+                    panic!("url");
+                };
+                let seed = WebSeed::new(client, url).header("Authorization", "Bearer SECRETTOKEN");
+                let shown = format!("{seed:?}");
+                assert!(shown.contains("Authorization: <redacted>"), "{shown}");
+                assert!(!shown.contains("SECRET"), "{shown}");
+            })
+            .expect("a runtime");
     }
 }

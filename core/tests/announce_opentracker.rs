@@ -7,34 +7,29 @@
 //! starts with a tier whose tracker refuses connections, so the fail-over
 //! to the next tier happens against real sockets too.
 
-use std::cell::RefCell;
-use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+#[path = "support/announcing_peer.rs"]
+mod announcing_peer;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::rc::Rc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use announcing_peer::{client, join};
 use bay_core::announce::{run_http, AnnounceConfig, AnnounceControl, Announcer};
-use bay_httpd::client::{Client, ClientConfig, PlainHttp, Request, Url};
-use bay_httpd::RunningDriver;
+use bay_httpd::client::{Request, Url};
+use bay_testkit::drivers::{eventually, on_both_drivers};
+use bay_testkit::process::{free_tcp_and_udp_port, Daemon};
 use bay_wire::tracker::{InfoHash, PeerId, Reply, ScrapeRequest, ScrapeResponse, ScrapeStats};
 
 const HASH: [u8; 20] = *b"bay-announce-test-01";
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// An opentracker process on 127.0.0.1, killed on drop.
+/// An opentracker process on 127.0.0.1, stopped on drop.
 struct OpenTracker {
-    child: Child,
+    _daemon: Daemon,
     port: u16,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for OpenTracker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl OpenTracker {
@@ -49,36 +44,30 @@ impl OpenTracker {
             &dir.path().join("opentracker.conf"),
             "access.whitelist /whitelist\n",
         );
-        let port = free_port();
-        let child = Command::new(binary())
-            .args([
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-P",
-                &port.to_string(),
-            ])
-            .arg("-f")
-            .arg(dir.path().join("opentracker.conf"))
-            .arg("-d")
-            .arg(dir.path())
-            .args(["-u", "nobody"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("opentracker starts");
-        let tracker = OpenTracker {
-            child,
+        let port = free_tcp_and_udp_port().expect("free port");
+        let mut cmd = Command::new(binary());
+        cmd.args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-P",
+            &port.to_string(),
+        ])
+        .arg("-f")
+        .arg(dir.path().join("opentracker.conf"))
+        .arg("-d")
+        .arg(dir.path())
+        .args(["-u", "nobody"]);
+        let mut daemon = Daemon::spawn("opentracker", cmd, dir.path()).expect("opentracker starts");
+        daemon
+            .wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), DEADLINE)
+            .expect("opentracker listens");
+        OpenTracker {
+            _daemon: daemon,
             port,
             _dir: dir,
-        };
-        let deadline = Instant::now() + DEADLINE;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "opentracker never listened");
-            std::thread::yield_now();
         }
-        tracker
     }
 
     fn announce_url(&self) -> String {
@@ -116,92 +105,6 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// A port free for both TCP and UDP on 127.0.0.1 right now.
-fn free_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = tcp.local_addr().expect("addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// Runs the test on an epoll runtime, then on an io_uring one.
-fn on_both_drivers<F, Fut>(test: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for driver in [RunningDriver::Legacy, RunningDriver::Uring] {
-        bay_httpd::block_on(driver, test()).expect("runtime");
-    }
-}
-
-fn client() -> Client {
-    Client::new(ClientConfig {
-        plain_http: PlainHttp::Any,
-        ..ClientConfig::default()
-    })
-    .expect("client")
-}
-
-/// Polls `check` until it holds, failing after [`DEADLINE`].
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        monoio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// One announcer on a running driver, with the peers it has learned.
-struct Peer {
-    control: AnnounceControl,
-    learned: Rc<RefCell<Vec<SocketAddr>>>,
-    task: monoio::task::JoinHandle<()>,
-}
-
-fn join(tiers: Vec<Vec<String>>, port: u16, seed: u64) -> Peer {
-    let mut id = *b"-BY0001-000000000000";
-    id[19] = b'0' + (seed % 10) as u8;
-    let mut config = AnnounceConfig::new(InfoHash(HASH), PeerId(id), port);
-    config.seed = seed;
-    config.min_backoff = Duration::from_millis(100);
-    config.max_backoff = Duration::from_millis(500);
-    let announcer = Announcer::new(config, tiers, Instant::now());
-    let control = AnnounceControl::new(announcer);
-    control.set_progress(0, 0, 1 << 20);
-    let learned = Rc::new(RefCell::new(Vec::new()));
-    let sink = learned.clone();
-    let task = monoio::spawn(run_http(
-        client(),
-        control.clone(),
-        Duration::from_secs(5),
-        move |peers| sink.borrow_mut().extend(peers),
-    ));
-    Peer {
-        control,
-        learned,
-        task,
-    }
-}
-
-impl Peer {
-    fn knows(&self, port: u16) -> bool {
-        self.learned
-            .borrow()
-            .contains(&SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::LOCALHOST,
-                port,
-            )))
-    }
-
-    fn announced(&self) -> bool {
-        self.control.with(|a| a.interval().is_some())
-    }
-}
-
 async fn scrape(url: &str) -> ScrapeStats {
     let url = Url::parse(url).expect("scrape URL");
     let response = client().send(Request::get(url)).await.expect("scrape");
@@ -214,22 +117,35 @@ async fn scrape(url: &str) -> ScrapeStats {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs opentracker: scripts/test.sh runs it"
+)]
 fn peers_meet_through_opentracker_and_stopped_removes_them() {
     let tracker = OpenTracker::start(&[HASH]);
     let url = tracker.announce_url();
     let scrape_url = tracker.scrape_url(HASH);
     // A port nothing listens on: the first tier fails at once.
-    let dead = format!("http://127.0.0.1:{}/announce", free_port());
-    on_both_drivers(|| {
+    let dead = format!(
+        "http://127.0.0.1:{}/announce",
+        bay_testkit::process::closed_port().unwrap()
+    );
+    on_both_drivers(|_| {
         let (url, scrape_url, dead) = (url.clone(), scrape_url.clone(), dead.clone());
         async move {
             // opentracker refuses every hash until its whitelist thread has
             // read the file: the first rounds may fail and back off (briefly,
             // see `join`).
-            let a = join(vec![vec![dead], vec![url.clone()]], 40001, 1);
-            eventually("the first announce", || a.announced()).await;
-            let b = join(vec![vec![url.clone()]], 40002, 2);
-            eventually("the second peer to learn the first", || b.knows(40001)).await;
+            let a = join(vec![vec![dead], vec![url.clone()]], HASH, 40001, 1);
+            eventually("the first announce", DEADLINE, || a.announced())
+                .await
+                .unwrap();
+            let b = join(vec![vec![url.clone()]], HASH, 40002, 2);
+            eventually("the second peer to learn the first", DEADLINE, || {
+                b.knows(40001)
+            })
+            .await
+            .unwrap();
             assert_eq!(scrape(&scrape_url).await.incomplete, 2);
 
             a.control.stop();
@@ -239,8 +155,12 @@ fn peers_meet_through_opentracker_and_stopped_removes_them() {
             assert!(a.control.with(|a| a.is_finished()));
             assert_eq!(scrape(&scrape_url).await.incomplete, 1);
 
-            let c = join(vec![vec![url.clone()]], 40003, 3);
-            eventually("a third peer to learn the second", || c.knows(40002)).await;
+            let c = join(vec![vec![url.clone()]], HASH, 40003, 3);
+            eventually("a third peer to learn the second", DEADLINE, || {
+                c.knows(40002)
+            })
+            .await
+            .unwrap();
             assert!(!c.knows(40001), "the stopped peer is still listed");
 
             for p in [b, c] {
@@ -255,10 +175,14 @@ fn peers_meet_through_opentracker_and_stopped_removes_them() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs opentracker: scripts/test.sh runs it"
+)]
 fn a_hash_opentracker_does_not_track_is_refused() {
     let tracker = OpenTracker::start(&[HASH]);
     let url = tracker.announce_url();
-    on_both_drivers(|| {
+    on_both_drivers(|_| {
         let url = url.clone();
         async move {
             let mut config =
@@ -272,7 +196,11 @@ fn a_hash_opentracker_does_not_track_is_refused() {
                 Duration::from_secs(5),
                 |_| {},
             ));
-            eventually("the refusal", || control.with(|a| a.failed_rounds() == 1)).await;
+            eventually("the refusal", DEADLINE, || {
+                control.with(|a| a.failed_rounds() == 1)
+            })
+            .await
+            .unwrap();
             let error = control.with(|a| a.last_error().map(str::to_owned));
             assert!(
                 error.as_deref().is_some_and(|e| e.contains("refused")),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bay_core::announce::{run_http, AnnounceConfig, AnnounceControl, Announcer};
 use bay_httpd::client::{Client, ClientConfig, PlainHttp};
-use bay_httpd::RunningDriver;
+use bay_testkit::drivers::{eventually, on_both_drivers};
 use bay_wire::tracker::{self, AnnounceResponse, Event, InfoHash, PeerId};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -79,16 +79,6 @@ fn read_announce(stream: &mut TcpStream) -> Option<Event> {
         .map(|r| r.event)
 }
 
-fn on_both_drivers<F, Fut>(test: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    for driver in [RunningDriver::Legacy, RunningDriver::Uring] {
-        bay_httpd::block_on(driver, test()).expect("runtime");
-    }
-}
-
 fn control(tiers: Vec<Vec<String>>) -> AnnounceControl {
     let config = AnnounceConfig::new(InfoHash([3; 20]), PeerId([4; 20]), 6881);
     AnnounceControl::new(Announcer::new(config, tiers, Instant::now()))
@@ -105,19 +95,19 @@ fn start(control: &AnnounceControl, timeout: Duration) -> monoio::task::JoinHand
 
 /// Waits (yielding to the runtime) for the tracker's next announce.
 async fn next_event(events: &mpsc::Receiver<Event>) -> Event {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Ok(event) = events.try_recv() {
-            return event;
-        }
-        assert!(Instant::now() < deadline, "no announce arrived");
-        monoio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let mut event = None;
+    eventually("an announce", DEADLINE, || {
+        event = events.try_recv().ok();
+        event.is_some()
+    })
+    .await
+    .expect("no announce arrived");
+    event.expect("set when the wait ended")
 }
 
 #[test]
 fn fails_over_past_an_unusable_url_and_a_server_error() {
-    on_both_drivers(|| async {
+    on_both_drivers(|_| async {
         let (broken, broken_events) = scripted_tracker(Script::ServerError);
         let (good, good_events) = scripted_tracker(Script::Ok);
         let control = control(vec![
@@ -128,14 +118,11 @@ fn fails_over_past_an_unusable_url_and_a_server_error() {
         let task = start(&control, Duration::from_secs(5));
         assert_eq!(next_event(&broken_events).await, Event::Started);
         assert_eq!(next_event(&good_events).await, Event::Started);
-        let deadline = Instant::now() + DEADLINE;
-        while control.with(|a| a.interval()).is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "the good tracker's answer was not taken"
-            );
-            monoio::time::sleep(Duration::from_millis(5)).await;
-        }
+        eventually("the good tracker's answer", DEADLINE, || {
+            control.with(|a| a.interval()).is_some()
+        })
+        .await
+        .expect("the good tracker's answer was not taken");
         assert_eq!(
             control.with(|a| a.interval()),
             Some(Duration::from_secs(60))
@@ -157,7 +144,7 @@ fn fails_over_past_an_unusable_url_and_a_server_error() {
 
 #[test]
 fn stop_abandons_a_hung_request_and_stopped_gets_its_timeout() {
-    on_both_drivers(|| async {
+    on_both_drivers(|_| async {
         let (hung, events) = scripted_tracker(Script::Hang);
         let control = control(vec![vec![hung]]);
         let timeout = Duration::from_secs(5);

@@ -13,15 +13,7 @@ use bay_wire::metainfo::{build, BuildOptions, Metainfo};
 use bay_wire::oci::Digest;
 
 fn blob(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    bay_testkit::content::bytes(len, 1)
 }
 
 fn spec(data: &[u8], piece_length: u64) -> TorrentSpec {
@@ -60,14 +52,9 @@ fn engine(store: Store, driver: Driver) -> Engine {
     Engine::start(config, store).unwrap()
 }
 
+/// The engine's setting for each driver this machine runs.
 fn drivers() -> Vec<Driver> {
-    let mut d = vec![Driver::Legacy];
-    if bay_httpd::resolve_driver(Driver::Uring).is_ok() {
-        d.push(Driver::Uring);
-    } else {
-        eprintln!("io_uring unavailable here: testing the epoll driver only");
-    }
-    d
+    bay_testkit::drivers::available_as().unwrap()
 }
 
 fn seed_to_leechers(driver: Driver, len: usize, piece_length: u64, leechers: usize) {
@@ -140,9 +127,7 @@ fn reader_streams_verified_bytes_in_order() {
     let mut reader = h.reader(500_000..1_500_000).unwrap();
     leech.connect(h.info_hash(), seed.local_addr());
     let mut got = Vec::new();
-    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .build()
-        .unwrap()
+    bay_testkit::drivers::Driver::Epoll
         .block_on(async {
             use std::os::unix::fs::FileExt;
             while let Some(r) = reader.next_range().await {
@@ -151,7 +136,8 @@ fn reader_streams_verified_bytes_in_order() {
                 reader.file().read_exact_at(&mut buf, offset).unwrap();
                 got.extend_from_slice(&buf);
             }
-        });
+        })
+        .unwrap();
     assert!(got == data[500_000..1_500_000]);
 }
 

@@ -4,27 +4,23 @@
 //! with Basic credentials the client answers the Basic challenge itself.
 #![allow(clippy::unwrap_used)] // a panic is a test's failure report
 
-mod registry_support;
-
 use bay_core::registry::{Auth, BasicCredentials, Registries, RegistryConfig, RegistryError};
-use bay_wire::oci::RepositoryName;
-use registry_support::{
-    make_htpasswd, on_both_drivers, seed_storage, start_registry, RegistryAuth,
-};
+use bay_testkit::drivers::on_both_drivers;
+use bay_testkit::registry::{Credentials, Registry, RegistryOptions};
+use bay_wire::oci::{Digest, RepositoryName};
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, htpasswd and curl: scripts/test.sh runs it"
+)]
 fn htpasswd_auth() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = dir.path().join("storage");
-    let image = seed_storage(dir.path(), &storage, "bay/private", 100_000);
-    let htpasswd = make_htpasswd(dir.path(), "alice", "s3cret-pw");
-    let registry = start_registry(
-        dir.path(),
-        &storage,
-        None,
-        &RegistryAuth::Htpasswd(htpasswd),
-    );
-    let name = format!("127.0.0.1:{}", registry.port);
+    let alice = Credentials::new("alice", "s3cret-pw");
+    let registry = Registry::start(RegistryOptions::plain().with_auth(alice)).unwrap();
+    // The registry's own credentials go with the push.
+    let image = registry.push_image("bay/private", 100_000, 7).unwrap();
+    let layer_digest = Digest::parse(&image.layer_digest).unwrap();
+    let name = registry.host();
     let repo = RepositoryName::parse("bay/private").unwrap();
     let config = RegistryConfig {
         insecure: vec![name.clone()],
@@ -33,11 +29,12 @@ fn htpasswd_auth() {
 
     on_both_drivers(|driver| {
         let (image, repo, config, name) = (&image, &repo, config.clone(), name.clone());
+        let layer_digest = &layer_digest;
         async move {
             let registries = Registries::new(config).unwrap();
             let http = registries.http_client();
             let client = registries.client(&name, &http).unwrap();
-            let digest = &image.layer_digest;
+            let digest = layer_digest;
 
             // The proxy's case: the client's own header, verbatim.
             let good = BasicCredentials::new("alice", "s3cret-pw").header_value();

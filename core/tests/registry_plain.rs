@@ -4,25 +4,28 @@
 //! and the statuses that are answers rather than blobs.
 #![allow(clippy::unwrap_used)] // a panic is a test's failure report
 
-mod registry_support;
-
 use bay_core::registry::{
     Auth, ByteRange, ContentRange, Registries, RegistryConfig, RegistryError,
 };
+use bay_testkit::drivers::on_both_drivers;
+use bay_testkit::process::free_port;
+use bay_testkit::registry::{Registry, RegistryOptions, OCI_MANIFEST};
 use bay_wire::oci::{Digest, Reference, RepositoryName};
-use registry_support::{on_both_drivers, push_image, start_registry, RegistryAuth};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry and curl: scripts/test.sh runs it"
+)]
 fn plain_http_blobs_and_manifests() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = dir.path().join("storage");
-    let registry = start_registry(dir.path(), &storage, None, &RegistryAuth::None);
-    let name = format!("127.0.0.1:{}", registry.port);
-    let image = push_image(&format!("http://{name}"), "bay/plain", 3 << 20, 1);
+    let registry = Registry::start(RegistryOptions::plain()).unwrap();
+    let name = registry.host();
+    let image = registry.push_image("bay/plain", 3 << 20, 1).unwrap();
+    let layer_digest = Digest::parse(&image.layer_digest).unwrap();
+    let manifest_digest = Digest::parse(&image.manifest_digest).unwrap();
     let repo = RepositoryName::parse("bay/plain").unwrap();
     let config = RegistryConfig {
         insecure: vec![name.clone()],
@@ -31,22 +34,20 @@ fn plain_http_blobs_and_manifests() {
 
     on_both_drivers(|driver| {
         let (image, repo, config, name) = (&image, &repo, config.clone(), name.clone());
+        let (layer_digest, manifest_digest) = (&layer_digest, &manifest_digest);
         async move {
             let registries = Registries::new(config).unwrap();
             let http = registries.http_client();
             let client = registries.client(&name, &http).unwrap();
             let anon = Auth::Anonymous;
 
-            let head = client
-                .head_blob(repo, &image.layer_digest, &anon)
-                .await
-                .unwrap();
+            let head = client.head_blob(repo, layer_digest, &anon).await.unwrap();
             assert_eq!(head.length, Some(image.layer.len() as u64), "{driver}");
-            assert_eq!(head.digest.as_ref(), Some(&image.layer_digest));
+            assert_eq!(head.digest.as_ref(), Some(layer_digest));
 
             // Whole blob, streamed piece by piece.
             let mut blob = client
-                .get_blob(repo, &image.layer_digest, None, &anon)
+                .get_blob(repo, layer_digest, None, &anon)
                 .await
                 .unwrap();
             assert_eq!(blob.status(), 200);
@@ -63,7 +64,7 @@ fn plain_http_blobs_and_manifests() {
             // One range.
             let range = ByteRange::inclusive(1000, 200_999).unwrap();
             let mut part = client
-                .get_blob(repo, &image.layer_digest, Some(range), &anon)
+                .get_blob(repo, layer_digest, Some(range), &anon)
                 .await
                 .unwrap();
             assert_eq!(part.status(), 206, "{driver}");
@@ -84,7 +85,7 @@ fn plain_http_blobs_and_manifests() {
             // Verified fetch into a sink.
             let mut sink = Vec::new();
             let len = client
-                .fetch_blob_verified(repo, &image.layer_digest, &anon, &mut sink)
+                .fetch_blob_verified(repo, layer_digest, &anon, &mut sink)
                 .await
                 .unwrap();
             assert_eq!(len, image.layer.len() as u64);
@@ -110,7 +111,7 @@ fn plain_http_blobs_and_manifests() {
             // A range past the end.
             let past = ByteRange::from(image.layer.len() as u64 + 10);
             let err = client
-                .get_blob(repo, &image.layer_digest, Some(past), &anon)
+                .get_blob(repo, layer_digest, Some(past), &anon)
                 .await
                 .unwrap_err();
             assert!(
@@ -131,7 +132,7 @@ fn plain_http_blobs_and_manifests() {
                 .await
                 .unwrap();
             assert_eq!(m.media_type.as_deref(), Some(OCI_MANIFEST), "{driver}");
-            assert_eq!(m.digest, image.manifest_digest);
+            assert_eq!(&m.digest, manifest_digest);
             assert_eq!(&m.body[..], &image.manifest[..]);
             let err = client
                 .get_manifest(repo, &tag, &accept(&[DOCKER_MANIFEST, DOCKER_LIST]), &anon)
@@ -141,17 +142,17 @@ fn plain_http_blobs_and_manifests() {
                 matches!(err, RegistryError::NotFound { .. }),
                 "{driver}: {err}"
             );
-            let by_digest = Reference::Digest(image.manifest_digest.clone());
+            let by_digest = Reference::Digest(manifest_digest.clone());
             let m = client
                 .get_manifest(repo, &by_digest, &accept(&[OCI_MANIFEST]), &anon)
                 .await
                 .unwrap();
-            assert_eq!(m.digest, image.manifest_digest);
+            assert_eq!(&m.digest, manifest_digest);
             let h = client
                 .head_manifest(repo, &tag, &accept(&[OCI_MANIFEST]), &anon)
                 .await
                 .unwrap();
-            assert_eq!(h.digest.as_ref(), Some(&image.manifest_digest));
+            assert_eq!(h.digest.as_ref(), Some(manifest_digest));
             assert_eq!(h.length, Some(image.manifest.len() as u64));
             assert_eq!(h.media_type.as_deref(), Some(OCI_MANIFEST));
 
@@ -162,7 +163,7 @@ fn plain_http_blobs_and_manifests() {
             // Access answers: yes for a blob that is there, no for one that
             // is not, without an error.
             assert!(client
-                .check_access(repo, &image.layer_digest, &anon)
+                .check_access(repo, layer_digest, &anon)
                 .await
                 .unwrap());
             assert!(!client.check_access(repo, &missing, &anon).await.unwrap());
@@ -172,7 +173,7 @@ fn plain_http_blobs_and_manifests() {
 
 #[test]
 fn https_is_the_default_and_unreachable_registries_fall_back() {
-    let port = registry_support::free_port();
+    let port = free_port().unwrap();
     on_both_drivers(|_| async move {
         let name = format!("127.0.0.1:{port}");
         // Not listed as insecure: the client speaks TLS to it.
@@ -197,13 +198,16 @@ fn https_is_the_default_and_unreachable_registries_fall_back() {
 /// credential gets yes while the registry is down; another credential
 /// gets an error that says to fall back, not a cached answer.
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry and curl: scripts/test.sh runs it"
+)]
 fn access_answers_are_kept_while_the_registry_is_down() {
     on_both_drivers(|driver| async move {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = dir.path().join("storage");
-        let registry = start_registry(dir.path(), &storage, None, &RegistryAuth::None);
-        let name = format!("127.0.0.1:{}", registry.port);
-        let image = push_image(&format!("http://{name}"), "bay/kept", 10_000, 2);
+        let registry = Registry::start(RegistryOptions::plain()).unwrap();
+        let name = registry.host();
+        let image = registry.push_image("bay/kept", 10_000, 2).unwrap();
+        let layer_digest = Digest::parse(&image.layer_digest).unwrap();
         let repo = RepositoryName::parse("bay/kept").unwrap();
         let config = RegistryConfig {
             insecure: vec![name.clone()],
@@ -214,19 +218,19 @@ fn access_answers_are_kept_while_the_registry_is_down() {
         let client = registries.client(&name, &http).unwrap();
         let someone = Auth::from_header(Some(b"Bearer someone"));
         assert!(client
-            .check_access(&repo, &image.layer_digest, &someone)
+            .check_access(&repo, &layer_digest, &someone)
             .await
             .unwrap());
         drop(registry);
         assert!(
             client
-                .check_access(&repo, &image.layer_digest, &someone)
+                .check_access(&repo, &layer_digest, &someone)
                 .await
                 .unwrap(),
             "{driver}: answer not kept"
         );
         let err = client
-            .check_access(&repo, &image.layer_digest, &Auth::Anonymous)
+            .check_access(&repo, &layer_digest, &Auth::Anonymous)
             .await
             .unwrap_err();
         assert!(err.should_fall_back(), "{driver}: {err}");

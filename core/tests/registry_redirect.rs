@@ -6,42 +6,46 @@
 //! an error page and wrong content, none of which is taken for the blob.
 #![allow(clippy::unwrap_used)] // a panic is a test's failure report
 
-mod registry_support;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use bay_core::registry::{Auth, BasicCredentials, Registries, RegistryConfig, RegistryError};
+use bay_testkit::drivers::on_both_drivers;
+use bay_testkit::nginx::NginxRoot;
+use bay_testkit::process::{free_port, wait_until};
+use bay_testkit::registry::{Registry, RegistryOptions};
 use bay_wire::oci::{Digest, RepositoryName};
-use registry_support::{
-    free_port, on_both_drivers, push_image, start_nginx, start_registry, RegistryAuth,
-};
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, nginx and curl: scripts/test.sh runs it"
+)]
 fn redirects_drop_credentials_across_hosts() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = dir.path().join("storage");
-    let registry = start_registry(dir.path(), &storage, None, &RegistryAuth::None);
-    let image = push_image(
-        &format!("http://127.0.0.1:{}", registry.port),
-        "bay/redir",
-        1 << 20,
-        5,
-    );
-    let (front, store) = (free_port(), free_port());
+    let registry = Registry::start(RegistryOptions::plain()).unwrap();
+    let image = registry.push_image("bay/redir", 1 << 20, 5).unwrap();
+    let layer_digest = Digest::parse(&image.layer_digest).unwrap();
+    let (front, store) = (free_port().unwrap(), free_port().unwrap());
+    let root = NginxRoot::new().unwrap();
+    let dir = root.path().display();
     let servers = format!(
-        "server {{\n  listen 127.0.0.1:{front};\n  access_log {{dir}}/front.log auth;\n\
+        "log_format auth '$server_port $request_method $request_uri auth=\"$http_authorization\"';\n\
+         server {{\n  listen 127.0.0.1:{front};\n  access_log {dir}/front.log auth;\n\
          location ~ ^/v2/same/(.*)$ {{ return 307 /v2/bay/redir/$1; }}\n\
          location ~ ^/v2/loop/ {{ return 307 $request_uri; }}\n\
          location ~ ^/v2/bad/blobs/ {{ return 200 'not the blob you asked for'; }}\n\
          location ~ ^/v2/err/blobs/ {{ return 500 'registry error page'; }}\n\
          location ~ /blobs/ {{ return 307 http://127.0.0.1:{store}$request_uri; }}\n\
          location / {{ proxy_pass http://127.0.0.1:{reg}; }}\n}}\n\
-         server {{\n  listen 127.0.0.1:{store};\n  access_log {{dir}}/store.log auth;\n\
+         server {{\n  listen 127.0.0.1:{store};\n  access_log {dir}/store.log auth;\n\
          location / {{\n    if ($http_authorization) {{ return 403; }}\n\
          proxy_pass http://127.0.0.1:{reg};\n    proxy_buffering off;\n  }}\n}}\n",
-        reg = registry.port
+        reg = registry.port()
     );
-    let nginx = start_nginx(dir.path(), &servers, front);
-    let front_log = dir.path().join("nginx/front.log");
-    let store_log = dir.path().join("nginx/store.log");
+    let listen = [front, store].map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
+    let nginx = root.start(&servers, &listen).unwrap();
+    let front_log = nginx.log_path("front.log");
+    let store_log = nginx.log_path("store.log");
     let name = format!("127.0.0.1:{front}");
     let config = RegistryConfig {
         insecure: vec![name.clone(), format!("127.0.0.1:{store}")],
@@ -53,13 +57,14 @@ fn redirects_drop_credentials_across_hosts() {
 
     on_both_drivers(|driver| {
         let (image, config, name, relayed) = (&image, config.clone(), name.clone(), &relayed);
+        let layer_digest = &layer_digest;
         let (front_log, store_log, creds_text) = (&front_log, &store_log, &creds_text);
         async move {
             let registries = Registries::new(config).unwrap();
             let http = registries.http_client();
             let client = registries.client(&name, &http).unwrap();
             let repo = RepositoryName::parse("bay/redir").unwrap();
-            let digest = &image.layer_digest;
+            let digest = layer_digest;
 
             let mut blob = client.get_blob(&repo, digest, None, relayed).await.unwrap();
             assert_eq!(blob.status(), 200, "{driver}");
@@ -86,12 +91,13 @@ fn redirects_drop_credentials_across_hosts() {
             assert!(sink == image.layer);
 
             let path = format!("/v2/bay/redir/blobs/{digest}");
-            registry_support::wait_until("nginx logs", || {
+            wait_until("nginx logs", Duration::from_secs(10), || {
                 let front = std::fs::read_to_string(front_log).unwrap_or_default();
                 let store = std::fs::read_to_string(store_log).unwrap_or_default();
                 front.lines().filter(|l| l.contains(&path)).count() >= 3
                     && store.lines().filter(|l| l.contains(&path)).count() >= 3
-            });
+            })
+            .unwrap();
             let front = std::fs::read_to_string(front_log).unwrap();
             let store = std::fs::read_to_string(store_log).unwrap();
             // The first host saw the credentials on every blob request,

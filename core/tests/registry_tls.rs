@@ -3,34 +3,35 @@
 //! with a CA that did not sign the server's certificate it fails clearly.
 #![allow(clippy::unwrap_used)] // a panic is a test's failure report
 
-mod registry_support;
-
 use bay_core::registry::{Auth, Registries, RegistryConfig, RegistryError};
-use bay_wire::oci::{Reference, RepositoryName};
-use registry_support::{make_tls, on_both_drivers, push_blob, start_registry, RegistryAuth};
+use bay_testkit::drivers::on_both_drivers;
+use bay_testkit::registry::{Registry, RegistryOptions};
+use bay_testkit::tls::TestCa;
+use bay_wire::oci::{Digest, Reference, RepositoryName};
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry and curl: scripts/test.sh runs it"
+)]
 fn tls_with_a_test_ca() {
-    let dir = tempfile::tempdir().unwrap();
-    let tls = make_tls(dir.path());
-    let storage = dir.path().join("storage");
-    let registry = start_registry(dir.path(), &storage, Some(&tls), &RegistryAuth::None);
-    let name = format!("127.0.0.1:{}", registry.port);
-    let base = format!("https://{name}");
-    let data = registry_support::blob(300_000, 3);
-    let digest = push_blob(
-        &base,
-        "bay/tls",
-        &data,
-        &["--cacert", tls.ca.to_str().unwrap()],
-    );
+    let registry = Registry::start(RegistryOptions::tls(&[])).unwrap();
+    let ca = registry.tls().unwrap().ca.cert().to_owned();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_ca = TestCa::create_named(other_dir.path(), "other-ca").unwrap();
+    let name = registry.host();
+    // curl trusts the registry's CA (--cacert) for the push.
+    let data = bay_testkit::content::bytes(300_000, 3);
+    let digest = registry.push_blob_bytes("bay/tls", &data).unwrap();
+    let digest = Digest::parse(&digest).unwrap();
     let repo = RepositoryName::parse("bay/tls").unwrap();
 
     on_both_drivers(|driver| {
-        let (tls, name, data, digest, repo) = (&tls, name.clone(), &data, &digest, &repo);
+        let (ca, other_ca, name, data, digest, repo) =
+            (&ca, &other_ca, name.clone(), &data, &digest, &repo);
         async move {
             let trusted = RegistryConfig {
-                extra_ca_file: Some(tls.ca.clone()),
+                extra_ca_file: Some(ca.clone()),
                 ..RegistryConfig::default()
             };
             let client = bay_core::registry::RegistryClient::new(&name, trusted).unwrap();
@@ -58,7 +59,7 @@ fn tls_with_a_test_ca() {
 
             // A CA that did not sign the server's certificate.
             let other = RegistryConfig {
-                extra_ca_file: Some(tls.other_ca.clone()),
+                extra_ca_file: Some(other_ca.cert().to_owned()),
                 ..RegistryConfig::default()
             };
             let registries = Registries::new(other).unwrap();

@@ -5,22 +5,21 @@
 //! the errors: missing file, range past the end, a server that never
 //! answers, a body cut short.
 
-use std::future::Future;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use bay_core::webseed::{PieceLayout, WebSeed, WebSeedConfig, WebSeedError};
 use bay_httpd::client::{Client, ClientConfig, PlainHttp, Url};
-use bay_httpd::RunningDriver;
+use bay_testkit::drivers::on_both_drivers;
+use bay_testkit::nginx::NginxRoot;
+use bay_testkit::process::free_port;
 use bay_wire::merkle;
 
 const PIECE: u64 = 32 * 1024;
 /// Seven whole pieces and a short last one.
 const SIZE: usize = 7 * PIECE as usize + 5000;
 const TOKEN: &str = "Bearer web-seed-test-token";
-const DEADLINE: Duration = Duration::from_secs(20);
 
 fn blob() -> Vec<u8> {
     (0..SIZE as u32)
@@ -28,44 +27,24 @@ fn blob() -> Vec<u8> {
         .collect()
 }
 
-/// An nginx with two servers on 127.0.0.1, killed on drop.
+/// nginx with two servers on 127.0.0.1: the first redirects `/moved` to
+/// the second and ignores `Range` under `/noranges/`; each logs the
+/// `Authorization` it got.
 struct Nginx {
-    child: Child,
+    nginx: bay_testkit::nginx::Nginx,
     port: u16,
     other_port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Nginx {
     fn start(data: &[u8]) -> Nginx {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        std::fs::create_dir_all(d.join("www/noranges")).expect("mkdir");
-        std::fs::write(d.join("www/blob"), data).expect("write blob");
-        std::fs::write(d.join("www/noranges/blob"), data).expect("write blob");
-        let (port, other_port) = (free_port(), free_port());
-        let d = d.display();
-        let conf = format!(
-            "daemon off;
-worker_processes 1;
-user root;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    log_format auth '$request_uri $http_authorization';
+        let root = NginxRoot::new().expect("nginx folder");
+        root.write("www/blob", data).expect("write blob");
+        root.write("www/noranges/blob", data).expect("write blob");
+        let (port, other_port) = (free_port().expect("port"), free_port().expect("port"));
+        let d = root.path().display();
+        let servers = format!(
+            "log_format auth '$request_uri $http_authorization';
     server {{
         listen 127.0.0.1:{port};
         root {d}/www;
@@ -77,31 +56,15 @@ http {{
         listen 127.0.0.1:{other_port};
         root {d}/www;
         access_log {d}/second.log auth;
-    }}
-}}
-"
+    }}"
         );
-        std::fs::write(dir.path().join("nginx.conf"), conf).expect("write conf");
-        let child = Command::new("nginx")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("nginx starts");
-        let nginx = Nginx {
-            child,
+        let listen = [port, other_port].map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+        let nginx = root.start(&servers, &listen).expect("nginx starts");
+        Nginx {
+            nginx,
             port,
             other_port,
-            dir,
-        };
-        wait_listening(port);
-        wait_listening(other_port);
-        nginx
+        }
     }
 
     fn url(&self, path: &str) -> Url {
@@ -109,31 +72,7 @@ http {{
     }
 
     fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
-    }
-}
-
-fn wait_listening(port: u16) {
-    let deadline = Instant::now() + DEADLINE;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "port {port} never listened");
-        std::thread::yield_now();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-/// Runs the test on an epoll runtime, then on an io_uring one.
-fn on_both_drivers<F, Fut>(test: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for driver in [RunningDriver::Legacy, RunningDriver::Uring] {
-        bay_httpd::block_on(driver, test()).expect("runtime");
+        self.nginx.log(name)
     }
 }
 
@@ -159,11 +98,15 @@ fn piece_hashes(data: &[u8]) -> Vec<merkle::Hash> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs nginx: scripts/test.sh runs it"
+)]
 fn piece_ranges_come_back_exact_and_verified() {
     let data = blob();
     let hashes = piece_hashes(&data);
     let nginx = Nginx::start(&data);
-    on_both_drivers(|| async {
+    on_both_drivers(|_| async {
         let seed = WebSeed::new(client(), nginx.url("/blob")).header("Authorization", TOKEN);
         // First, middle, last whole, the short last piece, and runs of them.
         for (first, count) in [(0, 1), (3, 1), (6, 1), (7, 1), (2, 3), (5, 3), (0, 8)] {
@@ -185,10 +128,14 @@ fn piece_ranges_come_back_exact_and_verified() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs nginx: scripts/test.sh runs it"
+)]
 fn streaming_yields_the_range_in_pieces_without_extra_bytes() {
     let data = blob();
     let nginx = Nginx::start(&data);
-    on_both_drivers(|| async {
+    on_both_drivers(|_| async {
         let seed = WebSeed::new(client(), nginx.url("/blob"));
         let range = layout().range(1, 6).expect("range");
         let mut body = seed.fetch(range.clone()).await.expect("fetch");
@@ -214,10 +161,14 @@ fn streaming_yields_the_range_in_pieces_without_extra_bytes() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs nginx: scripts/test.sh runs it"
+)]
 fn a_redirect_to_another_port_is_followed_without_credentials() {
     let data = blob();
     let nginx = Nginx::start(&data);
-    on_both_drivers(|| async {
+    on_both_drivers(|_| async {
         let seed = WebSeed::new(client(), nginx.url("/moved")).header("Authorization", TOKEN);
         let range = layout().range(4, 2).expect("range");
         let bytes = seed
@@ -237,10 +188,14 @@ fn a_redirect_to_another_port_is_followed_without_credentials() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs nginx: scripts/test.sh runs it"
+)]
 fn a_server_ignoring_range_is_skipped_up_to_the_limit() {
     let data = blob();
     let nginx = Nginx::start(&data);
-    on_both_drivers(|| async {
+    on_both_drivers(|_| async {
         let config = WebSeedConfig {
             max_skip: 4 * PIECE,
             ..WebSeedConfig::default()
@@ -266,10 +221,14 @@ fn a_server_ignoring_range_is_skipped_up_to_the_limit() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs nginx: scripts/test.sh runs it"
+)]
 fn errors_are_typed() {
     let data = blob();
     let nginx = Nginx::start(&data);
-    on_both_drivers(|| async {
+    on_both_drivers(|_| async {
         let missing = WebSeed::new(client(), nginx.url("/nothing"));
         let err = missing.read(0..10).await.expect_err("404");
         assert!(
@@ -301,7 +260,7 @@ fn a_silent_server_times_out() {
     // The kernel completes the handshake; nobody ever reads or answers.
     let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = silent.local_addr().expect("addr").port();
-    on_both_drivers(|| async move {
+    on_both_drivers(|_| async move {
         let url = Url::parse(&format!("http://127.0.0.1:{port}/blob")).expect("url");
         let config = WebSeedConfig {
             timeout: Duration::from_millis(300),
@@ -345,7 +304,7 @@ fn scripted_server(
 fn read_ten(answer: &'static [u8]) -> Vec<WebSeedError> {
     let (port, thread) = scripted_server(answer, 2);
     let errors = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    on_both_drivers(|| {
+    on_both_drivers(|_| {
         let errors = errors.clone();
         async move {
             let url = Url::parse(&format!("http://127.0.0.1:{port}/blob")).expect("url");
@@ -439,25 +398,26 @@ fn throughput() {
     let data: Vec<u8> = (0..BIG as usize).map(|i| (i % 251) as u8).collect();
     let nginx = Nginx::start(&data);
     drop(data);
-    for driver in [RunningDriver::Legacy, RunningDriver::Uring] {
-        bay_httpd::block_on(driver, async {
-            let seed = WebSeed::new(client(), nginx.url("/blob"));
-            let started = Instant::now();
-            let mut total = 0u64;
-            for start in (0..BIG).step_by(STEP as usize) {
-                let mut body = seed.fetch(start..start + STEP).await.expect("fetch");
-                while let Some(chunk) = body.chunk().await.expect("chunk") {
-                    total += chunk.len() as u64;
+    for driver in bay_testkit::drivers::available() {
+        driver
+            .block_on(async {
+                let seed = WebSeed::new(client(), nginx.url("/blob"));
+                let started = Instant::now();
+                let mut total = 0u64;
+                for start in (0..BIG).step_by(STEP as usize) {
+                    let mut body = seed.fetch(start..start + STEP).await.expect("fetch");
+                    while let Some(chunk) = body.chunk().await.expect("chunk") {
+                        total += chunk.len() as u64;
+                    }
                 }
-            }
-            let secs = started.elapsed().as_secs_f64();
-            assert_eq!(total, BIG);
-            println!(
-                "web seed ({driver}): {} MiB in {secs:.3} s = {:.0} MiB/s",
-                BIG >> 20,
-                (BIG >> 20) as f64 / secs
-            );
-        })
-        .expect("runtime");
+                let secs = started.elapsed().as_secs_f64();
+                assert_eq!(total, BIG);
+                println!(
+                    "web seed ({driver}): {} MiB in {secs:.3} s = {:.0} MiB/s",
+                    BIG >> 20,
+                    (BIG >> 20) as f64 / secs
+                );
+            })
+            .expect("runtime");
     }
 }

@@ -450,40 +450,38 @@ mod tests {
 
     #[test]
     fn stream_delivers_in_order_then_ends() {
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (mut tx, body) = Body::channel(None);
-            let Body::Stream(mut rx) = body else {
-                panic!("not a stream")
-            };
-            let producer = monoio::spawn(async move {
-                for i in 0..10u8 {
-                    tx.send(Bytes::from(vec![i])).await.unwrap();
-                }
-            });
-            let mut got = Vec::new();
-            while let Some(c) = rx.next().await.unwrap() {
-                let StreamChunk::Bytes(c) = c else {
-                    panic!("only bytes were sent")
+        bay_testkit::drivers::Driver::Epoll
+            .block_on(async {
+                let (mut tx, body) = Body::channel(None);
+                let Body::Stream(mut rx) = body else {
+                    panic!("not a stream")
                 };
-                got.extend_from_slice(&c);
-            }
-            producer.await;
-            assert_eq!(got, (0..10u8).collect::<Vec<_>>());
-        });
+                let producer = monoio::spawn(async move {
+                    for i in 0..10u8 {
+                        tx.send(Bytes::from(vec![i])).await.unwrap();
+                    }
+                });
+                let mut got = Vec::new();
+                while let Some(c) = rx.next().await.unwrap() {
+                    let StreamChunk::Bytes(c) = c else {
+                        panic!("only bytes were sent")
+                    };
+                    got.extend_from_slice(&c);
+                }
+                producer.await;
+                assert_eq!(got, (0..10u8).collect::<Vec<_>>());
+            })
+            .expect("a runtime");
     }
 
     #[test]
     fn dropped_receiver_stops_the_sender() {
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (mut tx, body) = Body::channel(Some(10));
-            drop(body);
-            assert_eq!(tx.send(Bytes::from_static(b"x")).await, Err(ReceiverGone));
-        });
+        bay_testkit::drivers::Driver::Epoll
+            .block_on(async {
+                let (mut tx, body) = Body::channel(Some(10));
+                drop(body);
+                assert_eq!(tx.send(Bytes::from_static(b"x")).await, Err(ReceiverGone));
+            })
+            .expect("a runtime");
     }
 }

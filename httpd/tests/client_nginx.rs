@@ -13,13 +13,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bay_httpd::client::{Body, Error, Framing, Request, Url};
+use bay_testkit::drivers::on_both_drivers;
+use bay_testkit::nginx::NginxRoot;
+use bay_testkit::process::{free_port, wait_until};
+use bay_testkit::tls::TestCa;
 use bytes::Bytes;
-use client_common::{free_port, on_both_drivers, plain_client, read_body, spawn, KillOnDrop};
+use client_common::{plain_client, read_body};
 
 struct Nginx {
-    _dir: tempfile::TempDir,
-    _child: KillOnDrop,
-    root: PathBuf,
+    nginx: bay_testkit::nginx::Nginx,
+    ca: PathBuf,
     main: SocketAddr,
     other: SocketAddr,
     tls: SocketAddr,
@@ -27,32 +30,22 @@ struct Nginx {
 
 impl Nginx {
     fn start() -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_owned();
-        let main: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let other: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        client_common::make_ca(&root);
-        std::fs::create_dir_all(root.join("www/sub")).unwrap();
-        std::fs::write(root.join("www/big.bin"), big_file()).unwrap();
-        std::fs::write(root.join("www/sub/data.txt"), "aXXb".repeat(50_000)).unwrap();
-        let d = root.display();
-        let conf = format!(
+        let root = NginxRoot::new().unwrap();
+        let loopback = || SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
+        let (main, other, tls) = (loopback(), loopback(), loopback());
+        let ca = TestCa::create(root.path()).unwrap();
+        let server = ca
+            .issue_server("server", &[], &["localhost".to_owned()])
+            .unwrap();
+        root.write("www/big.bin", &big_file()).unwrap();
+        root.write("www/sub/data.txt", "aXXb".repeat(50_000).as_bytes())
+            .unwrap();
+        let d = root.path().display();
+        let (cert, key) = (server.cert.display(), server.key.display());
+        let servers = format!(
             r#"
-master_process off;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 64; }}
-http {{
     log_format conn '$request_method $request_uri $status $connection $connection_requests';
     access_log {d}/access.log conn;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    default_type application/octet-stream;
     sendfile on;
     keepalive_timeout 60;
     server {{
@@ -78,39 +71,16 @@ http {{
     }}
     server {{
         listen {tls} ssl;
-        ssl_certificate {d}/cert.pem;
-        ssl_certificate_key {d}/key.pem;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
         root {d}/www;
     }}
-}}
 "#
         );
-        std::fs::write(root.join("nginx.conf"), conf).unwrap();
-        let conf_path = root.join("nginx.conf");
-        let args = [
-            "-p",
-            &*d.to_string(),
-            "-e",
-            &*root.join("error.log").display().to_string(),
-            "-c",
-            &*conf_path.display().to_string(),
-        ]
-        .map(String::from);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        // Debian puts nginx in /usr/sbin, which a non-root PATH may lack.
-        let program = if Path::new("/usr/sbin/nginx").exists() {
-            "/usr/sbin/nginx"
-        } else {
-            "nginx"
-        };
-        let mut child = spawn(program, &args, &root.join("nginx.out"));
-        for addr in [main, other, tls] {
-            client_common::wait_for_listener(addr, Duration::from_secs(20), "nginx", &mut child.0);
-        }
+        let nginx = root.start(&servers, &[main, other, tls]).unwrap();
         Nginx {
-            _dir: dir,
-            _child: child,
-            root,
+            nginx,
+            ca: ca.cert().to_owned(),
             main,
             other,
             tls,
@@ -124,15 +94,12 @@ http {{
     /// Access-log lines whose request URI is `uri`, waiting (bounded) until
     /// there are `count` of them: nginx logs just after the response.
     fn log_lines(&self, uri: &str, count: usize) -> Vec<Vec<String>> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let lines = read_log(&self.root.join("access.log"), uri);
-            if lines.len() >= count || Instant::now() > deadline {
-                return lines;
-            }
-            // Polling interval while nginx writes its log.
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let path = self.nginx.log_path("access.log");
+        // A shortfall is left to the caller's assertion, which shows the lines.
+        let _ = wait_until("nginx's access log", Duration::from_secs(10), || {
+            read_log(&path, uri).len() >= count
+        });
+        read_log(&path, uri)
     }
 }
 
@@ -152,6 +119,10 @@ fn big_file() -> Vec<u8> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs nginx: scripts/test.sh runs it"
+)]
 fn content_length_body_streams_in_pieces() {
     let nginx = Nginx::start();
     on_both_drivers(|driver| {
@@ -175,6 +146,10 @@ fn content_length_body_streams_in_pieces() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs nginx: scripts/test.sh runs it"
+)]
 fn chunked_body_from_nginx() {
     let nginx = Nginx::start();
     on_both_drivers(|driver| {
@@ -193,6 +168,10 @@ fn chunked_body_from_nginx() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs nginx: scripts/test.sh runs it"
+)]
 fn keep_alive_reuses_one_connection_as_nginx_counts_it() {
     let nginx = Nginx::start();
     on_both_drivers(|driver| {
@@ -212,7 +191,7 @@ fn keep_alive_reuses_one_connection_as_nginx_counts_it() {
             assert_eq!(r.header("content-length").unwrap(), "3000000");
         }
     });
-    for driver in ["legacy", "io_uring"] {
+    for driver in bay_testkit::drivers::available() {
         let lines = nginx.log_lines(&format!("/hello?{driver}"), 3);
         assert_eq!(lines.len(), 3, "{driver}: {lines:?}");
         let connections: Vec<&str> = lines.iter().map(|l| l[3].as_str()).collect();
@@ -226,6 +205,10 @@ fn keep_alive_reuses_one_connection_as_nginx_counts_it() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs nginx: scripts/test.sh runs it"
+)]
 fn redirect_across_origins_drops_authorization() {
     let nginx = Nginx::start();
     on_both_drivers(|driver| {
@@ -243,6 +226,10 @@ fn redirect_across_origins_drops_authorization() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs nginx: scripts/test.sh runs it"
+)]
 fn redirect_within_origin_keeps_authorization() {
     let nginx = Nginx::start();
     on_both_drivers(|driver| {
@@ -263,6 +250,10 @@ fn redirect_within_origin_keeps_authorization() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs nginx: scripts/test.sh runs it"
+)]
 fn see_other_turns_post_into_get() {
     let nginx = Nginx::start();
     on_both_drivers(|driver| {
@@ -278,6 +269,10 @@ fn see_other_turns_post_into_get() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs nginx: scripts/test.sh runs it"
+)]
 fn redirect_limit_and_opt_out() {
     let nginx = Nginx::start();
     on_both_drivers(|driver| {
@@ -311,11 +306,11 @@ fn throughput_of_one_large_body() {
     const SIZE: u64 = 1 << 30;
     let nginx = Nginx::start();
     // Sparse: the page cache serves zeros without touching the disk.
-    let file = std::fs::File::create(nginx.root.join("www/large.bin")).unwrap();
+    let file = std::fs::File::create(nginx.nginx.root().join("www/large.bin")).unwrap();
     file.set_len(SIZE).unwrap();
     let plain = nginx.url("/large.bin");
     let tls = Url::parse(&format!("https://localhost:{}/large.bin", nginx.tls.port())).unwrap();
-    let ca = nginx.root.join("ca.pem");
+    let ca = nginx.ca.clone();
     for url in [&plain, &tls] {
         let out = std::process::Command::new("curl")
             .args([

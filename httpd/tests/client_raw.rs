@@ -20,10 +20,9 @@ use bay_httpd::client::head::HeadError;
 use bay_httpd::client::{
     Body, BodySource, Client, ClientConfig, Error, Framing, Phase, PlainHttp, Request, Url,
 };
+use bay_testkit::drivers::on_both_drivers;
 use bytes::Bytes;
-use client_common::{
-    on_both_drivers, plain_client, raw_server, read_body, read_head, wait_for_close,
-};
+use client_common::{plain_client, raw_server, read_body, read_head, wait_for_close};
 
 fn url(addr: SocketAddr, path: &str) -> Url {
     Url::parse(&format!("http://{addr}{path}")).unwrap()
@@ -392,7 +391,7 @@ fn streamed_body_length_mismatch_is_an_error() {
 #[test]
 fn connection_refused_says_where() {
     on_both_drivers(|driver| async move {
-        let port = client_common::free_port();
+        let port = bay_testkit::process::closed_port().unwrap();
         let err = plain_client()
             .send(Request::get(
                 Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),

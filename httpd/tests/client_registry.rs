@@ -8,52 +8,39 @@
 // A test that unwraps fails loudly, which is what a test should do.
 #![allow(clippy::unwrap_used)]
 
-mod client_common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
 use bay_httpd::client::{Body, Client, ClientConfig, Error, PlainHttp, Request, Url};
+use bay_testkit::content::digest_of as digest;
+use bay_testkit::drivers::{on_both_drivers, Driver};
+use bay_testkit::registry::RegistryOptions;
 use bytes::Bytes;
-use client_common::{free_port, on_both_drivers, spawn, KillOnDrop};
-use sha2::{Digest, Sha256};
 
 struct Registry {
-    _dir: tempfile::TempDir,
-    _child: KillOnDrop,
+    _registry: bay_testkit::registry::Registry,
     base: String,
     ca_file: Option<PathBuf>,
 }
 
 impl Registry {
     fn start(tls: bool) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let d = dir.path().display();
-        let (tls_block, ca_file, base) = if tls {
-            let ca = client_common::make_ca(dir.path());
-            let block = format!("  tls:\n    certificate: {d}/cert.pem\n    key: {d}/key.pem\n");
+        let options = match tls {
             // A DNS name, so SNI and name checks are exercised.
-            (block, Some(ca), format!("https://localhost:{port}"))
-        } else {
-            (String::new(), None, format!("http://127.0.0.1:{port}"))
+            true => RegistryOptions::tls(&["localhost"]),
+            false => RegistryOptions::plain(),
         };
-        let config = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: bay-test-secret\n{tls_block}"
-        );
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).unwrap();
-        let mut child = spawn(
-            "docker-registry",
-            &["serve", &config_path.display().to_string()],
-            &dir.path().join("registry.log"),
-        );
-        let addr = format!("127.0.0.1:{port}").parse().unwrap();
-        client_common::wait_for_listener(addr, Duration::from_secs(30), "registry", &mut child.0);
+        let registry = bay_testkit::registry::Registry::start(options).unwrap();
+        let port = registry.port();
+        let (ca_file, base) = match registry.tls() {
+            Some(tls) => (
+                Some(tls.ca.cert().to_owned()),
+                format!("https://localhost:{port}"),
+            ),
+            None => (None, format!("http://127.0.0.1:{port}")),
+        };
         Registry {
-            _dir: dir,
-            _child: child,
+            _registry: registry,
             base,
             ca_file,
         }
@@ -76,20 +63,11 @@ impl Registry {
 }
 
 fn blob(seed: u8) -> Bytes {
-    (0..1_500_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 ^ seed)
-        .collect::<Vec<u8>>()
-        .into()
-}
-
-fn digest(data: &[u8]) -> String {
-    let hash = Sha256::digest(data);
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    bay_testkit::content::bytes(1_500_000, seed.into()).into()
 }
 
 /// Runs the registry conversation the proxy depends on.
-async fn exercise(registry_url: impl Fn(&str) -> Url, client: &Client, seed: u8, driver: &str) {
+async fn exercise(registry_url: impl Fn(&str) -> Url, client: &Client, seed: u8, driver: Driver) {
     let r = client
         .send(Request::get(registry_url("/v2/")))
         .await
@@ -159,6 +137,10 @@ fn start_url(base: &Url, location: &str, digest: &str) -> Url {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry: scripts/test.sh runs it"
+)]
 fn registry_over_plain_http() {
     let registry = Registry::start(false);
     on_both_drivers(|driver| {
@@ -172,6 +154,10 @@ fn registry_over_plain_http() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry: scripts/test.sh runs it"
+)]
 fn registry_over_tls_with_a_test_ca() {
     let registry = Registry::start(true);
     on_both_drivers(|driver| {
@@ -185,6 +171,10 @@ fn registry_over_tls_with_a_test_ca() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry: scripts/test.sh runs it"
+)]
 fn tls_with_an_unknown_ca_fails_clearly() {
     let registry = Registry::start(true);
     on_both_drivers(|driver| {

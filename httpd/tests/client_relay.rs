@@ -15,7 +15,8 @@ use std::net::{SocketAddr, TcpStream};
 use bay_httpd::chunked::{ChunkedDecoder, Decoded};
 use bay_httpd::client::{self, Client, ClientConfig, PlainHttp, Url};
 use bay_httpd::{Body, Driver, RequestBody, Response, ServerConfig, Shutdown};
-use client_common::{on_both_drivers, raw_server, read_body, read_head, wait_for_close};
+use bay_testkit::drivers::on_both_drivers;
+use client_common::{raw_server, read_body, read_head, wait_for_close};
 
 const BLOB: usize = 3_000_000;
 
@@ -108,11 +109,8 @@ fn server_relays_client_bodies_both_ways() {
         let shutdown = Shutdown::new();
         let config = ServerConfig {
             threads: 1,
-            driver: if driver == "legacy" {
-                Driver::Legacy
-            } else {
-                Driver::Uring
-            },
+            // bay-httpd reads the kit's driver names ("epoll", "io_uring").
+            driver: driver.to_string().parse::<Driver>().unwrap(),
             ..ServerConfig::default()
         };
         let server = bay_httpd::serve(

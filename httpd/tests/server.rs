@@ -13,6 +13,10 @@ use common::*;
 const LIMIT: Duration = Duration::from_secs(10);
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs curl: scripts/test.sh runs it"
+)]
 fn curl_reuses_one_connection_for_several_requests() {
     for driver in drivers() {
         let srv = TestServer::start(driver, |_| {});
@@ -38,6 +42,10 @@ fn curl_reuses_one_connection_for_several_requests() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs curl: scripts/test.sh runs it"
+)]
 fn curl_gets_the_whole_file_and_head_matches() {
     for driver in drivers() {
         let srv = TestServer::start(driver, |_| {});
@@ -55,6 +63,10 @@ fn curl_gets_the_whole_file_and_head_matches() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs curl: scripts/test.sh runs it"
+)]
 fn curl_range_requests() {
     for driver in drivers() {
         let srv = TestServer::start(driver, |_| {});
@@ -105,6 +117,10 @@ fn curl_range_requests() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs curl: scripts/test.sh runs it"
+)]
 fn curl_chunked_upload_streams_to_the_handler() {
     for driver in drivers() {
         let srv = TestServer::start(driver, |_| {});
@@ -133,6 +149,10 @@ fn curl_chunked_upload_streams_to_the_handler() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs curl: scripts/test.sh runs it"
+)]
 fn streamed_response_is_chunked_and_complete() {
     for driver in drivers() {
         let srv = TestServer::start(driver, |_| {});
@@ -151,6 +171,10 @@ fn streamed_response_is_chunked_and_complete() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs curl: scripts/test.sh runs it"
+)]
 fn streamed_bodies_mix_bytes_and_file_ranges() {
     let (start, len) = STREAM_FILE_RANGE;
     for driver in drivers() {
@@ -273,6 +297,10 @@ fn limits_answer_4xx_and_close() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs curl: scripts/test.sh runs it"
+)]
 fn slow_header_gets_408_while_the_worker_serves_others() {
     for driver in drivers() {
         let srv = TestServer::start(driver, |c| {
@@ -349,6 +377,10 @@ fn client_that_never_reads_is_cut_off() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs wrk: scripts/test.sh runs it"
+)]
 fn wrk_short_run_has_no_errors() {
     for driver in drivers() {
         let srv = TestServer::start(driver, |_| {});
@@ -449,6 +481,10 @@ fn http10_requests_close_unless_kept_alive() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs curl: scripts/test.sh runs it"
+)]
 fn a_panicking_handler_closes_its_connection_only() {
     for driver in drivers() {
         let srv = TestServer::start(driver, |c| c.threads = 1);
@@ -460,6 +496,10 @@ fn a_panicking_handler_closes_its_connection_only() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs curl: scripts/test.sh runs it"
+)]
 fn reuse_port_listeners_on_one_address() {
     for driver in drivers() {
         let config = bay_httpd::ServerConfig {

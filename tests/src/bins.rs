@@ -37,7 +37,8 @@ pub fn bay_binary(name: &str) -> Result<PathBuf> {
         bail!(
             "{} does not exist: build the binaries first with \
              `cargo build --workspace --bins` (the test command is \
-             `cargo build --workspace --bins && cargo test --workspace`)",
+             `cargo build --workspace --bins && \
+             cargo test --workspace --all-features`)",
             path.display()
         );
     }

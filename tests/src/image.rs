@@ -330,28 +330,7 @@ fn manifest_json(config: &Blob, layers: &[Blob]) -> String {
     .to_string()
 }
 
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `sha256:<hex>` of the file at `path`, read in 1 MiB chunks.
-pub fn file_digest(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut file = File::open(path).map_err(|e| HarnessError::io("open", path, e))?;
-    let mut hash = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| HarnessError::io("read", path, e))?;
-        if n == 0 {
-            break;
-        }
-        hash.update(&buf[..n]);
-    }
-    Ok(format!("sha256:{}", hex(&hash.finalize())))
-}
+pub use bay_testkit::content::{file_digest, hex};
 
 #[cfg(test)]
 mod tests {

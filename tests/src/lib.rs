@@ -7,8 +7,8 @@
 //! Layout:
 //! - [`bay`]: bay's trackers and proxies, in this process or as binaries.
 //! - [`bins`]: finds bay's own programs in the workspace's target dir.
-//! - [`process`]: runs a program to completion under a deadline.
-//! - [`content`]: deterministic pseudo-random test files.
+//! - [`clients`], [`image`]: image clients (skopeo, podman, containerd,
+//!   docker) and the test images they push and pull.
 //! - [`libtorrent`]: the python libtorrent driver (`tests/py/lt_driver.py`).
 //! - [`peers`]: live peers: libtorrent (`tests/py/lt_peer.py`) and
 //!   `bay-peer` as children, and torrents of test data.
@@ -16,22 +16,22 @@
 //! - [`stranger`]: hostile clients and peers: raw HTTP, handshakes from
 //!   chosen loopback addresses, and a bait listener.
 //!
+//! The set-up shared with the other crates' tests (processes, content,
+//! certificates, the token server, the registry, namespaces, tmpfs) lives
+//! in bay-testkit and is re-exported here under its old paths.
+//!
 //! The test command builds the binaries before the tests run:
-//! `cargo build --workspace --bins && cargo test --workspace`.
+//! `cargo build --workspace --bins && cargo test --workspace --all-features`
+//! (`--all-features` turns on the feature `external`, without which the
+//! tests that need those programs are ignored).
 
 pub mod bay;
 pub mod bins;
 pub mod clients;
 pub mod cluster_bench;
-pub mod content;
-pub mod error;
 pub mod image;
 pub mod libtorrent;
-pub mod netns;
 pub mod peers;
-pub mod process;
-pub mod registry;
 pub mod stranger;
-pub mod tls;
-pub mod tmpfs;
-pub mod token;
+
+pub use bay_testkit::{content, error, netns, process, registry, tls, tmpfs, token};

@@ -10,6 +10,10 @@ use bay_tests::cluster_bench::{run, table, BenchOptions, Scenario};
 use bay_tests::netns::{namespaces_with_prefix, route_exists};
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs root, ip netns, tc, docker-registry, skopeo and bay's binaries: scripts/test.sh runs it"
+)]
 fn a_small_cluster_run_measures_every_scenario_and_cleans_up() {
     let opts = BenchOptions {
         hosts: 3,

@@ -39,6 +39,10 @@ fn assert_refused(r: &Fetched, scheme: &str, layer_size: u64) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, openssl, skopeo and bay's binaries: scripts/test.sh runs it"
+)]
 fn tls_and_htpasswd_credentials_pull_and_no_credentials_are_refused() {
     let creds = Credentials::new("alice", "pw-for-bay-e2e");
     let registry = Registry::start(RegistryOptions::tls(&[]).with_auth(creds.clone())).unwrap();
@@ -88,6 +92,10 @@ fn tls_and_htpasswd_credentials_pull_and_no_credentials_are_refused() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, openssl, skopeo and bay's binaries: scripts/test.sh runs it"
+)]
 fn token_auth_works_through_the_proxy() {
     let creds = Credentials::new("tok-user", "pw-for-token-e2e");
     let tokens = TokenServer::start(creds.clone()).unwrap();

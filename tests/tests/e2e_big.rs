@@ -16,6 +16,10 @@ use bay_tests::process::run_all_at_once;
 use bay_tests::registry::{Registry, RegistryOptions};
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo and bay's binaries: scripts/test.sh runs it"
+)]
 fn a_big_image_over_100_mib_leaves_the_registry_once() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))

@@ -55,6 +55,10 @@ fn assert_each_layer_served_once(registry: &Registry, image: &TestImage) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo, podman, containerd, dockerd and bay's binaries: scripts/test.sh runs it"
+)]
 fn containerd_pulls_through_a_hosts_toml_mirror() {
     let (registry, image) = registry_with_image(60, "bay/ctr");
     let cluster = Cluster::start(&Upstreams::routed(&registry), 1, 1).unwrap();
@@ -91,6 +95,10 @@ fn containerd_pulls_through_a_hosts_toml_mirror() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo, podman, containerd, dockerd and bay's binaries: scripts/test.sh runs it"
+)]
 fn podman_pulls_through_a_registries_conf_mirror() {
     let (registry, image) = registry_with_image(61, "bay/podman");
     let cluster = Cluster::start(&Upstreams::fixed(&registry), 1, 1).unwrap();
@@ -117,6 +125,10 @@ fn podman_pulls_through_a_registries_conf_mirror() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo, podman, containerd, dockerd and bay's binaries: scripts/test.sh runs it"
+)]
 fn dockerd_logs_in_and_pulls_by_the_p2p_host_prefix() {
     let creds = Credentials::new("dora", "pw-for-dockerd-e2e");
     let options = RegistryOptions::plain().with_auth(creds.clone());

@@ -53,6 +53,10 @@ fn proxy_addr(p: &Proxy) -> SocketAddr {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo, ss and bay's binaries: scripts/test.sh runs it"
+)]
 fn request_targets_cannot_move_the_upstream_on_any_route() {
     // `127.0.0.1:P` followed by `2/v2/` would be port P2: the bait.
     let bait = Bait::bind_ending_in(2).unwrap();
@@ -129,6 +133,10 @@ fn request_targets_cannot_move_the_upstream_on_any_route() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo, ss and bay's binaries: scripts/test.sh runs it"
+)]
 fn two_host_headers_are_refused() {
     let registry = Registry::start(RegistryOptions::plain()).unwrap();
     let proxy = Proxy::start(&[], &Upstreams::routed(&registry)).unwrap();
@@ -189,6 +197,10 @@ fn slow_push(proxy: SocketAddr, host: String) -> (Duration, u16) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo, ss and bay's binaries: scripts/test.sh runs it"
+)]
 fn slow_request_bodies_are_cut_off_while_pulls_go_on() {
     let registry = Registry::start(RegistryOptions::plain()).unwrap();
     let image = TestImage::build(&ImageSpec::small(161)).unwrap();
@@ -257,6 +269,10 @@ fn swarm_of(digest: &str) -> [u8; 20] {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo, ss and bay's binaries: scripts/test.sh runs it"
+)]
 fn idle_handshakes_cannot_keep_a_host_out_of_a_swarm() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
@@ -374,6 +390,10 @@ fn peers_of(reply: Reply<AnnounceResponse>) -> Vec<SocketAddr> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo, ss and bay's binaries: scripts/test.sh runs it"
+)]
 fn the_tracker_does_not_believe_what_announces_claim() {
     let registry = Registry::start(RegistryOptions::plain()).unwrap();
     let upstreams = Upstreams::fixed(&registry);

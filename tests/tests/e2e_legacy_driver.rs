@@ -40,6 +40,10 @@ fn pull_through_each(proxies: &[BinProcess], image: &TestImage, out: &std::path:
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo and bay's binaries: scripts/test.sh runs it"
+)]
 fn binaries_on_the_epoll_driver_pull_at_once_and_each_layer_leaves_once() {
     let registry = Registry::start(RegistryOptions::plain()).unwrap();
     let image = TestImage::build(&ImageSpec {

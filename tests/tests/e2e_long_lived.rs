@@ -16,6 +16,10 @@ use std::time::Duration;
 const BLOBS: u64 = 600;
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry and bay's binaries: scripts/test.sh runs it"
+)]
 fn hundreds_of_blobs_one_after_another_all_come_from_the_swarm() {
     let registry = Registry::start(RegistryOptions::plain()).unwrap();
     let upstreams = Upstreams::fixed(&registry);

@@ -11,6 +11,10 @@ use bay_tests::image::{ImageSpec, TestImage};
 use bay_tests::registry::{Registry, RegistryOptions};
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo and bay's binaries: scripts/test.sh runs it"
+)]
 fn preheated_image_is_pulled_without_touching_the_registry_again() {
     let registry = Registry::start(RegistryOptions::plain()).unwrap();
     let image = TestImage::build(&ImageSpec::small(77)).unwrap();

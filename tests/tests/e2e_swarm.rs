@@ -39,6 +39,10 @@ fn pull_all_at_once(cluster: &Cluster, repo: &str, image: &TestImage, out: &Path
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo and bay's binaries: scripts/test.sh runs it"
+)]
 fn three_proxies_pull_at_once_and_each_layer_leaves_the_registry_once() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))

@@ -19,6 +19,10 @@ fn registry_with_image(options: RegistryOptions, seed: u64, repo: &str) -> (Regi
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, podman, containerd and dockerd: scripts/test.sh runs it"
+)]
 fn containerd_pulls_from_the_registry() {
     let (registry, image) = registry_with_image(RegistryOptions::plain(), 10, "harness/ctr");
     let containerd = Containerd::start().expect("containerd");
@@ -41,6 +45,10 @@ fn containerd_pulls_from_the_registry() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, podman, containerd and dockerd: scripts/test.sh runs it"
+)]
 fn containerd_pulls_with_tls_and_credentials() {
     let creds = Credentials::new("bob", "pw-for-ctr");
     let options = RegistryOptions::tls(&[]).with_auth(creds);
@@ -65,6 +73,10 @@ fn containerd_pulls_with_tls_and_credentials() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, podman, containerd and dockerd: scripts/test.sh runs it"
+)]
 fn containerd_pulls_through_a_hosts_toml_mirror() {
     let (registry, image) = registry_with_image(RegistryOptions::plain(), 12, "harness/mirror");
     let containerd = Containerd::start().expect("containerd");
@@ -108,6 +120,10 @@ fn containerd_pulls_through_a_hosts_toml_mirror() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, podman, containerd and dockerd: scripts/test.sh runs it"
+)]
 fn podman_pulls_from_the_registry() {
     let (registry, image) = registry_with_image(RegistryOptions::plain(), 20, "harness/podman");
     let podman = Podman::new(&[&registry.host()]).expect("podman");
@@ -121,6 +137,10 @@ fn podman_pulls_from_the_registry() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, podman, containerd and dockerd: scripts/test.sh runs it"
+)]
 fn podman_pulls_with_tls_and_credentials() {
     let creds = Credentials::new("carol", "pw-for-podman");
     let options = RegistryOptions::tls(&[]).with_auth(creds);
@@ -136,6 +156,10 @@ fn podman_pulls_with_tls_and_credentials() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, podman, containerd and dockerd: scripts/test.sh runs it"
+)]
 fn dockerd_pulls_from_the_registry_directly_and_by_a_hosts_name() {
     let creds = Credentials::new("dave", "pw-for-docker");
     let options = RegistryOptions::plain().with_auth(creds);
@@ -162,6 +186,10 @@ fn dockerd_pulls_from_the_registry_directly_and_by_a_hosts_name() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, podman, containerd and dockerd: scripts/test.sh runs it"
+)]
 fn podman_pulls_through_a_registries_conf_mirror() {
     let (registry, image) = registry_with_image(RegistryOptions::plain(), 22, "harness/pmirror");
     // Only the mirror answers, so a pull that works went through it.
@@ -176,6 +204,10 @@ fn podman_pulls_through_a_registries_conf_mirror() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, podman, containerd and dockerd: scripts/test.sh runs it"
+)]
 fn dockerd_pulls_docker_hub_names_through_registry_mirrors() {
     let (registry, image) = registry_with_image(RegistryOptions::plain(), 31, "harness/hub");
     let options = DockerdOptions {

@@ -30,6 +30,10 @@ fn iperf3_received_bps(json: &[u8]) -> f64 {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs root, ip netns, tc, docker-registry and skopeo: scripts/test.sh runs it"
+)]
 fn hosts_ping_across_the_bridge_and_the_rate_limit_holds() {
     let rate = Rate::mbit(100);
     let cluster = Cluster::create(2, Some(rate)).expect("cluster");
@@ -85,6 +89,10 @@ fn hosts_ping_across_the_bridge_and_the_rate_limit_holds() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs root, ip netns, tc, docker-registry and skopeo: scripts/test.sh runs it"
+)]
 fn cleanup_kills_what_still_runs_inside() {
     let cluster = Cluster::create(1, None).expect("cluster");
     let prefix = cluster.prefix().to_owned();
@@ -125,6 +133,10 @@ fn cleanup_kills_what_still_runs_inside() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs root, ip netns, tc, docker-registry and skopeo: scripts/test.sh runs it"
+)]
 fn hosts_pull_from_a_registry_on_its_own_host_at_once() {
     let cluster = Cluster::create(3, Some(Rate::mbit(200))).expect("cluster");
     let registry_host = cluster.host(0).expect("host").clone();
@@ -169,6 +181,10 @@ fn hosts_pull_from_a_registry_on_its_own_host_at_once() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs root, ip netns, tc, docker-registry and skopeo: scripts/test.sh runs it"
+)]
 fn leftovers_of_a_killed_run_are_swept() {
     // A process id above any pid_max: this "run" is certainly gone.
     let dead = "bay4294967290r0";
@@ -195,6 +211,10 @@ fn leftovers_of_a_killed_run_are_swept() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs root, ip netns, tc, docker-registry and skopeo: scripts/test.sh runs it"
+)]
 fn a_failing_test_still_removes_everything() {
     let seen = std::sync::Mutex::new(None);
     let outcome = std::panic::catch_unwind(|| {

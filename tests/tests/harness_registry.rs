@@ -21,6 +21,10 @@ fn assert_each_layer_served_once(registry: &Registry, image: &TestImage) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, openssl and skopeo: scripts/test.sh runs it"
+)]
 fn plain_registry_serves_pushed_image_and_counts_layer_bytes() {
     let registry = Registry::start(RegistryOptions::plain()).expect("registry");
     let image = TestImage::build(&ImageSpec::small(1)).expect("image");
@@ -46,6 +50,10 @@ fn plain_registry_serves_pushed_image_and_counts_layer_bytes() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, openssl and skopeo: scripts/test.sh runs it"
+)]
 fn tls_registry_with_htpasswd_needs_the_ca_and_the_password() {
     let creds = Credentials::new("alice", "s3cret-pw");
     let registry = Registry::start(RegistryOptions::tls(&["registry.test"]).with_auth(creds))
@@ -83,6 +91,10 @@ fn tls_registry_with_htpasswd_needs_the_ca_and_the_password() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, openssl and skopeo: scripts/test.sh runs it"
+)]
 fn big_image_layers_leave_the_registry_once() {
     let registry = Registry::start(RegistryOptions::plain()).expect("registry");
     let image = TestImage::build(&ImageSpec::big(3)).expect("image");
@@ -98,6 +110,10 @@ fn big_image_layers_leave_the_registry_once() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, openssl and skopeo: scripts/test.sh runs it"
+)]
 fn stopped_registry_restarts_with_its_content() {
     let mut registry = Registry::start(RegistryOptions::plain()).expect("registry");
     let image = TestImage::build(&ImageSpec {
@@ -116,6 +132,10 @@ fn stopped_registry_restarts_with_its_content() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, openssl and skopeo: scripts/test.sh runs it"
+)]
 fn token_auth_registry_serves_clients_with_credentials_only() {
     let token = TokenServer::start(Credentials::new("erin", "token-pw")).expect("token server");
     let registry = Registry::start(RegistryOptions::plain().with_token(&token)).expect("registry");

@@ -134,6 +134,10 @@ fn flip_byte(path: &Path, offset: usize) -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs python3-libtorrent and bay's binaries: scripts/test.sh runs it"
+)]
 fn libtorrent_loads_and_checks_bay_torrents() -> Result<()> {
     let dir = tempfile::tempdir()?;
     for (i, case) in CASES.iter().enumerate() {
@@ -161,6 +165,10 @@ fn libtorrent_loads_and_checks_bay_torrents() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs python3-libtorrent and bay's binaries: scripts/test.sh runs it"
+)]
 fn libtorrent_refuses_an_altered_piece_of_a_bay_torrent() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let pl = 32 * KIB;
@@ -177,6 +185,10 @@ fn libtorrent_refuses_an_altered_piece_of_a_bay_torrent() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs python3-libtorrent and bay's binaries: scripts/test.sh runs it"
+)]
 fn libtorrent_reads_trackers_web_seeds_and_private_flag() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let file = content::write_file(dir.path(), "layer.tar", 200 * KIB, 7)?;
@@ -222,6 +234,10 @@ fn libtorrent_reads_trackers_web_seeds_and_private_flag() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs python3-libtorrent and bay's binaries: scripts/test.sh runs it"
+)]
 fn bay_parses_and_verifies_libtorrent_torrents() -> Result<()> {
     let dir = tempfile::tempdir()?;
     for (i, case) in CASES.iter().enumerate() {

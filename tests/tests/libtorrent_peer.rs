@@ -95,6 +95,10 @@ fn engine(root: &Path) -> Result<(Engine, Store)> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs python3-libtorrent: scripts/test.sh runs it"
+)]
 fn libtorrent_downloads_from_bay_peer_seed() -> Result<()> {
     let mut clients_seen = String::new();
     for case in CASES {
@@ -124,6 +128,10 @@ fn libtorrent_downloads_from_bay_peer_seed() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs python3-libtorrent: scripts/test.sh runs it"
+)]
 fn bay_peer_downloads_from_libtorrent_seed() -> Result<()> {
     for case in CASES {
         let p = prepare(case)?;
@@ -154,6 +162,10 @@ fn bay_peer_downloads_from_libtorrent_seed() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs python3-libtorrent: scripts/test.sh runs it"
+)]
 fn engine_in_process_trades_with_libtorrent_both_ways() -> Result<()> {
     let case = &CASES[1];
     let p = prepare(case)?;
@@ -191,6 +203,10 @@ fn engine_in_process_trades_with_libtorrent_both_ways() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs python3-libtorrent: scripts/test.sh runs it"
+)]
 fn a_torrent_made_by_libtorrent_works_both_ways() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let src = dir.path().join("src");

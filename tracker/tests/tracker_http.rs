@@ -3,81 +3,24 @@
 //! them, unknown torrents are refused, and /metrics counts it all.
 #![allow(clippy::unwrap_used)] // a panic is a test's failure report
 
-use std::cell::RefCell;
-use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+// The announcing peer of bay-core's tracker tests, shared as a file: it
+// needs bay crates the test kit must not depend on.
+#[path = "../../core/tests/support/announcing_peer.rs"]
+mod announcing_peer;
 
-use bay_core::announce::{run_http, AnnounceConfig, AnnounceControl, Announcer};
-use bay_httpd::client::{Client, ClientConfig, PlainHttp, Request, Url};
-use bay_httpd::{RunningDriver, Shutdown};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use announcing_peer::{client, join};
+use bay_httpd::client::{Request, Url};
+use bay_httpd::Shutdown;
+use bay_testkit::drivers::{eventually, on_both_drivers};
 use bay_tracker::config::TrackerConfig;
 use bay_tracker::serve;
-use bay_wire::tracker::{InfoHash, PeerId, Reply, ScrapeRequest, ScrapeResponse};
+use bay_wire::tracker::{InfoHash, Reply, ScrapeRequest, ScrapeResponse};
 
 const HASH: [u8; 20] = [7; 20];
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn client() -> Client {
-    Client::new(ClientConfig {
-        plain_http: PlainHttp::Any,
-        ..ClientConfig::default()
-    })
-    .unwrap()
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        monoio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-struct Peer {
-    control: AnnounceControl,
-    learned: Rc<RefCell<Vec<SocketAddr>>>,
-    task: monoio::task::JoinHandle<()>,
-}
-
-fn join(url: &str, hash: [u8; 20], port: u16) -> Peer {
-    let mut id = *b"-BY0001-000000000000";
-    id[19] = b'0' + (port % 10) as u8;
-    let mut config = AnnounceConfig::new(InfoHash(hash), PeerId(id), port);
-    config.min_backoff = Duration::from_millis(100);
-    config.max_backoff = Duration::from_millis(500);
-    let control = AnnounceControl::new(Announcer::new(
-        config,
-        vec![vec![url.to_string()]],
-        Instant::now(),
-    ));
-    control.set_progress(0, 0, 1 << 20);
-    let learned = Rc::new(RefCell::new(Vec::new()));
-    let sink = learned.clone();
-    let task = monoio::spawn(run_http(
-        client(),
-        control.clone(),
-        Duration::from_secs(5),
-        move |peers| sink.borrow_mut().extend(peers),
-    ));
-    Peer {
-        control,
-        learned,
-        task,
-    }
-}
-
-impl Peer {
-    fn knows(&self, port: u16) -> bool {
-        self.learned
-            .borrow()
-            .contains(&SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::LOCALHOST,
-                port,
-            )))
-    }
-}
 
 async fn get(url: &str) -> (u16, Vec<u8>) {
     let response = client()
@@ -86,22 +29,6 @@ async fn get(url: &str) -> (u16, Vec<u8>) {
         .unwrap();
     let status = response.status();
     (status, response.bytes(1 << 20).await.unwrap().to_vec())
-}
-
-fn on_both_drivers<F, Fut>(test: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for driver in [RunningDriver::Legacy, RunningDriver::Uring] {
-        if driver == RunningDriver::Uring
-            && bay_httpd::resolve_driver(bay_httpd::Driver::Uring).is_err()
-        {
-            eprintln!("io_uring unavailable: epoll only");
-            continue;
-        }
-        bay_httpd::block_on(driver, test()).unwrap();
-    }
 }
 
 #[test]
@@ -123,16 +50,17 @@ fn peers_meet_and_leave_through_bay_tracker() {
         .to_query()
     );
 
-    on_both_drivers(|| {
+    on_both_drivers(|_| {
         let (announce, scrape, base) = (announce.clone(), scrape.clone(), base.clone());
         async move {
-            let a = join(&announce, HASH, 41001);
-            eventually("a's first announce", || {
-                a.control.with(|x| x.interval().is_some())
-            })
-            .await;
-            let b = join(&announce, HASH, 41002);
-            eventually("b learns a", || b.knows(41001)).await;
+            let a = join(vec![vec![announce.clone()]], HASH, 41001, 41001);
+            eventually("a's first announce", DEADLINE, || a.announced())
+                .await
+                .unwrap();
+            let b = join(vec![vec![announce.clone()]], HASH, 41002, 41002);
+            eventually("b learns a", DEADLINE, || b.knows(41001))
+                .await
+                .unwrap();
             assert!(!b.knows(41002), "a peer is never told about itself");
             let (_, body) = get(&scrape).await;
             let Ok(Reply::Success(s)) = ScrapeResponse::decode(&body) else {
@@ -150,11 +78,12 @@ fn peers_meet_and_leave_through_bay_tracker() {
             assert_eq!(s.files[&InfoHash(HASH)].incomplete, 1, "only a is left");
 
             // A torrent the tracker was not told about is refused.
-            let stranger = join(&announce, [9; 20], 41003);
-            eventually("the refusal", || {
+            let stranger = join(vec![vec![announce.clone()]], [9; 20], 41003, 41003);
+            eventually("the refusal", DEADLINE, || {
                 stranger.control.with(|x| x.last_error().is_some())
             })
-            .await;
+            .await
+            .unwrap();
             let refused = stranger
                 .control
                 .with(|x| x.last_error().map(str::to_string));

@@ -291,27 +291,14 @@ fn torrents_are_kept_beside_blobs() {
     assert_eq!(store.torrent(&d).unwrap().unwrap(), b"d4:infodee");
 }
 
-/// A real full file system: a tiny tmpfs. Needs root to mount; elsewhere
-/// the test says so and checks nothing.
+/// A real full file system: a tiny tmpfs, which needs root to mount.
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs root and mount: scripts/test.sh runs it"
+)]
 fn full_disk_is_a_clear_error_and_leaves_no_entry() {
-    let dir = tempfile::tempdir().unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(dir.path())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
-        return;
-    }
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _unmount = Unmount(dir.path());
+    let dir = bay_testkit::tmpfs::Tmpfs::mount(256 * 1024).unwrap();
     let store = Store::open(dir.path(), 1 << 30).unwrap();
     let big = blob(1 << 20, 30);
     let digest = digest_of(&big);

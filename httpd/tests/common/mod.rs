@@ -18,26 +18,12 @@ use bytes::Bytes;
 
 /// The drivers every test runs under; io_uring only where the kernel has it.
 pub fn drivers() -> Vec<Driver> {
-    let mut all = vec![Driver::Legacy];
-    if bay_httpd::resolve_driver(Driver::Uring).is_ok() {
-        all.insert(0, Driver::Uring);
-    } else {
-        eprintln!("io_uring unavailable here: testing epoll only");
-    }
-    all
+    bay_testkit::drivers::available_as().unwrap()
 }
 
 /// Deterministic, non-repeating test content.
 pub fn content(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x9e37_79b9;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x.to_le_bytes()[0]
-        })
-        .collect()
+    bay_testkit::content::bytes(len, 1)
 }
 
 pub const FILE_LEN: usize = 3 * 1024 * 1024 + 17;

@@ -69,6 +69,14 @@ pub enum HarnessError {
         /// Why it did not parse.
         detail: String,
     },
+    /// A test key or certificate could not be made.
+    #[error("cannot make {what}: {detail}")]
+    Certificate {
+        /// What was being made.
+        what: String,
+        /// Why it failed.
+        detail: String,
+    },
     /// A pulled image differs from the image that was pushed.
     #[error("pulled image mismatch: {0}")]
     Mismatch(String),

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-use crate::error::{HarnessError, Result};
+use crate::error::Result;
 use crate::process::run;
 
 /// A mounted tmpfs; unmounted and its mount point removed on drop.
@@ -20,10 +20,7 @@ pub struct Tmpfs {
 impl Tmpfs {
     /// Mounts a tmpfs of `bytes` bytes (rounded up to pages by the kernel).
     pub fn mount(bytes: u64) -> Result<Tmpfs> {
-        let dir = tempfile::Builder::new()
-            .prefix("bay-tmpfs-")
-            .tempdir()
-            .map_err(|e| HarnessError::io("create temp dir", std::env::temp_dir(), e))?;
+        let dir = crate::process::temp_dir("bay-tmpfs-")?;
         let mut fs = Tmpfs {
             dir: Some(dir),
             mounted: false,
@@ -68,6 +65,10 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(
+        not(feature = "external"),
+        ignore = "needs root and mount: scripts/test.sh runs it"
+    )]
     fn tmpfs_fills_up_and_goes_away() {
         let fs = Tmpfs::mount(64 * 1024).expect("mount tmpfs");
         let path = fs.path().to_owned();

@@ -18,6 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::engine::general_purpose::{
+    GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD,
+};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
 use tempfile::TempDir;
 
 use crate::error::{HarnessError, Result};
@@ -28,6 +33,11 @@ use crate::registry::Credentials;
 pub const SERVICE: &str = "bay-test-registry";
 /// The JWT issuer the registry is configured to trust.
 pub const ISSUER: &str = "bay-test-token-issuer";
+/// Standard base64 that takes padding or its absence: clients differ.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 /// How long an issued token is valid.
 const TOKEN_LIFETIME_SECS: u64 = 300;
 /// Longest request head accepted.
@@ -65,10 +75,7 @@ struct Signer {
 impl TokenServer {
     /// Starts a token server on a free 127.0.0.1 port that accepts `creds`.
     pub fn start(creds: Credentials) -> Result<TokenServer> {
-        let dir = tempfile::Builder::new()
-            .prefix("bay-token-")
-            .tempdir()
-            .map_err(|e| HarnessError::io("create temp dir", std::env::temp_dir(), e))?;
+        let dir = crate::process::temp_dir("bay-token-")?;
         let key = dir.path().join("token.key");
         let cert = dir.path().join("token.crt");
         run(Command::new("openssl")
@@ -89,7 +96,7 @@ impl TokenServer {
             .map_err(|e| HarnessError::io("read address of", "token server", e))?;
         let signer = Signer {
             key,
-            x5c: base64(&der, STANDARD),
+            x5c: STANDARD.encode(&der),
             creds: creds.clone(),
         };
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -128,12 +135,56 @@ impl TokenServer {
     pub fn requests(&self) -> Vec<TokenRequest> {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
+
+    /// How many token requests were served so far, refused ones included:
+    /// what a test counts to prove a token was reused, not fetched again.
+    pub fn count(&self) -> usize {
+        self.log.lock().map(|l| l.len()).unwrap_or_default()
+    }
+
+    /// The server's address on 127.0.0.1.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Gets a token for `scope` with the accepted credentials, the way a
+    /// docker client would, without any bay code in between.
+    pub fn fetch_token(&self, scope: &str) -> Result<String> {
+        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))
+            .map_err(|e| HarnessError::io("connect to", "token server", e))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| HarnessError::io("set a timeout on", "token server", e))?;
+        write!(
+            stream,
+            "GET /token?service={SERVICE}&scope={scope} HTTP/1.1\r\nHost: {}\r\n\
+             Authorization: {}\r\nConnection: close\r\n\r\n",
+            self.addr,
+            basic_authorization(&self.creds)
+        )
+        .map_err(|e| HarnessError::io("write to", "token server", e))?;
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .map_err(|e| HarnessError::io("read from", "token server", e))?;
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .ok_or_else(|| HarnessError::parse("token answer", "no end of head"))?;
+        let value: serde_json::Value = serde_json::from_str(body)
+            .map_err(|e| HarnessError::parse("token answer", e.to_string()))?;
+        value
+            .get("token")
+            .and_then(|t| t.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| HarnessError::parse("token answer", format!("no token in {body}")))
+    }
 }
 
 /// The `Authorization` value for basic auth with `creds`, for probes that
 /// talk HTTP themselves (kept off command lines).
 pub fn basic_authorization(creds: &Credentials) -> String {
-    format!("Basic {}", base64(creds.joined().as_bytes(), STANDARD))
+    format!("Basic {}", STANDARD.encode(creds.joined()))
 }
 
 impl Drop for TokenServer {
@@ -159,22 +210,27 @@ fn serve(
         }
         if let Ok(stream) = stream {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            if let Some(request) = handle(stream, &signer) {
-                if let Ok(mut l) = log.lock() {
-                    l.push(request);
-                }
-            }
+            handle(stream, &signer, &log);
         }
     }
 }
 
-/// Answers one request; `None` when it was not a token request at all.
-fn handle(mut stream: TcpStream, signer: &Signer) -> Option<TokenRequest> {
-    let (target, authorization) = read_head(&stream)?;
+/// Answers one request, and records it in `log` if it asked for a token.
+/// The record goes in before the answer goes out, so a client that has its
+/// answer always finds its request counted.
+fn handle(mut stream: TcpStream, signer: &Signer, log: &Mutex<Vec<TokenRequest>>) {
+    let record = |request: TokenRequest| {
+        if let Ok(mut l) = log.lock() {
+            l.push(request);
+        }
+    };
+    let Some((target, authorization)) = read_head(&stream) else {
+        return;
+    };
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     if path != "/token" {
         let _ = respond(&mut stream, "404 Not Found", "{}");
-        return None;
+        return;
     }
     let scopes: Vec<String> = query
         .split('&')
@@ -186,16 +242,17 @@ fn handle(mut stream: TcpStream, signer: &Signer) -> Option<TokenRequest> {
     let user = match &presented {
         Some((u, p)) if *u == signer.creds.user && *p == signer.creds.password => Some(u.clone()),
         Some(_) => {
+            record(TokenRequest {
+                user: None,
+                scopes,
+                rejected: true,
+            });
             let _ = respond(
                 &mut stream,
                 "401 Unauthorized",
                 r#"{"error":"bad credentials"}"#,
             );
-            return Some(TokenRequest {
-                user: None,
-                scopes,
-                rejected: true,
-            });
+            return;
         }
         None => None,
     };
@@ -205,15 +262,15 @@ fn handle(mut stream: TcpStream, signer: &Signer) -> Option<TokenRequest> {
         ),
         Err(e) => {
             let _ = respond(&mut stream, "500 Internal Server Error", &format!("{e}"));
-            return None;
+            return;
         }
     };
-    let _ = respond(&mut stream, "200 OK", &body);
-    Some(TokenRequest {
+    record(TokenRequest {
         user,
         scopes,
         rejected: false,
-    })
+    });
+    let _ = respond(&mut stream, "200 OK", &body);
 }
 
 /// Request target and Authorization header of a request head.
@@ -252,7 +309,7 @@ fn respond(stream: &mut TcpStream, status: &str, body: &str) -> std::io::Result<
 /// User and password from `Basic <base64>`.
 fn basic_credentials(header: &str) -> Option<(String, String)> {
     let encoded = header.strip_prefix("Basic ")?;
-    let decoded = String::from_utf8(base64_decode(encoded.trim())?).ok()?;
+    let decoded = String::from_utf8(LENIENT.decode(encoded.trim()).ok()?).ok()?;
     let (user, password) = decoded.split_once(':')?;
     Some((user.to_owned(), password.to_owned()))
 }
@@ -291,11 +348,11 @@ fn sign_token(signer: &Signer, user: Option<&str>, scopes: &[String]) -> Result<
     });
     let input = format!(
         "{}.{}",
-        base64(header.to_string().as_bytes(), URL_SAFE),
-        base64(claims.to_string().as_bytes(), URL_SAFE)
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
     );
     let signature = openssl_sign(&signer.key, input.as_bytes())?;
-    Ok(format!("{input}.{}", base64(&signature, URL_SAFE)))
+    Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
 
 /// RSASSA-PKCS1-v1_5 with SHA-256, as RS256 requires.
@@ -330,54 +387,6 @@ fn openssl_sign(key: &Path, data: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
-const STANDARD: (&[u8; 64], bool) = (
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-    true,
-);
-const URL_SAFE: (&[u8; 64], bool) = (
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-    false,
-);
-
-/// Base64 with the given alphabet; `pad` adds `=` padding.
-fn base64(bytes: &[u8], (alphabet, pad): (&[u8; 64], bool)) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            let index = (n >> (18 - 6 * i)) & 63;
-            out.push(char::from(alphabet[index as usize]));
-        }
-        if pad {
-            for _ in chunk.len()..3 {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Decodes standard base64 (padding optional); `None` on a bad character.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes().filter(|&c| c != b'=') {
-        let v = STANDARD.0.iter().position(|&a| a == c)?;
-        acc = (acc << 6) | u32::try_from(v).ok()?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
-        }
-    }
-    Some(out)
-}
-
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -410,20 +419,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64_round_trips_and_matches_known_values() {
-        assert_eq!(base64(b"foob", STANDARD), "Zm9vYg==");
-        assert_eq!(base64(b"foob", URL_SAFE), "Zm9vYg");
-        assert_eq!(base64(&[0xfb, 0xff], URL_SAFE), "-_8");
-        for len in 0..20u8 {
-            let data: Vec<u8> = (0..len).map(|i| i.wrapping_mul(37)).collect();
-            assert_eq!(base64_decode(&base64(&data, STANDARD)), Some(data));
-        }
-        assert_eq!(base64_decode("!!"), None);
-    }
-
-    #[test]
     fn basic_credentials_and_scopes_decode() {
-        let header = format!("Basic {}", base64(b"alice:pw:x", STANDARD));
+        let header = format!("Basic {}", STANDARD.encode("alice:pw:x"));
         assert_eq!(
             basic_credentials(&header),
             Some(("alice".into(), "pw:x".into()))

@@ -6,6 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::HarnessError;
 
 /// `len` bytes from a xorshift64* stream seeded with `seed`.
 pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
@@ -28,6 +31,34 @@ pub fn write_file(dir: &Path, name: &str, len: usize, seed: u64) -> Result<PathB
     Ok(path)
 }
 
+/// `sha256:<hex>`, the OCI digest of `data`.
+pub fn digest_of(data: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(data)))
+}
+
+/// `sha256:<hex>` of the file at `path`, read in 1 MiB chunks.
+pub fn file_digest(path: &Path) -> Result<String, HarnessError> {
+    use std::io::Read;
+    let mut file = fs::File::open(path).map_err(|e| HarnessError::io("open", path, e))?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| HarnessError::io("read", path, e))?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{}", hex(&hash.finalize())))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +69,19 @@ mod tests {
         assert_ne!(bytes(1000, 1), bytes(1000, 2));
         assert_eq!(bytes(13, 5).len(), 13);
         assert_eq!(bytes(13, 5)[..], bytes(100, 5)[..13]);
+    }
+
+    #[test]
+    fn digests_name_sha256() {
+        assert_eq!(
+            digest_of(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = write_file(dir.path(), "f", 3000, 9).expect("write");
+        assert_eq!(
+            file_digest(&path).expect("digest"),
+            digest_of(&bytes(3000, 9))
+        );
     }
 }

@@ -5,6 +5,12 @@
 //!
 //! It logs one JSON line per request with the bytes it wrote; [`Registry::requests`]
 //! reads them back so tests can prove how often each layer left the registry.
+//!
+//! Test content goes in with curl ([`Registry::push_blob_bytes`],
+//! [`Registry::push_image`]), with the registry's CA and credentials. A
+//! registry that demands tokens cannot be pushed to that way: fill a
+//! [`Storage`] through a plain registry first ([`Storage::seed`]), then start
+//! the authenticating one on it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,7 +24,7 @@ use tempfile::TempDir;
 
 use crate::error::{HarnessError, Result};
 use crate::netns::NetHost;
-use crate::process::{command_in, free_port, listening_in, Daemon};
+use crate::process::{command_in, free_port, listening_in, run, Daemon};
 use crate::tls::{ServerCert, TestCa};
 use crate::token::{self, TokenServer};
 
@@ -74,6 +80,12 @@ pub struct RegistryOptions {
     /// Run inside this namespace host, on its address and port
     /// [`NETNS_PORT`], instead of on 127.0.0.1.
     pub on: Option<NetHost>,
+    /// Keep blobs in this folder (which outlives the registry) instead of
+    /// one of its own.
+    pub storage: Option<PathBuf>,
+    /// Listen on this 127.0.0.1 port instead of a free one: to start a
+    /// registry again where clients already know it.
+    pub port: Option<u16>,
 }
 
 /// Token auth settings taken from a [`TokenServer`].
@@ -102,9 +114,7 @@ impl RegistryOptions {
         RegistryOptions {
             tls: true,
             dns_names: dns_names.iter().map(|s| (*s).to_owned()).collect(),
-            auth: None,
-            token: None,
-            on: None,
+            ..RegistryOptions::default()
         }
     }
 
@@ -122,6 +132,18 @@ impl RegistryOptions {
     /// Runs the registry on namespace host `host` instead of 127.0.0.1.
     pub fn on_host(mut self, host: &NetHost) -> RegistryOptions {
         self.on = Some(host.clone());
+        self
+    }
+
+    /// Keeps blobs in `storage` (shared with registries before and after).
+    pub fn on_storage(mut self, storage: &Storage) -> RegistryOptions {
+        self.storage = Some(storage.path().to_owned());
+        self
+    }
+
+    /// Listens on 127.0.0.1:`port`.
+    pub fn on_port(mut self, port: u16) -> RegistryOptions {
+        self.port = Some(port);
         self
     }
 
@@ -168,7 +190,54 @@ impl RequestRecord {
     }
 }
 
-/// A running registry; stopped and its storage removed on drop.
+/// The media type of the manifests [`Registry::push_image`] writes.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// An image [`Registry::push_image`] pushed: what tests compare against.
+#[derive(Debug, Clone)]
+pub struct PushedImage {
+    /// Repository name.
+    pub repo: String,
+    /// The layer's bytes.
+    pub layer: Vec<u8>,
+    /// `sha256:<hex>` of the layer.
+    pub layer_digest: String,
+    /// `sha256:<hex>` of the config blob.
+    pub config_digest: String,
+    /// The manifest's bytes, as pushed.
+    pub manifest: Vec<u8>,
+    /// `sha256:<hex>` of the manifest.
+    pub manifest_digest: String,
+}
+
+/// A registry storage folder that outlives the registries started on it.
+#[derive(Debug)]
+pub struct Storage {
+    dir: TempDir,
+}
+
+impl Storage {
+    /// An empty storage folder.
+    pub fn new() -> Result<Storage> {
+        let dir = crate::process::temp_dir("bay-registry-storage-")?;
+        Ok(Storage { dir })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Pushes [`Registry::push_image`]'s image through a plain registry
+    /// started on this storage for the purpose and stopped afterwards: the
+    /// way to fill a registry that demands credentials.
+    pub fn seed(&self, repo: &str, layer_len: usize, seed: u64) -> Result<PushedImage> {
+        let open = Registry::start(RegistryOptions::plain().on_storage(self))?;
+        open.push_image(repo, layer_len, seed)
+    }
+}
+
+/// A running registry; stopped and its own storage removed on drop.
 #[derive(Debug)]
 pub struct Registry {
     daemon: Option<Daemon>,
@@ -177,6 +246,7 @@ pub struct Registry {
     port: u16,
     tls: Option<RegistryTls>,
     auth: Option<Credentials>,
+    token_auth: bool,
     config: PathBuf,
     dir: TempDir,
 }
@@ -184,12 +254,12 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry and waits until it listens.
     pub fn start(options: RegistryOptions) -> Result<Registry> {
-        let dir = tempfile::Builder::new()
-            .prefix("bay-registry-")
-            .tempdir()
-            .map_err(|e| HarnessError::io("create temp dir", std::env::temp_dir(), e))?;
+        let dir = crate::process::temp_dir("bay-registry-")?;
         let root = dir.path();
-        let storage = root.join("storage");
+        let storage = options
+            .storage
+            .clone()
+            .unwrap_or_else(|| root.join("storage"));
         mkdir(&storage)?;
         let ip = options.on.as_ref().map_or(Ipv4Addr::LOCALHOST, |h| h.ip);
         let netns = options.on.as_ref().map(|h| h.netns.clone());
@@ -216,6 +286,7 @@ impl Registry {
             netns,
             port: NETNS_PORT,
             tls,
+            token_auth: options.auth.is_none() && options.token.is_some(),
             auth: options.auth.or(options.token.map(|t| t.creds)),
             config: root.join("config.yml"),
             dir,
@@ -223,7 +294,10 @@ impl Registry {
         let mut attempt = 1;
         loop {
             if registry.netns.is_none() {
-                registry.port = free_port()?;
+                registry.port = match options.port {
+                    Some(port) => port,
+                    None => free_port()?,
+                };
             }
             let text = config_yaml(
                 registry.addr(),
@@ -236,7 +310,11 @@ impl Registry {
             match registry.restart() {
                 // Another program may take the free port before the
                 // registry binds it: try another.
-                Err(HarnessError::Exited { .. }) if attempt < START_ATTEMPTS => attempt += 1,
+                Err(HarnessError::Exited { .. })
+                    if attempt < START_ATTEMPTS && options.port.is_none() =>
+                {
+                    attempt += 1
+                }
                 other => return other.map(|()| registry),
             }
         }
@@ -325,15 +403,14 @@ impl Registry {
         Ok(blob_bytes(&self.requests()?))
     }
 
-    /// Uploads `file` as a blob of `repo` (plain-HTTP registries without
-    /// auth): a POST opens the upload, a PUT of the whole body closes it.
-    /// Returns the blob's digest.
-    pub fn push_blob(&self, repo: &str, file: &std::path::Path) -> Result<String> {
-        let digest = crate::image::file_digest(file)?;
-        let mut open = std::process::Command::new("curl");
-        open.args(["-sS", "--fail", "-o", "/dev/null", "-D", "-", "-X", "POST"])
+    /// Uploads `file` as a blob of `repo`: a POST opens the upload, a PUT
+    /// of the whole body closes it. Returns the blob's digest.
+    pub fn push_blob(&self, repo: &str, file: &Path) -> Result<String> {
+        let digest = crate::content::file_digest(file)?;
+        let mut open = self.curl();
+        open.args(["-o", "/dev/null", "-D", "-", "-X", "POST"])
             .arg(format!("{}/v2/{repo}/blobs/uploads/", self.url()));
-        let head = String::from_utf8_lossy(&crate::process::run(&mut open)?.stdout).into_owned();
+        let head = String::from_utf8_lossy(&run(&mut open)?.stdout).into_owned();
         let location = head
             .lines()
             .find_map(|l| {
@@ -348,14 +425,77 @@ impl Registry {
             location
         };
         let sep = if location.contains('?') { '&' } else { '?' };
-        let mut put = std::process::Command::new("curl");
-        put.args(["-sS", "--fail", "-o", "/dev/null", "-X", "PUT"])
+        let mut put = self.curl();
+        put.args(["-o", "/dev/null", "-X", "PUT"])
             .args(["-H", "Content-Type: application/octet-stream"])
             .arg("--data-binary")
             .arg(format!("@{}", file.display()))
             .arg(format!("{location}{sep}digest={digest}"));
-        crate::process::run(&mut put)?;
+        run(&mut put)?;
         Ok(digest)
+    }
+
+    /// Uploads `data` as a blob of `repo`; returns its digest.
+    pub fn push_blob_bytes(&self, repo: &str, data: &[u8]) -> Result<String> {
+        let file = self.scratch_file(data)?;
+        self.push_blob(repo, file.path())
+    }
+
+    /// Pushes a minimal image to `repo`, tagged `v1`: `layer_len` bytes of
+    /// [`crate::content::bytes`] with `seed` as its one layer, a config
+    /// naming it, and an OCI manifest of the two.
+    pub fn push_image(&self, repo: &str, layer_len: usize, seed: u64) -> Result<PushedImage> {
+        let layer = crate::content::bytes(layer_len, seed);
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+            crate::content::digest_of(&layer)
+        );
+        let layer_digest = self.push_blob_bytes(repo, &layer)?;
+        let config_digest = self.push_blob_bytes(repo, config.as_bytes())?;
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}]}}"#,
+            config.len(),
+            layer.len()
+        );
+        let file = self.scratch_file(manifest.as_bytes())?;
+        let mut put = self.curl();
+        put.args(["-o", "/dev/null", "-X", "PUT"])
+            .args(["-H", &format!("Content-Type: {OCI_MANIFEST}")])
+            .arg("--data-binary")
+            .arg(format!("@{}", file.path().display()))
+            .arg(format!("{}/v2/{repo}/manifests/v1", self.url()));
+        run(&mut put)?;
+        Ok(PushedImage {
+            repo: repo.to_owned(),
+            manifest_digest: crate::content::digest_of(manifest.as_bytes()),
+            manifest: manifest.into_bytes(),
+            layer,
+            layer_digest,
+            config_digest,
+        })
+    }
+
+    /// curl set up for this registry: failing on HTTP errors, trusting its
+    /// CA, sending its basic credentials (masked in error messages).
+    fn curl(&self) -> Command {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--fail"]);
+        if let Some(tls) = &self.tls {
+            cmd.arg("--cacert").arg(tls.ca.cert());
+        }
+        if let (Some(creds), false) = (&self.auth, self.token_auth) {
+            cmd.args(["--user", &creds.joined()]);
+        }
+        cmd
+    }
+
+    /// A file holding `data` in the registry's folder, removed on drop.
+    fn scratch_file(&self, data: &[u8]) -> Result<tempfile::NamedTempFile> {
+        let mut file = tempfile::NamedTempFile::new_in(self.dir.path())
+            .map_err(|e| HarnessError::io("create a file in", self.dir.path(), e))?;
+        file.write_all(data)
+            .map_err(|e| HarnessError::io("write", file.path(), e))?;
+        Ok(file)
     }
 
     /// Number of successful `GET /v2/*/blobs/<digest>` per digest.

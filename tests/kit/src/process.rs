@@ -120,21 +120,11 @@ impl Daemon {
         timeout: Duration,
         mut cond: impl FnMut() -> bool,
     ) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let log = self.log.clone();
+        poll(what, timeout, &log, || {
             self.check_running()?;
-            if cond() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(HarnessError::Timeout {
-                    what: what.to_owned(),
-                    after: timeout,
-                    tail: self.tail(PANIC_TAIL_LINES),
-                });
-            }
-            std::thread::sleep(POLL_INTERVAL);
-        }
+            Ok(cond())
+        })
     }
 
     /// Sends `signal` to the program's whole process group.
@@ -192,16 +182,31 @@ impl Drop for Daemon {
 
 /// Polls `cond` until it holds or `timeout` passes.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Result<()> {
+    poll(what, timeout, Path::new(""), || Ok(cond()))
+}
+
+/// Calls `step` until it says done or fails, or `timeout` passes; a timeout
+/// carries the tail of `log` (none for an empty path).
+fn poll(
+    what: &str,
+    timeout: Duration,
+    log: &Path,
+    mut step: impl FnMut() -> Result<bool>,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        if cond() {
+        if step()? {
             return Ok(());
         }
         if Instant::now() >= deadline {
+            let tail = match log.as_os_str().is_empty() {
+                true => String::new(),
+                false => tail_of_file(log, PANIC_TAIL_LINES),
+            };
             return Err(HarnessError::Timeout {
                 what: what.to_owned(),
                 after: timeout,
-                tail: String::new(),
+                tail,
             });
         }
         std::thread::sleep(POLL_INTERVAL);
@@ -239,6 +244,15 @@ pub fn listening_in(netns: &str, port: u16) -> bool {
         .unwrap_or(false)
 }
 
+/// A fresh folder under the system's temporary folder, named `prefix…`
+/// so a leftover says which fixture left it; removed on drop.
+pub fn temp_dir(prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| HarnessError::io("create temp dir", std::env::temp_dir(), e))
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind(("127.0.0.1", 0))
@@ -247,6 +261,17 @@ pub fn free_port() -> Result<u16> {
         .local_addr()
         .map(|a| a.port())
         .map_err(|e| HarnessError::io("read the port of", "127.0.0.1", e))
+}
+
+/// A port on 127.0.0.1 free for both TCP and UDP a moment ago, for
+/// programs that listen on both (opentracker).
+pub fn free_tcp_and_udp_port() -> Result<u16> {
+    loop {
+        let port = free_port()?;
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
 }
 
 /// A port on 127.0.0.1 where nothing listens (for fallbacks that must fail).
@@ -427,6 +452,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(feature = "external"),
+        ignore = "runs echo and false: scripts/test.sh runs it"
+    )]
     fn returns_output_of_a_quick_program() {
         let out = run_ok(Command::new("echo").arg("hi"), Duration::from_secs(10)).unwrap();
         assert_eq!(out, "hi\n");
@@ -435,6 +464,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(feature = "external"),
+        ignore = "runs sleep: scripts/test.sh runs it"
+    )]
     fn stops_a_program_that_overruns_its_deadline() {
         let started = std::time::Instant::now();
         let err = run_with_deadline(Command::new("sleep").arg("30"), Duration::from_millis(200))
