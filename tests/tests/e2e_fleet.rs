@@ -118,6 +118,10 @@ fn drain(s: &mut TcpStream) -> (Vec<u8>, Duration) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo and bay's binaries: scripts/test.sh runs it"
+)]
 fn a_keyed_fleet_pulls_through_its_swarm_and_strangers_get_nothing() {
     let fleet = keyed_fleet(401);
     pull(&fleet.proxies[0], &fleet.image);
@@ -215,6 +219,10 @@ fn a_keyed_fleet_pulls_through_its_swarm_and_strangers_get_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo and bay's binaries: scripts/test.sh runs it"
+)]
 fn a_recorded_exchange_replayed_by_a_stranger_fails() {
     let fleet = keyed_fleet(402);
     pull(&fleet.proxies[0], &fleet.image);
@@ -255,6 +263,10 @@ fn a_recorded_exchange_replayed_by_a_stranger_fails() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo and bay's binaries: scripts/test.sh runs it"
+)]
 fn a_tracker_over_tls_is_verified_and_carries_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let ca = bay_tests::tls::TestCa::create(dir.path()).unwrap();

@@ -38,6 +38,10 @@ fn peers_of(tracker: SocketAddr, swarm: [u8; 20]) -> Vec<SocketAddr> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry and bay's binaries: scripts/test.sh runs it"
+)]
 fn held_blobs_keep_their_host_findable_after_a_restart_and_expire_with_it() {
     let registry = Registry::start(RegistryOptions::plain()).unwrap();
     let upstreams = Upstreams::fixed(&registry);

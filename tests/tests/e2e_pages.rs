@@ -102,6 +102,10 @@ fn json(url: &str) -> serde_json::Value {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo, chromium and bay's binaries: scripts/test.sh runs it"
+)]
 fn status_pages_show_what_the_fleet_did_in_a_real_browser() {
     let registry = Registry::start(RegistryOptions::plain()).unwrap();
     let image = TestImage::build(&ImageSpec::small(501)).unwrap();
@@ -202,6 +206,10 @@ fn status_pages_show_what_the_fleet_did_in_a_real_browser() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo, chromium and bay's binaries: scripts/test.sh runs it"
+)]
 fn every_request_is_logged_with_its_source_and_never_a_credential() {
     let registry = Registry::start(RegistryOptions::plain()).unwrap();
     let image = TestImage::build(&ImageSpec::small(502)).unwrap();
