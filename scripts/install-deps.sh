@@ -45,3 +45,6 @@ done
 if ! command -v cargo-fuzz >/dev/null 2>&1 && ! [ -x "$HOME/.cargo/bin/cargo-fuzz" ]; then
   cargo install cargo-fuzz --locked
 fi
+if ! command -v cargo-deny >/dev/null 2>&1 && ! [ -x "$HOME/.cargo/bin/cargo-deny" ]; then
+  cargo install cargo-deny --locked
+fi

@@ -19,6 +19,12 @@ scripts/install-deps.sh
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
+
+echo "== dependencies (cargo-deny)"
+cargo deny check licenses bans sources
+scripts/deny-advisories.sh
 
 echo "== build and test"
 # The end-to-end tests run the real binaries, so build them first.
