@@ -217,6 +217,7 @@ enum Command {
         info_hash: [u8; 20],
         piece: u32,
         data: bytes::Bytes,
+        hashed: Option<merkle::Hash>,
     },
     SetTorrent {
         info_hash: [u8; 20],
@@ -241,6 +242,12 @@ enum Command {
     RemoveReader {
         info_hash: [u8; 20],
         reader: ReaderKey,
+    },
+    HoldUntilRead {
+        info_hash: [u8; 20],
+    },
+    Release {
+        info_hash: [u8; 20],
     },
     /// The verifier thread checked a piece.
     PieceChecked {
@@ -284,6 +291,8 @@ impl std::fmt::Debug for Command {
             Command::List { .. } => "List",
             Command::SetReader { .. } => "SetReader",
             Command::RemoveReader { .. } => "RemoveReader",
+            Command::HoldUntilRead { .. } => "HoldUntilRead",
+            Command::Release { .. } => "Release",
             Command::PieceChecked { .. } => "PieceChecked",
             Command::Finished { .. } => "Finished",
             Command::Shutdown => "Shutdown",
@@ -504,6 +513,20 @@ impl TorrentHandle {
             info_hash: self.info_hash,
             piece,
             data,
+            hashed: None,
+        });
+    }
+
+    /// [`TorrentHandle::supply_piece`] for a piece the caller hashed
+    /// itself, from these very bytes, to get `hash` (and set it as the
+    /// piece's hash): the engine compares the two instead of hashing the
+    /// piece again on its own thread.
+    pub fn supply_hashed_piece(&self, piece: u32, data: bytes::Bytes, hash: merkle::Hash) {
+        self.outbox.send(Command::SupplyPiece {
+            info_hash: self.info_hash,
+            piece,
+            data,
+            hashed: Some(hash),
         });
     }
 
@@ -512,6 +535,25 @@ impl TorrentHandle {
         self.outbox.send(Command::SetTorrent {
             info_hash: self.info_hash,
             bytes,
+        });
+    }
+
+    /// Joins the swarm without fetching anything until the first
+    /// [`TorrentHandle::reader`]: for a blob a client is likely, but not
+    /// sure, to ask for.
+    pub fn hold_until_read(&self) {
+        self.outbox.send(Command::HoldUntilRead {
+            info_hash: self.info_hash,
+        });
+    }
+
+    /// Lets go of an incomplete blob nobody reads any more: its
+    /// connections close and it leaves the engine; the pieces fetched so
+    /// far stay in the store (to resume, or to be evicted). Does nothing to
+    /// a complete blob or one being read.
+    pub fn release(&self) {
+        self.outbox.send(Command::Release {
+            info_hash: self.info_hash,
         });
     }
 

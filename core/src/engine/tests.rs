@@ -65,3 +65,43 @@ fn stored_blobs_load_when_named_and_unload_when_idle() {
         "a made-up swarm was answered"
     );
 }
+
+#[test]
+fn a_released_download_leaves_the_engine_and_keeps_its_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 1 << 30).unwrap();
+    let piece_len = 64 * 1024u32;
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let digest = Digest::sha256_of(&data);
+    let spec = || ProgressiveSpec {
+        digest: digest.clone(),
+        total_len: data.len() as u64,
+        piece_len: piece_len.into(),
+    };
+    let config = EngineConfig::new("127.0.0.1:0".parse().unwrap(), new_peer_id());
+    let engine = Engine::start(config, store).unwrap();
+    let handle = engine.add_progressive(spec()).unwrap();
+    let first = &data[..piece_len as usize];
+    let hash = bay_wire::merkle::piece_hash(first, piece_len.into(), data.len() as u64).unwrap();
+    handle.set_piece_hash(0, hash);
+    handle.supply_piece(0, bytes::Bytes::copy_from_slice(first));
+    wait_until("the supplied piece", || {
+        handle.progress().verified_pieces() == 1
+    });
+
+    handle.release();
+    wait_until("the released blob to leave", || {
+        engine.status(handle.info_hash()).is_none()
+    });
+    assert!(handle
+        .progress()
+        .wait_complete_blocking(Duration::from_secs(1))
+        .is_err());
+
+    let again = engine.add_progressive(spec()).unwrap();
+    assert_eq!(
+        again.progress().verified_pieces(),
+        1,
+        "the piece fetched before the release was lost"
+    );
+}

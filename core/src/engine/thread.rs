@@ -124,7 +124,19 @@ impl EngineState {
     /// again.
     pub(super) fn unload(&self, torrent: &Torrent) {
         tracing::debug!(swarm = %bay_wire::hex::encode(&torrent.info_hash), "unloading an idle blob");
-        self.torrents.borrow_mut().remove(&torrent.info_hash);
+        self.forget(torrent);
+    }
+
+    /// Takes `torrent` out of the table (unless a newer one for the same
+    /// swarm replaced it).
+    pub(super) fn forget(&self, torrent: &Torrent) {
+        let mut torrents = self.torrents.borrow_mut();
+        if torrents
+            .get(&torrent.info_hash)
+            .is_some_and(|t| std::ptr::eq(Rc::as_ptr(t), torrent))
+        {
+            torrents.remove(&torrent.info_hash);
+        }
     }
 
     /// Whether one more connection fits under `max_connections`; at the
@@ -240,9 +252,10 @@ fn handle_command(state: &Rc<EngineState>, command: Command) -> bool {
             info_hash,
             piece,
             data,
+            hashed,
         } => {
             if let Some(t) = state.torrent(&info_hash) {
-                t.supply_piece(state, piece, &data);
+                t.supply_piece(state, piece, &data, hashed.as_ref());
             }
         }
         Command::SetTorrent { info_hash, bytes } => {
@@ -280,6 +293,18 @@ fn handle_command(state: &Rc<EngineState>, command: Command) -> bool {
         Command::RemoveReader { info_hash, reader } => {
             if let Some(t) = state.torrent(&info_hash) {
                 t.remove_reader(reader);
+            }
+        }
+        Command::HoldUntilRead { info_hash } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                t.swarm.borrow_mut().hold_until_read();
+            }
+        }
+        Command::Release { info_hash } => {
+            if let Some(t) = state.torrent(&info_hash) {
+                if t.release() {
+                    state.forget(&t);
+                }
             }
         }
         Command::PieceChecked {

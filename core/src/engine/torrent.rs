@@ -14,7 +14,7 @@ use bay_wire::merkle;
 use bay_wire::oci::Digest;
 
 use super::notify::Notify;
-use super::verify::Job;
+use super::verify::{Job, JobKind};
 use super::{Added, Command, EngineError, EngineState, TorrentStatus};
 use crate::bitfield::Bitfield;
 use crate::picker::{PeerKey, ReaderKey};
@@ -193,13 +193,22 @@ impl Torrent {
 
     /// A piece from outside the swarm (the registry, for the origin or as
     /// a web seed): checked against its hash like any other.
-    pub(super) fn supply_piece(&self, state: &EngineState, piece: u32, data: &[u8]) {
+    pub(super) fn supply_piece(
+        &self,
+        state: &EngineState,
+        piece: u32,
+        data: &[u8],
+        hashed: Option<&merkle::Hash>,
+    ) {
         let result = match &mut *self.storage.borrow_mut() {
-            Storage::Partial(p) => p.write_piece(piece, data),
+            Storage::Partial(p) => p.write_piece_hashed(piece, data, hashed),
             _ => return,
         };
         match result {
             Ok(()) => {
+                if hashed.is_some() {
+                    self.fold(state, piece);
+                }
                 self.swarm
                     .borrow_mut()
                     .piece_verified(piece, Instant::now());
@@ -334,6 +343,10 @@ impl Torrent {
     }
 
     fn verify_job(&self, piece: u32) -> Option<Job> {
+        self.job(piece, JobKind::Check)
+    }
+
+    fn job(&self, piece: u32, kind: JobKind) -> Option<Job> {
         let Storage::Partial(p) = &*self.storage.borrow() else {
             return None;
         };
@@ -342,7 +355,16 @@ impl Torrent {
             piece,
             expected: p.piece_hash(piece)?,
             checker: self.checker.clone()?,
+            kind,
         })
+    }
+
+    /// Has a verifier thread fold a supplied piece into the blob's digest
+    /// (or leaves it to the whole-blob check at the end).
+    fn fold(&self, state: &EngineState, piece: u32) {
+        if let Some(job) = self.job(piece, JobKind::Fold) {
+            let _ = state.verifier.check(job);
+        }
     }
 
     /// The verifier thread's answer about `piece`.
@@ -457,6 +479,20 @@ impl Torrent {
         same_ip < max_per_address
     }
 
+    /// Closes an incomplete torrent nobody reads; the partial blob stays
+    /// in the store. Returns whether it was closed.
+    pub(super) fn release(&self) -> bool {
+        let partial = matches!(*self.storage.borrow(), Storage::Partial(_));
+        if !partial || self.swarm.borrow().has_readers() {
+            return false;
+        }
+        tracing::debug!(digest = %self.digest, "releasing a blob nobody asked for");
+        *self.storage.borrow_mut() = Storage::Closed;
+        self.progress.set_failed("released: no reader".to_string());
+        self.close_all();
+        true
+    }
+
     pub(super) fn is_closed(&self) -> bool {
         matches!(*self.storage.borrow(), Storage::Closed)
     }
@@ -492,6 +528,12 @@ pub(super) async fn run_timers(state: Rc<EngineState>, torrent: Rc<Torrent>) {
         torrent.drive(&state);
         if torrent.idle_for(state.config.unload_after, now) {
             state.unload(&torrent);
+            return;
+        }
+        // A failed or released torrent holds nothing worth keeping: the
+        // next request for the blob starts afresh.
+        if torrent.is_closed() {
+            state.forget(&torrent);
             return;
         }
     }

@@ -23,6 +23,17 @@ pub(super) struct Job {
     pub(super) piece: u32,
     pub(super) expected: Hash,
     pub(super) checker: Arc<PieceChecker>,
+    pub(super) kind: JobKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum JobKind {
+    /// Check the piece against `expected`; the answer goes back to the
+    /// engine.
+    Check,
+    /// The piece is already verified (its supplier hashed these bytes):
+    /// only fold it into the blob's digest. No answer.
+    Fold,
 }
 
 /// The engine's handle on the verifier thread.
@@ -52,6 +63,10 @@ pub(super) fn start(results: Outbox<Command>) -> std::io::Result<Verifier> {
             .name(format!("bay-verify-{i}"))
             .spawn(move || {
                 for job in queue {
+                    if job.kind == JobKind::Fold {
+                        job.checker.fold(job.piece);
+                        continue;
+                    }
                     let result = job.checker.check(job.piece, job.expected);
                     let delivered = results.send(Command::PieceChecked {
                         info_hash: job.info_hash,

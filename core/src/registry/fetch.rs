@@ -43,6 +43,32 @@ impl RegistryClient {
         auth: &Auth,
         sink: &mut S,
     ) -> Result<u64, RegistryError> {
+        self.fetch_into(repo, digest, auth, sink, Some(DigestVerifier::new(digest)))
+            .await
+    }
+
+    /// [`RegistryClient::fetch_blob_verified`] without the digest check,
+    /// for a sink that checks the digest itself before keeping anything
+    /// (the origin's store hashes the blob as its pieces come in): one
+    /// pass over the bytes instead of two.
+    pub async fn fetch_blob_unchecked<S: BlobSink>(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        auth: &Auth,
+        sink: &mut S,
+    ) -> Result<u64, RegistryError> {
+        self.fetch_into(repo, digest, auth, sink, None).await
+    }
+
+    async fn fetch_into<S: BlobSink>(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        auth: &Auth,
+        sink: &mut S,
+        mut verifier: Option<DigestVerifier>,
+    ) -> Result<u64, RegistryError> {
         let what = || format!("blob {digest} in {repo}");
         let mut blob = self.get_blob(repo, digest, None, auth).await?;
         if blob.status() != 200 {
@@ -52,13 +78,16 @@ impl RegistryClient {
                 status: blob.status(),
             });
         }
-        let mut verifier = DigestVerifier::new(digest);
+        let mut len = 0u64;
         while let Some(chunk) = blob
             .chunk()
             .await
             .map_err(|e| RegistryError::from_http(self.registry(), &what(), e))?
         {
-            verifier.update(&chunk);
+            if let Some(v) = &mut verifier {
+                v.update(&chunk);
+            }
+            len += chunk.len() as u64;
             sink.write(chunk)
                 .await
                 .map_err(|source| RegistryError::Sink {
@@ -67,14 +96,13 @@ impl RegistryClient {
                     source,
                 })?;
         }
-        let len = verifier.len();
-        verifier
-            .finish()
-            .map_err(|source| RegistryError::DigestMismatch {
+        if let Some(v) = verifier {
+            v.finish().map_err(|source| RegistryError::DigestMismatch {
                 registry: self.registry().to_owned(),
                 what: what(),
                 source,
             })?;
+        }
         Ok(len)
     }
 }

@@ -170,6 +170,18 @@ impl PartialBlob {
     /// Verifies `data` as piece `piece` and writes it. Nothing is written
     /// if it does not match.
     pub fn write_piece(&mut self, piece: u32, data: &[u8]) -> Result<(), PieceError> {
+        self.write_piece_hashed(piece, data, None)
+    }
+
+    /// [`PartialBlob::write_piece`] where the caller has just hashed `data`
+    /// itself (`hashed`, the origin cutting a registry stream into pieces):
+    /// that hash is compared with the known one instead of hashing again.
+    pub fn write_piece_hashed(
+        &mut self,
+        piece: u32,
+        data: &[u8],
+        hashed: Option<&Hash>,
+    ) -> Result<(), PieceError> {
         let range = self.piece_range(piece)?;
         if data.len() != range.len() {
             return Err(PieceError::WrongSize {
@@ -182,13 +194,19 @@ impl PartialBlob {
             return Ok(());
         }
         let expected = self.known_hash(piece)?;
-        merkle::verify_piece(&expected, data, self.meta.piece_len, self.meta.total_len)
-            .map_err(|_| PieceError::Mismatch { piece })?;
-        let dest = self.map.get_mut(range).ok_or(PieceError::OutOfRange {
-            piece,
-            pieces: self.meta.pieces(),
-        })?;
-        dest.copy_from_slice(data);
+        let matches = match hashed {
+            Some(h) => *h == expected,
+            None => merkle::verify_piece(&expected, data, self.meta.piece_len, self.meta.total_len)
+                .is_ok(),
+        };
+        if !matches {
+            return Err(PieceError::Mismatch { piece });
+        }
+        // Written through the page cache rather than the mapping: no page
+        // faults, and no pages zeroed only to be overwritten.
+        self.data
+            .write_all_at(data, range.start as u64)
+            .map_err(|e| StoreError::io("write", &self.dir.join("data"), e))?;
         self.mark(piece)?;
         Ok(())
     }
@@ -532,6 +550,12 @@ impl PieceChecker {
             piece,
             hash: expected,
         })
+    }
+
+    /// Folds a piece verified elsewhere into the blob's digest.
+    pub fn fold(&self, piece: u32) {
+        self.start_writeback(piece);
+        self.prefix.verified(piece, &self.map, &self.meta);
     }
 
     /// Starts writing a good piece to disk now, so that the flush before

@@ -56,6 +56,9 @@ pub struct Swarm {
     next_tick: Instant,
     stats: SwarmStats,
     announced_complete: bool,
+    /// Fetch nothing until a reader comes: joined ahead of a client that
+    /// may already hold the blob.
+    held: bool,
 }
 
 /// How often the swarm looks at request timeouts and keep-alives.
@@ -116,7 +119,17 @@ impl Swarm {
             },
             announced_complete: picker.is_complete(),
             picker,
+            held: false,
         }
+    }
+
+    /// Connects and trades HAVEs but asks for nothing until the first
+    /// reader ([`Swarm::set_reader`]): a host that joins on seeing a
+    /// manifest is ready when the blob is asked for, and fetches nothing
+    /// if it never is. A swarm someone already reads is not held (the
+    /// hold may arrive after the reader).
+    pub fn hold_until_read(&mut self) {
+        self.held = !self.picker.has_readers();
     }
 
     // ---- getters
@@ -152,6 +165,10 @@ impl Swarm {
 
     pub fn peer_count(&self) -> usize {
         self.peers.len()
+    }
+
+    pub fn has_readers(&self) -> bool {
+        self.picker.has_readers()
     }
 
     /// Whether nothing happens here: every piece is held, no peer is
@@ -291,6 +308,10 @@ impl Swarm {
     /// A stream reader wants bytes from `offset` on.
     pub fn set_reader(&mut self, reader: ReaderKey, offset: u64, now: Instant) {
         self.picker.set_reader(reader, offset);
+        if std::mem::take(&mut self.held) {
+            self.refresh_all(now);
+            return;
+        }
         // A reader moves with every verified stretch; where it stands
         // changes what we ask for first, never whether a peer interests
         // us, so only the request queues are topped up.
@@ -493,7 +514,7 @@ impl Swarm {
             }
             // One more piece can only make a peer interesting, so no scan
             // of every piece: the HAVEs of a whole swarm come through here.
-            if self.picker.wants(piece) {
+            if self.picker.wants(piece) && !self.held {
                 self.become_interested(key, now);
                 self.fill_requests(key, now);
             }
@@ -559,7 +580,7 @@ impl Swarm {
         let Some(peer) = self.peers.get(&key) else {
             return;
         };
-        let interested = self.picker.is_interesting(peer.remote.as_has());
+        let interested = !self.held && self.picker.is_interesting(peer.remote.as_has());
         if let Some(peer) = self.peers.get_mut(&key) {
             if interested != peer.am_interested {
                 peer.am_interested = interested;

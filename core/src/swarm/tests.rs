@@ -429,6 +429,31 @@ fn a_reader_gets_its_piece_first() {
 }
 
 #[test]
+fn a_held_swarm_fetches_nothing_until_a_reader_comes() {
+    let mut net = Net::new(2_000_000, &[Behaviour::Honest], 1);
+    net.nodes[1].swarm.hold_until_read();
+    net.connect_all();
+    for _ in 0..200 {
+        net.step();
+    }
+    assert_eq!(net.nodes[1].swarm.have().count(), 0, "a held swarm fetched");
+    assert_eq!(net.nodes[0].swarm.stats().uploaded, 0);
+    let now = net.now;
+    net.nodes[1].swarm.set_reader(1, 0, now);
+    net.run_until_complete(1..2, 10_000);
+}
+
+#[test]
+fn a_hold_that_comes_after_the_reader_holds_nothing() {
+    let mut net = Net::new(2_000_000, &[Behaviour::Honest], 1);
+    let now = net.now;
+    net.nodes[1].swarm.set_reader(1, 0, now);
+    net.nodes[1].swarm.hold_until_read();
+    net.connect_all();
+    net.run_until_complete(1..2, 10_000);
+}
+
+#[test]
 fn malformed_peer_messages_disconnect() {
     let mut net = Net::new(100_000, &[Behaviour::Honest], 1);
     net.connect_all();

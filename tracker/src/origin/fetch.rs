@@ -1,7 +1,14 @@
 //! One blob's fetch from the registry into the swarm: the stream is cut
 //! into pieces, each hashed, published to proxies and handed to the
-//! engine as soon as its last byte is in; the torrent is made once the
-//! store holds the whole, digest-checked blob.
+//! engine as soon as its last byte is in; the torrent is made from those
+//! hashes once the store holds the whole, digest-checked blob.
+//!
+//! Each byte is hashed twice here and no more: once for its piece (on
+//! this thread, as it streams past) and once for the blob's digest (by
+//! the engine's verifier, over the growing prefix). The engine takes the
+//! piece hash computed here instead of hashing the piece again, and the
+//! torrent is built from the piece hashes instead of from the stored
+//! blob.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,7 +62,8 @@ pub(super) async fn run_fetch(
     };
     let result = asked
         .registry
-        .fetch_blob_verified(&asked.repo, &asked.digest, &asked.auth, &mut sink)
+        // The engine checks the digest before the store keeps the blob.
+        .fetch_blob_unchecked(&asked.repo, &asked.digest, &asked.auth, &mut sink)
         .await;
     let outcome = match result
         .map_err(|e| e.to_string())
@@ -83,7 +91,8 @@ pub(super) async fn run_fetch(
     fetch.end(outcome);
 }
 
-/// Waits for the engine to have the whole blob, then keeps its torrent.
+/// Waits for the engine to have the whole blob (digest checked), then
+/// keeps its torrent, made from the piece hashes published on the way.
 async fn finish_torrent(origin: &Origin, digest: &Digest, fetch: &Fetch) -> Result<(), String> {
     monoio::time::timeout(
         Duration::from_secs(60),
@@ -92,14 +101,13 @@ async fn finish_torrent(origin: &Origin, digest: &Digest, fetch: &Fetch) -> Resu
     .await
     .map_err(|_| "the store did not take the blob in time".to_string())?
     .map_err(|e| e.to_string())?;
-    let blob = origin
-        .store
-        .get(digest)
-        .map_err(|e| e.to_string())?
-        .ok_or("blob missing from the store after the fetch")?;
-    let map = blob.map().map_err(|e| e.to_string())?;
-    let metainfo = metainfo::build(
-        &map,
+    if !origin.store.contains(digest) {
+        return Err("blob missing from the store after the fetch".into());
+    }
+    let hashes = fetch.lock().hashes.clone();
+    let metainfo = metainfo::build_from_piece_hashes(
+        fetch.length,
+        hashes,
         &BuildOptions {
             name: digest.path_component(),
             piece_length: Some(fetch.piece_len),
@@ -113,9 +121,9 @@ async fn finish_torrent(origin: &Origin, digest: &Digest, fetch: &Fetch) -> Resu
 }
 
 /// Cuts the fetched stream into pieces: each is hashed, published to the
-/// proxies and given to the engine as soon as its last byte is in. The
-/// engine checks each piece against the hash it was just told, and the
-/// store checks the whole blob against its digest before keeping it.
+/// proxies and given to the engine, with its hash, as soon as its last
+/// byte is in. The store checks the whole blob against its digest before
+/// keeping it.
 struct PieceSink<'a> {
     fetch: &'a Fetch,
     buf: BytesMut,
@@ -131,7 +139,9 @@ impl PieceSink<'_> {
         let hash = merkle::piece_hash(&piece, self.fetch.piece_len, self.fetch.length)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         self.fetch.handle.set_piece_hash(self.next, hash);
-        self.fetch.handle.supply_piece(self.next, piece);
+        self.fetch
+            .handle
+            .supply_hashed_piece(self.next, piece, hash);
         self.fetch.publish(hash);
         self.next += 1;
         Ok(())

@@ -62,6 +62,40 @@ pub fn choose_piece_length(size: u64) -> u64 {
 
 /// Builds the torrent of one blob.
 pub fn build(blob: &[u8], options: &BuildOptions) -> Result<Metainfo, MetainfoError> {
+    let piece_length = checked_piece_length(blob.len() as u64, options)?;
+    let hashes = merkle::file_hashes(blob, piece_length).map_err(MetainfoError::PieceLength)?;
+    assemble(blob.len() as u64, piece_length, hashes, options)
+}
+
+/// Builds the torrent of a blob of `length` bytes from its piece hashes,
+/// as [`merkle::piece_hash`] gave them while the blob streamed past (the
+/// blob need not be read again). `options.piece_length` must be the one
+/// the hashes were made with.
+pub fn build_from_piece_hashes(
+    length: u64,
+    piece_hashes: Vec<merkle::Hash>,
+    options: &BuildOptions,
+) -> Result<Metainfo, MetainfoError> {
+    let piece_length = checked_piece_length(length, options)?;
+    if piece_hashes.len() as u64 != merkle::num_pieces(length, piece_length) {
+        return Err(MetainfoError::Build("piece hashes do not cover the blob"));
+    }
+    let level = merkle::piece_layer_level(piece_length).map_err(MetainfoError::PieceLength)?;
+    let pieces_root = match piece_hashes.len() {
+        0 => None,
+        1 => piece_hashes.first().copied(),
+        _ => Some(merkle::root_from_layer(&piece_hashes, level)),
+    };
+    let hashes = merkle::FileHashes {
+        pieces_root,
+        piece_layer: piece_hashes,
+    };
+    assemble(length, piece_length, hashes, options)
+}
+
+/// The piece length `options` asks for (or the one chosen for `length`),
+/// once checked against the limits.
+fn checked_piece_length(length: u64, options: &BuildOptions) -> Result<u64, MetainfoError> {
     check_path_element(&options.name).map_err(MetainfoError::Build)?;
     if options
         .trackers
@@ -71,7 +105,6 @@ pub fn build(blob: &[u8], options: &BuildOptions) -> Result<Metainfo, MetainfoEr
     {
         return Err(MetainfoError::Build("empty tracker or web seed URL"));
     }
-    let length = blob.len() as u64;
     let piece_length = options
         .piece_length
         .unwrap_or_else(|| choose_piece_length(length));
@@ -79,8 +112,15 @@ pub fn build(blob: &[u8], options: &BuildOptions) -> Result<Metainfo, MetainfoEr
     if merkle::num_pieces(length, piece_length) > MAX_PIECES {
         return Err(MetainfoError::TooManyPieces { max: MAX_PIECES });
     }
-    let hashes = merkle::file_hashes(blob, piece_length).map_err(MetainfoError::PieceLength)?;
+    Ok(piece_length)
+}
 
+fn assemble(
+    length: u64,
+    piece_length: u64,
+    hashes: merkle::FileHashes,
+    options: &BuildOptions,
+) -> Result<Metainfo, MetainfoError> {
     let info = Info {
         name: options.name.clone(),
         piece_length,

@@ -32,7 +32,7 @@ use crate::bencode::{encode_bytes, encode_int, BencodeError};
 use crate::hex::{self, HexError};
 use crate::merkle::{self, Hash, MerkleError};
 
-pub use build::{build, choose_piece_length, BuildOptions};
+pub use build::{build, build_from_piece_hashes, choose_piece_length, BuildOptions};
 
 /// The largest `.torrent` bay reads (64 MiB: the piece layer of a 4 GiB
 /// file in 16 KiB pieces is 8 MiB).

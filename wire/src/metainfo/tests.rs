@@ -465,3 +465,27 @@ proptest! {
         let _ = Metainfo::from_bytes(&t);
     }
 }
+
+#[test]
+fn a_torrent_from_streamed_piece_hashes_is_the_torrent_of_the_blob() {
+    for len in [1usize, 16 * 1024, 100_000, 64 * 1024 * 5, 64 * 1024 * 5 + 3] {
+        let blob: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+        let options = BuildOptions {
+            name: "blob".into(),
+            piece_length: Some(64 * 1024),
+            private: true,
+            ..BuildOptions::default()
+        };
+        let whole = build(&blob, &options).unwrap();
+        let hashes = blob
+            .chunks(64 * 1024)
+            .map(|p| merkle::piece_hash(p, 64 * 1024, len as u64).unwrap())
+            .collect::<Vec<_>>();
+        let streamed = build_from_piece_hashes(len as u64, hashes.clone(), &options).unwrap();
+        assert_eq!(streamed.to_bytes(), whole.to_bytes(), "length {len}");
+        assert!(
+            build_from_piece_hashes(len as u64 + 64 * 1024, hashes, &options).is_err(),
+            "hashes that do not cover the blob were taken"
+        );
+    }
+}
