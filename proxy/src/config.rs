@@ -44,6 +44,10 @@ pub struct ProxyConfig {
     pub allow_plain_tracker_credentials: bool,
     /// One log line per request (`off` to stop them).
     pub access_log: Switch,
+    /// What happens to the blobs of an image manifest passing through:
+    /// `join` (their swarms are joined, fetching nothing until a client
+    /// asks), `all` (they are fetched at once), or `off`.
+    pub prefetch: Prefetch,
     /// Cache, peer engine and registry access.
     pub node: NodeConfig,
 }
@@ -59,6 +63,7 @@ impl Default for ProxyConfig {
             body_rate_window: 30,
             allow_plain_tracker_credentials: false,
             access_log: Switch::On,
+            prefetch: Prefetch::Join,
             node: NodeConfig::with_defaults(NODE_DEFAULTS),
         }
     }
@@ -106,6 +111,21 @@ impl ProxyConfig {
     }
 }
 
+/// What the proxy does with the blobs a manifest names, before a client
+/// asks for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Prefetch {
+    /// Nothing until the client asks.
+    Off,
+    /// The tracker's origin starts fetching each blob from the registry
+    /// and this proxy joins its swarm, but fetches nothing until a client
+    /// reads it (it may hold the layer already).
+    Join,
+    /// Each blob not cached is fetched at once.
+    All,
+}
+
 /// Flags and environment of `bay-proxy serve`; each given one overrides
 /// the file.
 #[derive(Debug, Default, clap::Args)]
@@ -139,6 +159,10 @@ pub struct ServeArgs {
     /// One log line per request: on or off.
     #[arg(long, env = "BAY_PROXY_ACCESS_LOG", value_name = "on|off")]
     pub access_log: Option<Switch>,
+    /// On seeing an image manifest, join its blobs' swarms (join), fetch
+    /// them (all), or wait for the client (off).
+    #[arg(long, env = "BAY_PROXY_PREFETCH", value_name = "MODE")]
+    pub prefetch: Option<Prefetch>,
     #[command(flatten)]
     pub node: NodeArgs,
     /// Print the effective configuration as TOML and exit.
@@ -174,6 +198,9 @@ impl ServeArgs {
         c.allow_plain_tracker_credentials |= self.allow_plain_tracker_credentials;
         if let Some(v) = self.access_log {
             c.access_log = v;
+        }
+        if let Some(v) = self.prefetch {
+            c.prefetch = v;
         }
         self.node.apply(&mut c.node);
         c.validate()?;

@@ -71,8 +71,60 @@ pub fn strip_ns(target: &str) -> String {
     }
 }
 
+/// Largest manifest read whole to learn its blobs.
+pub const MAX_MANIFEST: u64 = 4 << 20;
+
 /// Sends the request upstream and relays the answer.
 pub async fn forward(http: &Client, url: Url, req: &Request, body: RequestBody) -> Response {
+    match send_upstream(http, &url, req, body).await {
+        Ok(resp) => relay(resp, req.method == Method::Head, &url),
+        Err(e) => unreachable_upstream(&url, &e),
+    }
+}
+
+/// [`forward`] for a manifest GET: an answer of 200 and at most
+/// [`MAX_MANIFEST`] bytes is read whole, handed with its content type to
+/// `seen`, then passed on.
+pub async fn forward_manifest(
+    http: &Client,
+    url: Url,
+    req: &Request,
+    body: RequestBody,
+    seen: impl FnOnce(&[u8], Option<&str>),
+) -> Response {
+    let resp = match send_upstream(http, &url, req, body).await {
+        Ok(r) => r,
+        Err(e) => return unreachable_upstream(&url, &e),
+    };
+    if req.method != Method::Get || !is_small_ok(&resp) {
+        return relay(resp, req.method == Method::Head, &url);
+    }
+    let content_type = resp
+        .header("content-type")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(str::to_owned);
+    let head = relay_head(&resp, &url);
+    match resp.bytes(MAX_MANIFEST as usize).await {
+        Ok(bytes) => {
+            seen(&bytes, content_type.as_deref());
+            head.body(bytes)
+        }
+        Err(e) => unreachable_upstream(&url, &e),
+    }
+}
+
+fn unreachable_upstream(url: &Url, e: &client::Error) -> Response {
+    tracing::warn!(%url, error = %e, "upstream request failed");
+    crate::errors::registry_unreachable(e)
+}
+
+/// Sends `req` (its end-to-end fields and streamed body) to `url`.
+async fn send_upstream(
+    http: &Client,
+    url: &Url,
+    req: &Request,
+    body: RequestBody,
+) -> Result<client::Response, client::Error> {
     let connection = connection_tokens(req.headers_named("connection"));
     let mut out =
         client::Request::new(req.method.as_str().to_owned(), url.clone()).follow_redirects(false);
@@ -92,29 +144,24 @@ pub async fn forward(http: &Client, url: Url, req: &Request, body: RequestBody) 
             source: Box::new(body),
         });
     }
-    match http.send(out).await {
-        Ok(resp) => relay(resp, req.method == Method::Head, &url),
-        Err(e) => {
-            tracing::warn!(%url, error = %e, "upstream request failed");
-            crate::errors::registry_unreachable(&e)
-        }
-    }
+    http.send(out).await
 }
 
-/// Turns an upstream response into ours, body streamed.
-pub fn relay(resp: client::Response, head_only: bool, asked: &Url) -> Response {
-    let status = resp.status();
+/// A 200 with a declared length small enough to read whole.
+fn is_small_ok(resp: &client::Response) -> bool {
+    resp.status() == 200 && resp.content_length().is_some_and(|n| n <= MAX_MANIFEST)
+}
+
+/// Our response head for an upstream answer (status and end-to-end
+/// fields), without a body.
+fn relay_head(resp: &client::Response, asked: &Url) -> Response {
     let connection = connection_tokens(
         resp.headers()
             .iter()
             .filter(|h| h.name.eq_ignore_ascii_case("connection"))
             .map(|h| h.value.as_ref()),
     );
-    let declared = resp
-        .header("content-length")
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let mut out = Response::new(status);
+    let mut out = Response::new(resp.status());
     for h in resp.headers() {
         if is_hop_by_hop(&h.name, &connection) {
             continue;
@@ -125,6 +172,16 @@ pub fn relay(resp: client::Response, head_only: bool, asked: &Url) -> Response {
             out = out.header(&h.name, h.value.as_ref());
         }
     }
+    out
+}
+
+/// Turns an upstream response into ours, body streamed.
+pub fn relay(resp: client::Response, head_only: bool, asked: &Url) -> Response {
+    let declared = resp
+        .header("content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let out = relay_head(&resp, asked);
     if head_only {
         // The server writes the length of this (never sent) body.
         let (_sender, body) = Body::channel(declared);

@@ -100,13 +100,15 @@ pub fn start(
         .signed_by(signer)
         .credentials_over_plain_http(config.allow_plain_tracker_credentials);
     let peer_addr = node.peer_addr;
-    let blobs = Arc::new(Blobs::new(
+    let mut blobs = Blobs::new(
         node.store,
         node.engine,
         node.registries,
         trackers,
         peer_addr,
-    ));
+    );
+    blobs.prefetch = config.prefetch;
+    let blobs = Arc::new(blobs);
     let routing = Arc::new(Routing {
         fixed,
         allow: node.allow,

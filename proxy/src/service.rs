@@ -9,9 +9,9 @@ use bay_httpd::client::Client;
 use bay_httpd::{AccessNote, Handler, Method, Request, RequestBody, Response};
 use bay_wire::oci::ApiPath;
 
-use crate::blob::{BlobAsk, BlobWorker, Blobs, Source};
+use crate::blob::{BlobAsk, BlobWorker, Blobs, SeenManifest, Source};
 use crate::errors::{bad_target, refused};
-use crate::passthrough::{forward, upstream_url};
+use crate::passthrough::{forward, forward_manifest, upstream_url};
 use crate::route::{query_param, upstream_for};
 
 /// What every worker shares besides the blobs.
@@ -82,6 +82,18 @@ impl Worker {
             return refused("request target is not a valid URL path");
         };
         if req.method == Method::Get {
+            if let Ok(ApiPath::Manifest { name, .. }) = ApiPath::parse(req.path()) {
+                return forward_manifest(&self.http, url, &req, body, |body, content_type| {
+                    self.blobs.warm(SeenManifest {
+                        upstream: &upstream,
+                        repo: &name,
+                        authorization: req.header("authorization"),
+                        content_type,
+                        body,
+                    })
+                })
+                .await;
+            }
             if let Ok(ApiPath::Blob { name, digest }) = ApiPath::parse(req.path()) {
                 return self
                     .blobs
@@ -128,6 +140,11 @@ fn metrics(blobs: &Blobs) -> Response {
         "bay_proxy_bytes_from_registry_total",
         "Blob bytes read from the registry.",
         m.bytes_from_registry.get(),
+    )
+    .counter(
+        "bay_proxy_warmed_total",
+        "Blobs whose origin and swarm were set up on seeing their manifest.",
+        m.warmed.get(),
     )
     .counters(
         "bay_proxy_blob_bytes_total",

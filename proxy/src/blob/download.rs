@@ -36,8 +36,11 @@ pub const ASK_WITHIN: Duration = Duration::from_secs(10);
 pub struct Download {
     pub handle: TorrentHandle,
     pub length: u64,
-    /// No origin can publish the remaining piece hashes.
+    /// No origin can publish the remaining piece hashes, or no peer is
+    /// left to fetch pieces from.
     orphaned: AtomicBool,
+    /// A client has read from it.
+    read: AtomicBool,
 }
 
 impl std::fmt::Debug for Download {
@@ -49,6 +52,11 @@ impl std::fmt::Debug for Download {
 }
 
 impl Download {
+    /// A client reads it: a download joined ahead of the client is kept.
+    pub fn mark_read(&self) {
+        self.read.store(true, Ordering::Release);
+    }
+
     /// What a waiting reader needs to know.
     pub fn health(&self) -> Health {
         Health {
@@ -107,6 +115,29 @@ impl Downloads {
     }
 }
 
+/// When a download fetches its pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    /// At once: a client is waiting, or the proxy prefetches.
+    Now,
+    /// Once a client reads the blob: joined on seeing a manifest.
+    OnRead,
+}
+
+/// A download joined ahead of its client and not read within this long
+/// is let go: the client held the blob already, or never came.
+pub const UNREAD_FOR: Duration = Duration::from_secs(300);
+
+/// Releases `download` if no client has read it after [`UNREAD_FOR`].
+async fn release_unread(blobs: Arc<Blobs>, digest: Digest, download: Arc<Download>) {
+    monoio::time::sleep(UNREAD_FOR).await;
+    if !download.read.load(Ordering::Acquire) {
+        tracing::debug!(%digest, "no client read a blob joined ahead: leaving its swarm");
+        download.handle.release();
+        blobs.downloads.forget(&digest, &download);
+    }
+}
+
 /// Where a blob read goes.
 #[derive(Debug)]
 pub enum Joined {
@@ -140,14 +171,29 @@ impl BlobWorker {
     }
 
     async fn start(&self, ask: &BlobAsk<'_>, auth: &Auth) -> Joined {
-        let blobs = &self.blobs;
-        let mut plan = OriginPlan::new(blobs.trackers.order_for(ask.digest.as_str()), ASK_WITHIN);
         let wanted = OriginAsk {
             registry: ask.upstream.to_string(),
             repo: ask.repo.clone(),
             digest: ask.digest.clone(),
         };
         let authorization = ask.authorization().map(<[u8]>::to_vec);
+        self.start_download(wanted, authorization, auth, Fetch::Now)
+            .await
+    }
+
+    /// Asks the blob's trackers for an origin, joins its swarm and puts
+    /// the download in the table; `fetch` says whether pieces are fetched
+    /// now or only once a client reads the blob.
+    pub(super) async fn start_download(
+        &self,
+        wanted: OriginAsk,
+        authorization: Option<Vec<u8>>,
+        auth: &Auth,
+        fetch: Fetch,
+    ) -> Joined {
+        let blobs = &self.blobs;
+        let digest = wanted.digest.clone();
+        let mut plan = OriginPlan::new(blobs.trackers.order_for(digest.as_str()), ASK_WITHIN);
         let mut step = plan.start();
         loop {
             step = match step {
@@ -174,14 +220,15 @@ impl BlobWorker {
                     // credentials: that is a grant, as a HEAD would be.
                     blobs
                         .grants
-                        .record(ask.upstream.as_str(), &ask.digest, auth, Instant::now());
-                    let Some(download) = self.begin(&ask.digest, geometry, swarm) else {
+                        .record(&wanted.registry, &digest, auth, Instant::now());
+                    let Some(download) = self.begin(&digest, geometry, swarm) else {
                         return Joined::Direct;
                     };
+                    if fetch == Fetch::OnRead {
+                        download.handle.hold_until_read();
+                    }
                     blobs.engine.connect(download.handle.info_hash(), peer);
-                    let kept = blobs
-                        .downloads
-                        .insert_if_absent(&ask.digest, download.clone());
+                    let kept = blobs.downloads.insert_if_absent(&digest, download.clone());
                     if Arc::ptr_eq(&kept, &download) {
                         monoio::spawn(follow(
                             plan,
@@ -200,16 +247,19 @@ impl BlobWorker {
                             blobs.clone(),
                             download.clone(),
                         ));
+                        if fetch == Fetch::OnRead {
+                            monoio::spawn(release_unread(blobs.clone(), digest, download));
+                        }
                     }
                     return Joined::Swarm(kept);
                 }
                 Step::Direct(why) => {
                     match why {
                         NoSwarm::Refused(status) => {
-                            tracing::debug!(status, digest = %ask.digest, "origin refused: going to the registry");
+                            tracing::debug!(status, %digest, "origin refused: going to the registry");
                         }
                         NoSwarm::NoTracker => {
-                            tracing::warn!(digest = %ask.digest, "no tracker answered: going to the registry");
+                            tracing::warn!(%digest, "no tracker answered: going to the registry");
                         }
                     }
                     return Joined::Direct;
@@ -233,6 +283,7 @@ impl BlobWorker {
                 handle,
                 length: geometry.length,
                 orphaned: AtomicBool::new(false),
+                read: AtomicBool::new(false),
             })),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot join the swarm");
@@ -248,6 +299,40 @@ impl BlobWorker {
 struct Handover {
     wanted: OriginAsk,
     authorization: Option<Vec<u8>>,
+}
+
+/// A download with pieces missing and no peer connected for this long
+/// has no source left (its origin died after publishing every hash):
+/// readers take the rest from the registry instead of waiting out their
+/// stall timeout.
+pub const NO_PEERS_FOR: Duration = Duration::from_secs(3);
+
+/// Waits for the download to complete, marking it orphaned while no peer
+/// has been connected for [`NO_PEERS_FOR`] (a peer that comes back later
+/// still completes it, for the cache).
+async fn watch_sources(blobs: &Blobs, digest: &Digest, download: &Download) {
+    let progress = download.handle.progress();
+    let mut alone_since: Option<Instant> = None;
+    loop {
+        if monoio::time::timeout(Duration::from_secs(1), progress.wait_complete())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        let peers = blobs
+            .engine
+            .status(download.handle.info_hash())
+            .map_or(0, |s| s.stats.peers);
+        if peers > 0 {
+            alone_since = None;
+            continue;
+        }
+        let since = *alone_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= NO_PEERS_FOR && !download.orphaned.swap(true, Ordering::AcqRel) {
+            tracing::info!(%digest, "no peer left for a download: its readers go to the registry");
+        }
+    }
 }
 
 /// Follows piece hashes until every one is known, handing over to other
@@ -314,7 +399,7 @@ async fn follow(
                 Step::Done | Step::Join { .. } | Step::Direct(_) => break,
             };
         }
-        let _ = download.handle.progress().wait_complete().await;
+        watch_sources(&blobs, &digest, &download).await;
     };
     let _ = monoio::time::timeout(LIFETIME, drive).await;
     blobs.downloads.forget(&digest, &download);

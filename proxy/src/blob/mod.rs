@@ -12,6 +12,9 @@
 //!    ([`direct`]). A whole blob fetched that way is cached once its
 //!    digest checks.
 //!
+//! 4. An image manifest passing through starts the origin and joins the
+//!    swarm of each blob it names, ahead of the client ([`warm`]).
+//!
 //! Every answer names its source (`X-Bay-Source`: cache, swarm or
 //! registry), and the access log counts the bytes from each ([`source`]).
 //!
@@ -38,6 +41,7 @@ mod sim;
 pub mod source;
 mod stream;
 pub mod trackers;
+pub mod warm;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -56,6 +60,9 @@ use access::{Access, AccessAsk, Grants};
 use download::{Downloads, Joined};
 pub use source::{BlobMetrics, Source, SOURCE_HEADER};
 pub use trackers::{rendezvous_order, Trackers};
+pub use warm::{SeenManifest, Warming};
+
+use crate::config::Prefetch;
 
 /// What every worker shares.
 #[derive(Debug)]
@@ -69,6 +76,9 @@ pub struct Blobs {
     pub metrics: BlobMetrics,
     pub grants: Grants,
     pub downloads: Downloads,
+    /// What to do with the blobs of a manifest passing through.
+    pub prefetch: Prefetch,
+    pub warming: Warming,
 }
 
 impl Blobs {
@@ -88,12 +98,14 @@ impl Blobs {
             metrics: BlobMetrics::default(),
             grants: Grants::default(),
             downloads: Downloads::default(),
+            prefetch: Prefetch::Join,
+            warming: Warming::default(),
         }
     }
 }
 
 /// One worker's view.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct BlobWorker {
     pub blobs: Arc<Blobs>,
     /// To registries (their TLS and plain-HTTP rules).

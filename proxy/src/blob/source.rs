@@ -47,6 +47,8 @@ pub struct BlobMetrics {
     pub registry_reads: Counter,
     pub bytes_to_clients: Counter,
     pub bytes_from_registry: Counter,
+    /// Blobs whose origin and swarm were set up on seeing a manifest.
+    pub warmed: Counter,
     /// Bytes to clients by source, in [`Source::ALL`] order.
     pub bytes_by_source: [Counter; 3],
 }

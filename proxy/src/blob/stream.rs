@@ -31,6 +31,7 @@ impl BlobWorker {
                 return Response::new(416).header("content-range", format!("bytes */{total}"))
             }
         };
+        download.mark_read();
         let reader = match download.handle.reader(range.clone()) {
             Ok(r) => r,
             Err(e) => return oci_error(500, "UNKNOWN", &e.to_string()),
