@@ -10,8 +10,9 @@
 //! Layout: [`route`] (which upstream), [`passthrough`] (everything but
 //! blob reads), [`blob`] (cache, swarm, registry), [`service`] (the
 //! handler), [`serve`] (start and stop), [`status`] (the status page),
-//! [`held`] (announcing held blobs), [`config`], [`clientconf`]
-//! (client configuration snippets), [`errors`] (OCI error bodies).
+//! [`held`] (announcing held blobs), [`config`], [`setup`] (pointing
+//! the host's runtimes at the proxy), [`clientconf`] (the same files,
+//! printed), [`errors`] (OCI error bodies).
 
 pub mod blob;
 pub mod clientconf;
@@ -22,6 +23,7 @@ pub mod passthrough;
 pub mod route;
 pub mod serve;
 pub mod service;
+pub mod setup;
 pub mod status;
 
 /// The `bay-proxy` command line.
@@ -41,15 +43,19 @@ pub struct Cli {
 pub enum Command {
     /// Run the proxy.
     Serve(Box<config::ServeArgs>),
-    /// Print the configuration that points CLIENT at this proxy.
+    /// Point a runtime (containerd, docker, podman) at this proxy by
+    /// merging into its configuration; --undo puts it back.
+    Setup(setup::SetupArgs),
+    /// Print the files `setup` would write on a host without any of them.
     PrintConfig {
+        /// The runtime to configure.
         #[arg(value_enum)]
-        client: clientconf::ClientKind,
-        /// The proxy's address as clients reach it.
-        #[arg(long, default_value = "127.0.0.1:5000")]
+        client: setup::Runtime,
+        /// The proxy's address as clients reach it (its --listen).
+        #[arg(long, default_value = "127.0.0.1:5000", value_name = "ADDR")]
         proxy: std::net::SocketAddr,
-        /// The upstream registry, e.g. registry.example.com
-        #[arg(long, default_value = "docker.io")]
+        /// The upstream registry, e.g. registry.example.com or docker.io.
+        #[arg(long, default_value = "docker.io", value_name = "REG")]
         registry: String,
     },
 }

@@ -1,4 +1,4 @@
-use bay_proxy::{clientconf, serve, Cli, Command};
+use bay_proxy::{clientconf, serve, setup, Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse_args().command {
@@ -16,7 +16,8 @@ fn main() -> anyhow::Result<()> {
             client,
             proxy,
             registry,
-        } => print!("{}", clientconf::render(client, proxy, &registry)),
+        } => print!("{}", clientconf::render(client, proxy, &registry)?),
+        Command::Setup(args) => setup::run(&args, &mut std::io::stdout().lock())?,
     }
     Ok(())
 }
