@@ -12,11 +12,13 @@
 //! handler), [`serve`] (start and stop), [`status`] (the status page),
 //! [`held`] (announcing held blobs), [`config`], [`setup`] (pointing
 //! the host's runtimes at the proxy), [`clientconf`] (the same files,
-//! printed), [`errors`] (OCI error bodies).
+//! printed), [`doctor`] (what is wrong with a host's set-up), [`errors`]
+//! (OCI error bodies).
 
 pub mod blob;
 pub mod clientconf;
 pub mod config;
+pub mod doctor;
 pub mod errors;
 pub mod held;
 pub mod passthrough;
@@ -46,6 +48,8 @@ pub enum Command {
     /// Point a runtime (containerd, docker, podman) at this proxy by
     /// merging into its configuration; --undo puts it back.
     Setup(setup::SetupArgs),
+    /// Check this host's set-up and say what is wrong and how to fix it.
+    Doctor(doctor::DoctorArgs),
     /// Print the files `setup` would write on a host without any of them.
     PrintConfig {
         /// The runtime to configure.

@@ -1,4 +1,4 @@
-use bay_proxy::{clientconf, serve, setup, Cli, Command};
+use bay_proxy::{clientconf, doctor, serve, setup, Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse_args().command {
@@ -18,6 +18,10 @@ fn main() -> anyhow::Result<()> {
             registry,
         } => print!("{}", clientconf::render(client, proxy, &registry)?),
         Command::Setup(args) => setup::run(&args, &mut std::io::stdout().lock())?,
+        Command::Doctor(args) => {
+            let healthy = doctor::run(&args, &mut std::io::stdout().lock());
+            std::process::exit(if healthy { 0 } else { 1 });
+        }
     }
     Ok(())
 }
