@@ -39,7 +39,8 @@ pub struct DoctorArgs {
     /// bytes came from (the host's own images are left alone).
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,
-    /// Where the host's root is mounted here (as for setup).
+    /// Where the host's root is mounted here, for the runtimes' files (as
+    /// for setup).
     #[arg(long, default_value = "/", value_name = "DIR")]
     pub root_dir: PathBuf,
     /// containerd's socket, for --image.
@@ -115,7 +116,7 @@ pub fn run(args: &DoctorArgs, out: &mut dyn std::io::Write) -> bool {
     if let Some(status) = &status {
         check_trackers(args, status, &mut report);
         check_peer_port(&status.facts, &mut report);
-        check_cache(&host, status, &mut report);
+        check_cache(status, &mut report);
         report.add(Finding::ok(format!(
             "bay-proxy runs on {} ({})",
             status.facts.driver,
@@ -270,8 +271,10 @@ fn check_peer_port(facts: &Facts, report: &mut Report) {
     }
 }
 
-fn check_cache(host: &HostFs, status: &Status, report: &mut Report) {
-    let root = host.real(&status.facts.root);
+/// The cache root as the proxy names it: the doctor runs where the proxy
+/// does (a pod mounts the cache's hostPath at the same path).
+fn check_cache(status: &Status, report: &mut Report) {
+    let root = PathBuf::from(&status.facts.root);
     let probe = root.join(format!(".bay-doctor-{}", std::process::id()));
     if let Err(e) = std::fs::write(&probe, b"probe") {
         report.add(Finding::fail(
