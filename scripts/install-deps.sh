@@ -14,7 +14,10 @@ packages=(
   openssl              # the token server signs its tokens with it
   apache2-utils        # htpasswd -B for the registry's htpasswd auth tests
   containerd           # image client daemon (driven with ctr)
-  podman               # image client (vfs storage)
+  podman               # image client (vfs storage); builds and plays bay's image
+  catatonit            # the pause process of the pods podman kube play runs
+  python3-yaml         # turns the Kubernetes manifests into pods to play
+  systemd              # systemd-analyze verify of the units
   docker.io            # dockerd and docker CLI
   iproute2             # ip netns, tc, ss for the namespace hosts
   iperf3 iputils-ping  # checks of the namespace links

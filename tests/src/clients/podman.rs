@@ -20,6 +20,7 @@ pub struct Podman {
     dir: TempDir,
     registries_conf: PathBuf,
     policy: PathBuf,
+    home: Option<PathBuf>,
 }
 
 impl Podman {
@@ -58,8 +59,11 @@ impl Podman {
         .map_err(|e| HarnessError::io("write", &policy, e))?;
         let d = dir.path();
         let containers_conf = d.join("containers.conf");
+        // Containers get limits every sandbox allows: podman's own
+        // defaults for root exceed the hard limits of some.
         let conf = format!(
-            "[engine]\nlock_type = \"file\"\ntmp_dir = \"{}\"\nevents_logfile_path = \"{}\"\n\n[network]\nnetwork_config_dir = \"{}\"\n",
+            "[containers]\ndefault_ulimits = [\"nofile=16384:16384\", \"nproc=4096:4096\"]\n\n\
+             [engine]\nlock_type = \"file\"\ntmp_dir = \"{}\"\nevents_logfile_path = \"{}\"\n\n[network]\nnetwork_config_dir = \"{}\"\n",
             d.join("libpod").display(),
             d.join("events.log").display(),
             d.join("networks").display()
@@ -74,7 +78,51 @@ impl Podman {
             dir,
             registries_conf,
             policy,
+            home: None,
         })
+    }
+
+    /// Runs podman with HOME at `dir`: podman reads the drop-ins of
+    /// `$HOME/.config/containers/registries.conf.d` besides the system's.
+    pub fn set_home(&mut self, dir: &Path) {
+        self.home = Some(dir.to_owned());
+    }
+
+    /// The environment [`Podman::command`] sets.
+    pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
+        let d = self.dir.path();
+        let mut env = vec![
+            ("CONTAINERS_REGISTRIES_CONF", self.registries_conf.clone()),
+            ("CONTAINERS_CONF", d.join("containers.conf")),
+            ("TMPDIR", d.join("tmp")),
+        ];
+        if let Some(home) = &self.home {
+            env.push(("HOME", home.clone()));
+        }
+        env
+    }
+
+    /// The global flags [`Podman::command`] passes, for scripts that run
+    /// podman themselves.
+    pub fn global_flags(&self) -> Vec<String> {
+        let d = self.dir.path();
+        vec![
+            "--root".into(),
+            d.join("root").display().to_string(),
+            "--runroot".into(),
+            d.join("runroot").display().to_string(),
+            "--storage-driver".into(),
+            "vfs".into(),
+            "--cgroup-manager".into(),
+            "cgroupfs".into(),
+            "--events-backend".into(),
+            "file".into(),
+        ]
+    }
+
+    /// The signature policy that accepts any image.
+    pub fn policy(&self) -> &Path {
+        &self.policy
     }
 
     /// The registries.conf in use.
@@ -84,18 +132,8 @@ impl Podman {
 
     /// `podman` with the private storage and configuration flags.
     pub fn command(&self) -> Command {
-        let d = self.dir.path();
         let mut cmd = Command::new("podman");
-        cmd.env("CONTAINERS_REGISTRIES_CONF", &self.registries_conf)
-            .env("CONTAINERS_CONF", d.join("containers.conf"))
-            .env("TMPDIR", d.join("tmp"))
-            .arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("runroot"))
-            .args(["--storage-driver", "vfs"])
-            .args(["--cgroup-manager", "cgroupfs"])
-            .args(["--events-backend", "file"]);
+        cmd.envs(self.env()).args(self.global_flags());
         cmd
     }
 
