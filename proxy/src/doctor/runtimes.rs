@@ -236,8 +236,9 @@ pub fn pull(
             result.map(|()| Pulled::Fetched)
         }
         Runtime::Podman => {
-            let dir =
-                std::env::temp_dir().join(format!("bay-doctor-podman-{}", std::process::id()));
+            // podman refuses a runroot longer than 50 characters, which
+            // a TMPDIR can make it.
+            let dir = PathBuf::from(format!("/tmp/bay-doctor-{}", std::process::id()));
             let mut cmd = Command::new("podman");
             cmd.arg("--root")
                 .arg(dir.join("root"))

@@ -64,8 +64,10 @@ pub struct SetupArgs {
     /// Print what would change, as a diff, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Put back every file an earlier setup of this runtime changed.
-    #[arg(long, conflicts_with = "registries")]
+    /// Put back every file an earlier setup of this runtime changed, for
+    /// every registry it named (the rest of the command line may stay as
+    /// it was for setup).
+    #[arg(long)]
     pub undo: bool,
     /// With --undo: put files back even if they changed since setup wrote
     /// them (those changes are lost).
