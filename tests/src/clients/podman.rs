@@ -20,7 +20,7 @@ pub struct Podman {
     dir: TempDir,
     registries_conf: PathBuf,
     policy: PathBuf,
-    home: Option<PathBuf>,
+    drop_ins: Option<PathBuf>,
 }
 
 impl Podman {
@@ -78,28 +78,42 @@ impl Podman {
             dir,
             registries_conf,
             policy,
-            home: None,
+            drop_ins: None,
         })
     }
 
-    /// Runs podman with HOME at `dir`: podman reads the drop-ins of
-    /// `$HOME/.config/containers/registries.conf.d` besides the system's.
-    pub fn set_home(&mut self, dir: &Path) {
-        self.home = Some(dir.to_owned());
+    /// Runs podman with `dir` as its drop-in folder of registries.conf
+    /// files: bound over /etc/containers/registries.conf.d in a mount
+    /// namespace of podman's own (podman 4 has no other way to name it for
+    /// root), so the system's folder is never touched.
+    pub fn set_drop_in_dir(&mut self, dir: &Path) {
+        self.drop_ins = Some(dir.to_owned());
+    }
+
+    /// `program` run as [`Podman::set_drop_in_dir`] says: inside a mount
+    /// namespace with the drop-in folder bound, or as it is.
+    pub fn in_namespace(&self, program: &Path) -> Command {
+        match &self.drop_ins {
+            None => Command::new(program),
+            Some(dir) => {
+                let mut cmd = Command::new("unshare");
+                cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg("mount --bind \"$0\" /etc/containers/registries.conf.d && exec \"$@\"")
+                    .arg(dir)
+                    .arg(program);
+                cmd
+            }
+        }
     }
 
     /// The environment [`Podman::command`] sets.
     pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
         let d = self.dir.path();
-        let mut env = vec![
+        vec![
             ("CONTAINERS_REGISTRIES_CONF", self.registries_conf.clone()),
             ("CONTAINERS_CONF", d.join("containers.conf")),
             ("TMPDIR", d.join("tmp")),
-        ];
-        if let Some(home) = &self.home {
-            env.push(("HOME", home.clone()));
-        }
-        env
+        ]
     }
 
     /// The global flags [`Podman::command`] passes, for scripts that run
@@ -132,7 +146,7 @@ impl Podman {
 
     /// `podman` with the private storage and configuration flags.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new("podman");
+        let mut cmd = self.in_namespace(Path::new("podman"));
         cmd.envs(self.env()).args(self.global_flags());
         cmd
     }
