@@ -7,6 +7,9 @@
 //!   registry once, and both stop cleanly on SIGTERM;
 //! - the systemd units pass `systemd-analyze verify` (and a broken copy
 //!   does not, so the check can fail);
+//! - the Kubernetes manifests validate, strictly, against Kubernetes' own
+//!   schemas of two releases (kubernetes-validate, which ships them), and a
+//!   broken copy does not;
 //! - every pod template of the Kubernetes manifests is played with
 //!   `podman kube play` from that image (each DaemonSet and StatefulSet
 //!   template as a Pod): the proxy's init container writes containerd's
@@ -357,4 +360,62 @@ fn every_pod_template_plays_and_containerd_pulls_through_the_played_proxy() {
     assert_each_layer_served_once(&registry, &image);
     let layers = image.layers.len() as u64;
     assert!(metric(&proxy_url, "bay_proxy_swarm_reads_total").unwrap() >= layers);
+}
+
+/// Installed by scripts/install-deps.sh.
+const VALIDATOR: &str = "/opt/bay-tools/bin/kubernetes-validate";
+
+#[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs kubernetes-validate (scripts/install-deps.sh): scripts/test.sh runs it"
+)]
+fn the_kubernetes_manifests_validate_against_the_kubernetes_schemas() {
+    let dir = workspace_root().join("deploy/kubernetes");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    for version in ["1.28.0", "1.37.0"] {
+        let out = Command::new(VALIDATOR)
+            .args(["--strict", "--kubernetes-version", version])
+            .args(&files)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{version}: {said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for kind in [
+            "daemonset/bay-proxy",
+            "statefulset/bay-tracker",
+            "service/bay-tracker",
+            "poddisruptionbudget/bay-tracker",
+            "configmap/bay-config",
+        ] {
+            assert!(
+                said.contains(&format!("passed for resource {kind}")),
+                "{kind}: {said}"
+            );
+        }
+    }
+    let broken = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(dir.join("tracker.yaml")).unwrap();
+    let file = broken.path().join("tracker.yaml");
+    std::fs::write(&file, text.replace("replicas: 2", "replicas: two")).unwrap();
+    let out = Command::new(VALIDATOR)
+        .arg("--strict")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
