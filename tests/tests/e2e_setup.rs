@@ -493,7 +493,7 @@ fn doctor_names_each_broken_set_up_and_passes_a_sound_one() {
 
     // A tracker that is down.
     let dead = format!("http://127.0.0.1:{}", closed_port().unwrap());
-    let lonely = Proxy::start(&[dead.clone()], &upstreams).unwrap();
+    let lonely = Proxy::start(std::slice::from_ref(&dead), &upstreams).unwrap();
     set_up(root.path(), "containerd", lonely.addr(), &reg);
     let (ok, out) = doctor(lonely.addr(), root.path(), "containerd");
     assert!(
