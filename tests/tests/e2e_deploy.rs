@@ -27,34 +27,14 @@ use bay_tests::clients::containerd::Containerd;
 use bay_tests::clients::podman::Podman;
 use bay_tests::clients::{skopeo, Access};
 use bay_tests::deploy::{kube_pods, Cleanup, PlaySpec};
-use bay_tests::image::{ImageSpec, TestImage};
+use bay_tests::image::registry_with_image;
 use bay_tests::process::{free_port, wait_until};
-use bay_tests::registry::{Registry, RegistryOptions};
 
 const START: Duration = Duration::from_secs(60);
 
 /// A node's containerd settings, which setup must keep as they are.
 const NODE_CONTAINERD: &str = "version = 2\n\n# the node's own settings\n\
     [plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"pause:3.9\"\n";
-
-fn registry_with_image(seed: u64, repo: &str) -> (Registry, TestImage) {
-    let registry = Registry::start(RegistryOptions::plain()).unwrap();
-    let image = TestImage::build(&ImageSpec::small(seed)).unwrap();
-    image.push(&registry, repo).unwrap();
-    (registry, image)
-}
-
-fn assert_each_layer_served_once(registry: &Registry, image: &TestImage) {
-    let served = registry.blob_bytes_served().unwrap();
-    for layer in &image.layers {
-        assert_eq!(
-            served.get(&layer.digest).copied().unwrap_or(0),
-            layer.size,
-            "layer {} bytes from the registry: {served:?}",
-            layer.digest
-        );
-    }
-}
 
 fn wait_healthy(url: &str, logs: impl Fn() -> String) {
     let probe = format!("{url}/healthz");
@@ -73,7 +53,7 @@ fn wait_healthy(url: &str, logs: impl Fn() -> String) {
     ignore = "needs podman, docker-registry, skopeo and bay's binaries: scripts/test.sh runs it"
 )]
 fn the_image_runs_a_tracker_and_a_proxy_that_skopeo_pulls_through() {
-    let (registry, image) = registry_with_image(70, "bay/image");
+    let (registry, image) = registry_with_image(70, "bay/image").unwrap();
     let podman = Podman::new(&[]).unwrap();
     let mut pods = Cleanup::new(&podman);
     let bay = pods.build("bay-image").unwrap();
@@ -139,14 +119,14 @@ fn the_image_runs_a_tracker_and_a_proxy_that_skopeo_pulls_through() {
     };
     let pulled = skopeo::pull(&reference, &plain).unwrap();
     image.check(&pulled).unwrap();
-    assert_each_layer_served_once(&registry, &image);
+    image.check_served_once(&registry).unwrap();
     let layers = image.layers.len() as u64;
     assert!(metric(&proxy_url, "bay_proxy_swarm_reads_total").unwrap() >= layers);
 
     // Pulled again: the proxy's cache in the container answers.
     let pulled = skopeo::pull(&reference, &plain).unwrap();
     image.check(&pulled).unwrap();
-    assert_each_layer_served_once(&registry, &image);
+    image.check_served_once(&registry).unwrap();
     assert!(metric(&proxy_url, "bay_proxy_cache_hits_total").unwrap() >= layers);
 
     // SIGTERM (podman stop) ends both cleanly, long before the kill.
@@ -228,7 +208,7 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
     ignore = "needs podman, containerd, docker-registry, python3-yaml and bay's binaries: scripts/test.sh runs it"
 )]
 fn every_pod_template_plays_and_containerd_pulls_through_the_played_proxy() {
-    let (registry, image) = registry_with_image(71, "bay/kube");
+    let (registry, image) = registry_with_image(71, "bay/kube").unwrap();
     let podman = Podman::new(&[]).unwrap();
     let mut pods = Cleanup::new(&podman);
     let bay = pods.build("bay-kube").unwrap();
@@ -357,7 +337,7 @@ fn every_pod_template_plays_and_containerd_pulls_through_the_played_proxy() {
     };
     let pulled = containerd.pull(&reference, &plain, Some(&hosts)).unwrap();
     image.check(&pulled).unwrap();
-    assert_each_layer_served_once(&registry, &image);
+    image.check_served_once(&registry).unwrap();
     let layers = image.layers.len() as u64;
     assert!(metric(&proxy_url, "bay_proxy_swarm_reads_total").unwrap() >= layers);
 }

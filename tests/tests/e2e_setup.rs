@@ -26,17 +26,10 @@ use bay_tests::clients::containerd::Containerd;
 use bay_tests::clients::docker::{Dockerd, DockerdOptions, HostsEntry};
 use bay_tests::clients::podman::Podman;
 use bay_tests::clients::Access;
-use bay_tests::image::{ImageSpec, TestImage};
+use bay_tests::image::{registry_with_image, ImageSpec, TestImage};
 use bay_tests::process::closed_port;
 use bay_tests::registry::{Registry, RegistryOptions};
 use bay_tests::tmpfs::Tmpfs;
-
-fn registry_with_image(seed: u64, repo: &str) -> (Registry, TestImage) {
-    let registry = Registry::start(RegistryOptions::plain()).unwrap();
-    let image = TestImage::build(&ImageSpec::small(seed)).unwrap();
-    image.push(&registry, repo).unwrap();
-    (registry, image)
-}
 
 /// `bay-proxy ARGS…` with `env`; its output.
 fn bay_proxy(args: &[&str], env: &[(&str, PathBuf)]) -> Output {
@@ -101,7 +94,7 @@ fn s(p: &Path) -> &str {
     ignore = "needs containerd, docker-registry, skopeo and bay's binaries: scripts/test.sh runs it"
 )]
 fn containerd_set_up_pulls_through_bay_and_after_undo_straight_from_the_registry() {
-    let (registry, image) = registry_with_image(80, "bay/setup-ctr");
+    let (registry, image) = registry_with_image(80, "bay/setup-ctr").unwrap();
     let cluster = Cluster::start(&Upstreams::routed(&registry), 1, 1).unwrap();
     let proxy = &cluster.proxies[0];
     let root = tempfile::tempdir().unwrap();
@@ -179,7 +172,7 @@ fn containerd_set_up_pulls_through_bay_and_after_undo_straight_from_the_registry
     ignore = "needs podman, docker-registry, skopeo and bay's binaries: scripts/test.sh runs it"
 )]
 fn podman_set_up_pulls_through_bay_and_after_undo_straight_from_the_registry() {
-    let (registry, image) = registry_with_image(81, "bay/setup-podman");
+    let (registry, image) = registry_with_image(81, "bay/setup-podman").unwrap();
     // podman's mirror requests do not name the registry: a fixed upstream.
     let cluster = Cluster::start(&Upstreams::fixed(&registry), 1, 1).unwrap();
     let proxy = &cluster.proxies[0];
@@ -280,7 +273,7 @@ impl Drop for SavedHosts {
 )]
 fn dockerd_set_up_pulls_docker_hub_and_p2p_names_through_bay_and_after_undo_directly() {
     let saved = SavedHosts::take();
-    let (registry, image) = registry_with_image(82, "bay/setup-docker");
+    let (registry, image) = registry_with_image(82, "bay/setup-docker").unwrap();
     // The Hub image has other layers, or dockerd would hold them already.
     let hub_image = TestImage::build(&ImageSpec::small(83)).unwrap();
     // Docker Hub stands in as this registry, behind a proxy fixed on it.

@@ -62,26 +62,9 @@ pub use bay_core::logging::init_logging;
 mod tests {
     use clap::CommandFactory;
 
-    /// Every flag and argument of every subcommand says what it is for.
     #[test]
     fn every_argument_has_help() {
-        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
-            let path = format!("{path} {}", cmd.get_name());
-            if cmd.get_about().is_none() {
-                missing.push(path.clone());
-            }
-            for arg in cmd.get_arguments() {
-                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
-                if !builtin && arg.get_help().is_none() {
-                    missing.push(format!("{path} {}", arg.get_id()));
-                }
-            }
-            for sub in cmd.get_subcommands() {
-                walk(sub, &path, missing);
-            }
-        }
-        let mut missing = Vec::new();
-        walk(&super::Cli::command(), "", &mut missing);
+        let missing = bay_core::config::undocumented(&super::Cli::command());
         assert!(missing.is_empty(), "without help: {missing:?}");
     }
 }
