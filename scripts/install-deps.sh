@@ -14,7 +14,11 @@ packages=(
   openssl              # the token server signs its tokens with it
   apache2-utils        # htpasswd -B for the registry's htpasswd auth tests
   containerd           # image client daemon (driven with ctr)
-  podman               # image client (vfs storage)
+  podman               # image client (vfs storage); builds and plays bay's image
+  catatonit            # the pause process of the pods podman kube play runs
+  python3-yaml         # turns the Kubernetes manifests into pods to play
+  systemd              # systemd-analyze verify of the units
+  python3-venv         # a private venv for kubernetes-validate (below)
   docker.io            # dockerd and docker CLI
   iproute2             # ip netns, tc, ss for the namespace hosts
   iperf3 iputils-ping  # checks of the namespace links
@@ -41,6 +45,13 @@ for svc in nginx docker-registry; do
     systemctl stop "$svc" || true
   fi
 done
+
+# Kubernetes' own JSON schemas, shipped inside the package, check the
+# manifests offline; Debian packages no such validator.
+if ! [ -x /opt/bay-tools/bin/kubernetes-validate ]; then
+  python3 -m venv /opt/bay-tools
+  /opt/bay-tools/bin/pip install --quiet kubernetes-validate
+fi
 
 if ! command -v cargo-fuzz >/dev/null 2>&1 && ! [ -x "$HOME/.cargo/bin/cargo-fuzz" ]; then
   cargo install cargo-fuzz --locked

@@ -84,6 +84,13 @@ pub fn preallocate(file: &File, len: u64) -> io::Result<()> {
     }
 }
 
+/// Bytes an unprivileged writer may still put on the file system that
+/// holds `path` (statvfs: available blocks times the fragment size).
+pub fn free_space(path: &std::path::Path) -> io::Result<u64> {
+    let st = rustix::fs::statvfs(path)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
 /// Starts writing `len` bytes of `file` at `offset` back to disk now
 /// (sync_file_range with SYNC_FILE_RANGE_WRITE), so a later flush has
 /// little left to wait for. Only a hint: errors show up at that flush.

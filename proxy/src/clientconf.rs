@@ -1,38 +1,24 @@
-//! `bay-proxy print-config CLIENT`: the client configuration that points an
-//! image client at this proxy.
+//! `bay-proxy print-config CLIENT`: the files `bay-proxy setup` would
+//! write on a host that has none of them yet, for operators who manage
+//! those files with their own tools.
 
 use std::net::SocketAddr;
 
-/// Which client to configure.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum ClientKind {
-    Containerd,
-    Docker,
-    Podman,
-}
+use crate::setup::{self, Blank, Runtime, SetupError};
 
-/// The configuration text for `client`, for `registry` through the proxy
-/// listening on `proxy`.
-pub fn render(client: ClientKind, proxy: SocketAddr, registry: &str) -> String {
-    match client {
-        ClientKind::Containerd => format!(
-            "# /etc/containerd/certs.d/{registry}/hosts.toml\n\
-             server = \"https://{registry}\"\n\n\
-             [host.\"http://{proxy}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
-        ),
-        ClientKind::Docker => format!(
-            "# /etc/docker/daemon.json (registry-mirrors applies to Docker Hub only;\n\
-             # start bay-proxy with --upstream registry-1.docker.io for it).\n\
-             # For other registries: add `127.0.0.1 p2p-{registry}` to /etc/hosts and\n\
-             # pull p2p-{registry}/IMAGE, with bay-proxy listening on port 80.\n\
-             {{\n  \"registry-mirrors\": [\"http://{proxy}\"]\n}}\n"
-        ),
-        ClientKind::Podman => format!(
-            "# /etc/containers/registries.conf.d/bay.conf\n\
-             [[registry]]\nlocation = \"{registry}\"\n\n\
-             [[registry.mirror]]\nlocation = \"{proxy}\"\ninsecure = true\n"
-        ),
+/// The files (each under a `# PATH` line) and notes that point `client`
+/// at the proxy listening on `proxy` for `registry`.
+pub fn render(client: Runtime, proxy: SocketAddr, registry: &str) -> Result<String, SetupError> {
+    let registries = setup::registries(client, &[registry.to_owned()])?;
+    let plan = setup::plan(client, &registries, proxy, &Blank)?;
+    let mut out = String::new();
+    for change in &plan.changes {
+        out.push_str(&format!("# {}\n{}\n", change.path, change.new));
     }
+    for note in &plan.notes {
+        out.push_str(&format!("# note: {note}\n"));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -42,15 +28,14 @@ mod tests {
     #[test]
     fn each_client_names_the_proxy() {
         let proxy: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        for kind in [
-            ClientKind::Containerd,
-            ClientKind::Docker,
-            ClientKind::Podman,
-        ] {
-            let text = render(kind, proxy, "reg.test");
-            assert!(text.contains("127.0.0.1:5000"), "{text}");
+        for kind in Runtime::ALL {
+            let text = render(kind, proxy, "reg.test").unwrap();
+            assert!(text.contains("127.0.0.1"), "{text}");
         }
-        let toml_part = render(ClientKind::Containerd, proxy, "reg.test");
+        let toml_part = render(Runtime::Containerd, proxy, "reg.test").unwrap();
         assert!(toml_part.contains("server = \"https://reg.test\""));
+        assert!(toml_part.contains("# /etc/containerd/certs.d/reg.test/hosts.toml"));
+        let hub = render(Runtime::Docker, proxy, "docker.io").unwrap();
+        assert!(hub.contains("\"registry-mirrors\""), "{hub}");
     }
 }

@@ -10,18 +10,22 @@
 //! Layout: [`route`] (which upstream), [`passthrough`] (everything but
 //! blob reads), [`blob`] (cache, swarm, registry), [`service`] (the
 //! handler), [`serve`] (start and stop), [`status`] (the status page),
-//! [`held`] (announcing held blobs), [`config`], [`clientconf`]
-//! (client configuration snippets), [`errors`] (OCI error bodies).
+//! [`held`] (announcing held blobs), [`config`], [`setup`] (pointing
+//! the host's runtimes at the proxy), [`clientconf`] (the same files,
+//! printed), [`doctor`] (what is wrong with a host's set-up), [`errors`]
+//! (OCI error bodies).
 
 pub mod blob;
 pub mod clientconf;
 pub mod config;
+pub mod doctor;
 pub mod errors;
 pub mod held;
 pub mod passthrough;
 pub mod route;
 pub mod serve;
 pub mod service;
+pub mod setup;
 pub mod status;
 
 /// The `bay-proxy` command line.
@@ -41,15 +45,21 @@ pub struct Cli {
 pub enum Command {
     /// Run the proxy.
     Serve(Box<config::ServeArgs>),
-    /// Print the configuration that points CLIENT at this proxy.
+    /// Point a runtime (containerd, docker, podman) at this proxy by
+    /// merging into its configuration; --undo puts it back.
+    Setup(setup::SetupArgs),
+    /// Check this host's set-up and say what is wrong and how to fix it.
+    Doctor(doctor::DoctorArgs),
+    /// Print the files `setup` would write on a host without any of them.
     PrintConfig {
+        /// The runtime to configure.
         #[arg(value_enum)]
-        client: clientconf::ClientKind,
-        /// The proxy's address as clients reach it.
-        #[arg(long, default_value = "127.0.0.1:5000")]
+        client: setup::Runtime,
+        /// The proxy's address as clients reach it (its --listen).
+        #[arg(long, default_value = "127.0.0.1:5000", value_name = "ADDR")]
         proxy: std::net::SocketAddr,
-        /// The upstream registry, e.g. registry.example.com
-        #[arg(long, default_value = "docker.io")]
+        /// The upstream registry, e.g. registry.example.com or docker.io.
+        #[arg(long, default_value = "docker.io", value_name = "REG")]
         registry: String,
     },
 }
@@ -65,3 +75,14 @@ impl Cli {
 }
 
 pub use bay_core::logging::init_logging;
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_argument_has_help() {
+        let missing = bay_core::config::undocumented(&super::Cli::command());
+        assert!(missing.is_empty(), "without help: {missing:?}");
+    }
+}

@@ -1,4 +1,4 @@
-use bay_proxy::{clientconf, serve, Cli, Command};
+use bay_proxy::{clientconf, doctor, serve, setup, Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse_args().command {
@@ -16,7 +16,12 @@ fn main() -> anyhow::Result<()> {
             client,
             proxy,
             registry,
-        } => print!("{}", clientconf::render(client, proxy, &registry)),
+        } => print!("{}", clientconf::render(client, proxy, &registry)?),
+        Command::Setup(args) => setup::run(&args, &mut std::io::stdout().lock())?,
+        Command::Doctor(args) => {
+            let healthy = doctor::run(&args, &mut std::io::stdout().lock());
+            std::process::exit(if healthy { 0 } else { 1 });
+        }
     }
     Ok(())
 }

@@ -109,10 +109,28 @@ pub fn start(
     );
     blobs.prefetch = config.prefetch;
     let blobs = Arc::new(blobs);
+    let server_config = ServerConfig {
+        threads: config.threads,
+        body_pace: config.body_pace()?,
+        access_log: config.access_log.is_on(),
+        ..ServerConfig::default()
+    };
+    let driver =
+        bay_httpd::resolve_driver(server_config.driver).map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let facts = crate::status::Facts {
+        driver: driver.to_string(),
+        upstream: fixed.as_ref().map(|u| u.as_str().to_owned()),
+        root: config.node.root().display().to_string(),
+        peer_addr: peer_addr.to_string(),
+    };
     let routing = Arc::new(Routing {
         fixed,
         allow: node.allow,
         started: std::time::Instant::now(),
+        facts,
     });
     let listen = match listen {
         Some(l) => Listen::Std(l),
@@ -136,12 +154,7 @@ pub fn start(
                 http,
             }
         },
-        ServerConfig {
-            threads: config.threads,
-            body_pace: config.body_pace()?,
-            access_log: config.access_log.is_on(),
-            ..ServerConfig::default()
-        },
+        server_config,
         shutdown.clone(),
     )
     .map_err(|source| StartError::Listen {

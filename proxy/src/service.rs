@@ -21,6 +21,8 @@ pub struct Routing {
     pub allow: AllowList,
     /// When the proxy started (for the status page).
     pub started: std::time::Instant,
+    /// How it was started (for the status page).
+    pub facts: crate::status::Facts,
 }
 
 /// One worker's handler.
@@ -37,13 +39,21 @@ impl Handler for Worker {
             "/healthz" | "/readyz" => return Response::text(200, "ok\n"),
             "/metrics" => return metrics(&self.blobs.blobs),
             "/" if req.method == Method::Get => {
-                let status = crate::status::collect(&self.blobs.blobs, self.routing.started);
+                let status = crate::status::collect(
+                    &self.blobs.blobs,
+                    self.routing.started,
+                    &self.routing.facts,
+                );
                 return Response::new(200)
                     .header("content-type", "text/html; charset=utf-8")
                     .body(crate::status::html(&status).into_bytes());
             }
             "/status" if req.method == Method::Get => {
-                let status = crate::status::collect(&self.blobs.blobs, self.routing.started);
+                let status = crate::status::collect(
+                    &self.blobs.blobs,
+                    self.routing.started,
+                    &self.routing.facts,
+                );
                 return Response::new(200)
                     .header("content-type", "application/json")
                     .body(crate::status::json(&status));

@@ -20,6 +20,9 @@ pub struct ProxyStatus {
     pub version: &'static str,
     pub uptime_secs: u64,
     pub mode: &'static str,
+    /// How the proxy was started, for `bay-proxy doctor`.
+    #[serde(flatten)]
+    pub facts: Facts,
     pub cache_bytes: u64,
     pub cache_budget: u64,
     pub blobs_cached: usize,
@@ -33,6 +36,19 @@ pub struct ProxyStatus {
     pub peer_downloaded_bytes: u64,
     pub peer_uploaded_bytes: u64,
     pub trackers: Vec<TrackerRow>,
+}
+
+/// What the proxy runs with, fixed at start.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Facts {
+    /// `io_uring` or `epoll`.
+    pub driver: String,
+    /// The fixed upstream (`--upstream`), if any.
+    pub upstream: Option<String>,
+    /// The cache root.
+    pub root: String,
+    /// The peer address other hosts are told.
+    pub peer_addr: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,7 +69,7 @@ pub struct TrackerRow {
     pub last_error_secs_ago: Option<u64>,
 }
 
-pub fn collect(blobs: &Blobs, started: Instant) -> ProxyStatus {
+pub fn collect(blobs: &Blobs, started: Instant, facts: &Facts) -> ProxyStatus {
     let stats = blobs.store.stats();
     let mut downloads: Vec<DownloadRow> = blobs
         .downloads
@@ -81,6 +97,7 @@ pub fn collect(blobs: &Blobs, started: Instant) -> ProxyStatus {
     ProxyStatus {
         version: env!("CARGO_PKG_VERSION"),
         uptime_secs: started.elapsed().as_secs(),
+        facts: facts.clone(),
         mode: if blobs.engine.naming().keys().is_some() {
             "keyed"
         } else {

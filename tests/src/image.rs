@@ -190,6 +190,30 @@ impl TestImage {
         }
         Ok(())
     }
+
+    /// Fails unless each of this image's layers left `registry` exactly
+    /// once (bay fetched it for its clients, nothing else did).
+    pub fn check_served_once(&self, registry: &Registry) -> Result<()> {
+        let served = registry.blob_bytes_served()?;
+        for layer in &self.layers {
+            let bytes = served.get(&layer.digest).copied().unwrap_or(0);
+            if bytes != layer.size {
+                return Err(HarnessError::Mismatch(format!(
+                    "layer {} left the registry as {bytes} bytes, not {} once: {served:?}",
+                    layer.digest, layer.size
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A plain-HTTP registry holding a small test image (from `seed`) at `repo`.
+pub fn registry_with_image(seed: u64, repo: &str) -> Result<(Registry, TestImage)> {
+    let registry = Registry::start(crate::registry::RegistryOptions::plain())?;
+    let image = TestImage::build(&ImageSpec::small(seed))?;
+    image.push(&registry, repo)?;
+    Ok((registry, image))
 }
 
 /// Writes everything to a file and into a SHA-256 at once.

@@ -12,6 +12,7 @@
 //! - [`libtorrent`]: the python libtorrent driver (`tests/py/lt_driver.py`).
 //! - [`peers`]: live peers: libtorrent (`tests/py/lt_peer.py`) and
 //!   `bay-peer` as children, and torrents of test data.
+//! - [`deploy`]: bay's container image, containers and played pods.
 //! - [`cluster_bench`]: the cluster comparison run (bin `bay-cluster-bench`).
 //! - [`stranger`]: hostile clients and peers: raw HTTP, handshakes from
 //!   chosen loopback addresses, and a bait listener.
@@ -29,6 +30,7 @@ pub mod bay;
 pub mod bins;
 pub mod clients;
 pub mod cluster_bench;
+pub mod deploy;
 pub mod image;
 pub mod libtorrent;
 pub mod peers;

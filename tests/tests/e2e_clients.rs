@@ -21,13 +21,9 @@ use bay_tests::clients::containerd::{write_hosts_toml, Containerd, MirrorHost};
 use bay_tests::clients::docker::{Dockerd, DockerdOptions, HostsEntry};
 use bay_tests::clients::podman::Podman;
 use bay_tests::clients::Access;
-use bay_tests::image::{ImageSpec, TestImage};
+use bay_tests::image::{registry_with_image, ImageSpec, TestImage};
 use bay_tests::process::closed_port;
 use bay_tests::registry::{Credentials, Registry, RegistryOptions};
-
-fn registry_with_image(seed: u64, repo: &str) -> (Registry, TestImage) {
-    registry_with_image_as(RegistryOptions::plain(), seed, repo)
-}
 
 fn registry_with_image_as(
     options: RegistryOptions,
@@ -40,27 +36,13 @@ fn registry_with_image_as(
     (registry, image)
 }
 
-/// Each layer left the registry exactly once (bay fetched it for the
-/// client, nothing else did).
-fn assert_each_layer_served_once(registry: &Registry, image: &TestImage) {
-    let served = registry.blob_bytes_served().unwrap();
-    for layer in &image.layers {
-        assert_eq!(
-            served.get(&layer.digest).copied().unwrap_or(0),
-            layer.size,
-            "layer {} bytes from the registry: {served:?}",
-            layer.digest
-        );
-    }
-}
-
 #[test]
 #[cfg_attr(
     not(feature = "external"),
     ignore = "needs docker-registry, skopeo, podman, containerd, dockerd and bay's binaries: scripts/test.sh runs it"
 )]
 fn containerd_pulls_through_a_hosts_toml_mirror() {
-    let (registry, image) = registry_with_image(60, "bay/ctr");
+    let (registry, image) = registry_with_image(60, "bay/ctr").unwrap();
     let cluster = Cluster::start(&Upstreams::routed(&registry), 1, 1).unwrap();
     let proxy = &cluster.proxies[0];
     let containerd = Containerd::start().unwrap();
@@ -81,7 +63,7 @@ fn containerd_pulls_through_a_hosts_toml_mirror() {
 
     let pulled = containerd.pull(&reference, &access, Some(&hosts)).unwrap();
     image.check(&pulled).unwrap();
-    assert_each_layer_served_once(&registry, &image);
+    image.check_served_once(&registry).unwrap();
     assert!(metric(&proxy.url(), "bay_proxy_swarm_reads_total").unwrap() >= 3);
 
     // Pulled again after removal: the proxy's cache answers, the registry
@@ -100,7 +82,7 @@ fn containerd_pulls_through_a_hosts_toml_mirror() {
     ignore = "needs docker-registry, skopeo, podman, containerd, dockerd and bay's binaries: scripts/test.sh runs it"
 )]
 fn podman_pulls_through_a_registries_conf_mirror() {
-    let (registry, image) = registry_with_image(61, "bay/podman");
+    let (registry, image) = registry_with_image(61, "bay/podman").unwrap();
     let cluster = Cluster::start(&Upstreams::fixed(&registry), 1, 1).unwrap();
     let proxy = &cluster.proxies[0];
     let closed = format!("127.0.0.1:{}", closed_port().unwrap());
@@ -120,7 +102,7 @@ fn podman_pulls_through_a_registries_conf_mirror() {
         )
         .unwrap();
     image.check(&pulled).unwrap();
-    assert_each_layer_served_once(&registry, &image);
+    image.check_served_once(&registry).unwrap();
     assert!(metric(&proxy.url(), "bay_proxy_swarm_reads_total").unwrap() >= 3);
 }
 
@@ -155,7 +137,7 @@ fn dockerd_logs_in_and_pulls_by_the_p2p_host_prefix() {
     };
     let pulled = dockerd.pull(&reference, &access).unwrap();
     image.check(&pulled).unwrap();
-    assert_each_layer_served_once(&registry, &image);
+    image.check_served_once(&registry).unwrap();
     assert!(metric(&proxy.url(), "bay_proxy_swarm_reads_total").unwrap() >= 3);
     drop(dockerd);
     drop(proxy);

@@ -213,6 +213,7 @@ fn dockerd_pulls_docker_hub_names_through_registry_mirrors() {
     let options = DockerdOptions {
         registry_mirrors: vec![registry.url()],
         insecure_registries: vec![registry.host()],
+        ..DockerdOptions::default()
     };
     let dockerd = Dockerd::start(&options).expect("dockerd");
     // A Docker Hub name: only the mirror can serve it on this machine.

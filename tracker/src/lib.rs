@@ -57,3 +57,14 @@ impl Cli {
 }
 
 pub use bay_core::logging::init_logging;
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_argument_has_help() {
+        let missing = bay_core::config::undocumented(&super::Cli::command());
+        assert!(missing.is_empty(), "without help: {missing:?}");
+    }
+}

@@ -21,11 +21,11 @@ pub struct Args {
     /// The file to make a torrent of.
     pub file: PathBuf,
     /// Where to write the torrent (default: FILE.torrent).
-    #[arg(long)]
+    #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
     /// Bytes per piece: a power of two, at least 16384 (default: chosen
     /// from the size, aiming at 1000 to 2000 pieces).
-    #[arg(long)]
+    #[arg(long, value_name = "BYTES")]
     pub piece_length: Option<u64>,
     /// Tracker announce URL; repeat for fail-over trackers, in order.
     #[arg(long = "announce", value_name = "URL")]
@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long)]
     pub private: bool,
     /// Torrent and file name (default: FILE's name).
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 }
 

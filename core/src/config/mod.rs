@@ -16,6 +16,30 @@ pub use file::{parse_toml, read_toml, to_toml};
 pub use node::{node_env, NodeArgs, NodeConfig, NodeDefaults, NODE_KEYS};
 pub use size::{ByteSize, SizeError};
 
+/// Subcommands and arguments of `cmd` (and its subcommands) that have no
+/// help text, by their path: every flag of bay's programs must say what
+/// it is for.
+pub fn undocumented(cmd: &clap::Command) -> Vec<String> {
+    fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        let path = format!("{path} {}", cmd.get_name());
+        if cmd.get_about().is_none() {
+            out.push(path.clone());
+        }
+        for arg in cmd.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && arg.get_help().is_none() {
+                out.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, &path, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(cmd, "", &mut out);
+    out
+}
+
 /// A setting that is on or off, written `on` / `off` in files and flags.
 #[derive(
     Debug,

@@ -33,6 +33,9 @@ pub struct DockerdOptions {
     pub insecure_registries: Vec<String>,
     /// `registry-mirrors` (Docker Hub only).
     pub registry_mirrors: Vec<String>,
+    /// A daemon.json of the caller's (the two settings above are then
+    /// ignored).
+    pub config_file: Option<PathBuf>,
 }
 
 /// A running dockerd; stopped with its containerd and folders removed on drop.
@@ -59,13 +62,19 @@ impl Dockerd {
         let docker_config = d.join("client");
         std::fs::create_dir_all(&docker_config)
             .map_err(|e| HarnessError::io("create", &docker_config, e))?;
-        let config_file = d.join("daemon.json");
-        let config = serde_json::json!({
-            "insecure-registries": options.insecure_registries,
-            "registry-mirrors": options.registry_mirrors,
-        });
-        std::fs::write(&config_file, config.to_string())
-            .map_err(|e| HarnessError::io("write", &config_file, e))?;
+        let config_file = match &options.config_file {
+            Some(file) => file.clone(),
+            None => {
+                let file = d.join("daemon.json");
+                let config = serde_json::json!({
+                    "insecure-registries": options.insecure_registries,
+                    "registry-mirrors": options.registry_mirrors,
+                });
+                std::fs::write(&file, config.to_string())
+                    .map_err(|e| HarnessError::io("write", &file, e))?;
+                file
+            }
+        };
         let mut cmd = Command::new("dockerd");
         cmd.arg("--data-root")
             .arg(d.join("data"))

@@ -20,6 +20,7 @@ pub struct Podman {
     dir: TempDir,
     registries_conf: PathBuf,
     policy: PathBuf,
+    drop_ins: Option<PathBuf>,
 }
 
 impl Podman {
@@ -58,8 +59,11 @@ impl Podman {
         .map_err(|e| HarnessError::io("write", &policy, e))?;
         let d = dir.path();
         let containers_conf = d.join("containers.conf");
+        // Containers get limits every sandbox allows: podman's own
+        // defaults for root exceed the hard limits of some.
         let conf = format!(
-            "[engine]\nlock_type = \"file\"\ntmp_dir = \"{}\"\nevents_logfile_path = \"{}\"\n\n[network]\nnetwork_config_dir = \"{}\"\n",
+            "[containers]\ndefault_ulimits = [\"nofile=16384:16384\", \"nproc=4096:4096\"]\n\n\
+             [engine]\nlock_type = \"file\"\ntmp_dir = \"{}\"\nevents_logfile_path = \"{}\"\n\n[network]\nnetwork_config_dir = \"{}\"\n",
             d.join("libpod").display(),
             d.join("events.log").display(),
             d.join("networks").display()
@@ -74,7 +78,65 @@ impl Podman {
             dir,
             registries_conf,
             policy,
+            drop_ins: None,
         })
+    }
+
+    /// Runs podman with `dir` as its drop-in folder of registries.conf
+    /// files: bound over /etc/containers/registries.conf.d in a mount
+    /// namespace of podman's own (podman 4 has no other way to name it for
+    /// root), so the system's folder is never touched.
+    pub fn set_drop_in_dir(&mut self, dir: &Path) {
+        self.drop_ins = Some(dir.to_owned());
+    }
+
+    /// `program` run as [`Podman::set_drop_in_dir`] says: inside a mount
+    /// namespace with the drop-in folder bound, or as it is.
+    pub fn in_namespace(&self, program: &Path) -> Command {
+        match &self.drop_ins {
+            None => Command::new(program),
+            Some(dir) => {
+                let mut cmd = Command::new("unshare");
+                cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg("mount --bind \"$0\" /etc/containers/registries.conf.d && exec \"$@\"")
+                    .arg(dir)
+                    .arg(program);
+                cmd
+            }
+        }
+    }
+
+    /// The environment [`Podman::command`] sets.
+    pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
+        let d = self.dir.path();
+        vec![
+            ("CONTAINERS_REGISTRIES_CONF", self.registries_conf.clone()),
+            ("CONTAINERS_CONF", d.join("containers.conf")),
+            ("TMPDIR", d.join("tmp")),
+        ]
+    }
+
+    /// The global flags [`Podman::command`] passes, for scripts that run
+    /// podman themselves.
+    pub fn global_flags(&self) -> Vec<String> {
+        let d = self.dir.path();
+        vec![
+            "--root".into(),
+            d.join("root").display().to_string(),
+            "--runroot".into(),
+            d.join("runroot").display().to_string(),
+            "--storage-driver".into(),
+            "vfs".into(),
+            "--cgroup-manager".into(),
+            "cgroupfs".into(),
+            "--events-backend".into(),
+            "file".into(),
+        ]
+    }
+
+    /// The signature policy that accepts any image.
+    pub fn policy(&self) -> &Path {
+        &self.policy
     }
 
     /// The registries.conf in use.
@@ -84,18 +146,8 @@ impl Podman {
 
     /// `podman` with the private storage and configuration flags.
     pub fn command(&self) -> Command {
-        let d = self.dir.path();
-        let mut cmd = Command::new("podman");
-        cmd.env("CONTAINERS_REGISTRIES_CONF", &self.registries_conf)
-            .env("CONTAINERS_CONF", d.join("containers.conf"))
-            .env("TMPDIR", d.join("tmp"))
-            .arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("runroot"))
-            .args(["--storage-driver", "vfs"])
-            .args(["--cgroup-manager", "cgroupfs"])
-            .args(["--events-backend", "file"]);
+        let mut cmd = self.in_namespace(Path::new("podman"));
+        cmd.envs(self.env()).args(self.global_flags());
         cmd
     }
 
