@@ -1,14 +1,16 @@
 //! Announcing every blob this host holds whole, to the tracker that owns
 //! each, in one request per tracker every held interval (and once at
-//! start, so a restarted host is found again at once). Downloads announce
-//! themselves while they run ([`crate::blob`]); afterwards this is the
-//! only cost a held blob has, so a host's idle announce traffic does not
-//! grow with its cache.
+//! start, so a restarted host is found again at once; and within
+//! [`NEW_BLOBS_AFTER`] of a blob joining the cache, so a fresh blob stays
+//! findable once its download stops announcing). Downloads announce
+//! themselves while they run and shortly after ([`crate::blob`]);
+//! afterwards this is the only cost a held blob has, so a host's idle
+//! announce traffic does not grow with its cache.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bay_httpd::client::Client;
 use bay_httpd::{build_runtime, resolve_driver, Driver, Shutdown};
@@ -23,6 +25,12 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest wait for one held announce.
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// New blobs in the cache bring the next round forward to this long
+/// after the last one: at most one extra request a minute while a host
+/// pulls, none at rest.
+pub const NEW_BLOBS_AFTER: Duration = Duration::from_secs(60);
+/// How often the cache is looked at for new blobs between rounds.
+const LOOK_EVERY: Duration = Duration::from_secs(5);
 
 /// Starts the announcing thread; it ends when `shutdown` triggers.
 pub fn start(
@@ -42,13 +50,60 @@ pub fn start(
                 }
             };
             let http = blobs.trackers.client(tls);
+            let mut rounds = Rounds::new(blobs.store.additions(), Instant::now());
             loop {
-                let interval = runtime.block_on(announce_all(&http, &blobs));
-                if shutdown.wait_blocking(interval) {
+                let now = Instant::now();
+                if rounds.due(blobs.store.additions(), now) {
+                    let additions = blobs.store.additions();
+                    let interval = runtime.block_on(announce_all(&http, &blobs));
+                    rounds.done(additions, interval, Instant::now());
+                }
+                if shutdown.wait_blocking(rounds.wait(Instant::now())) {
                     return;
                 }
             }
         })
+}
+
+/// When the next round of held announces is due: at the interval the
+/// trackers ask for, or [`NEW_BLOBS_AFTER`] the last round once the cache
+/// has new blobs.
+#[derive(Debug)]
+struct Rounds {
+    /// The store's addition count the last round saw.
+    seen: u64,
+    last: Option<Instant>,
+    next: Instant,
+}
+
+impl Rounds {
+    /// The first round is due at once.
+    fn new(additions: u64, now: Instant) -> Rounds {
+        Rounds {
+            seen: additions,
+            last: None,
+            next: now,
+        }
+    }
+
+    fn due(&self, additions: u64, now: Instant) -> bool {
+        let fresh = additions != self.seen
+            && self
+                .last
+                .is_none_or(|last| now.saturating_duration_since(last) >= NEW_BLOBS_AFTER);
+        now >= self.next || fresh
+    }
+
+    fn done(&mut self, additions: u64, interval: Duration, now: Instant) {
+        self.seen = additions;
+        self.last = Some(now);
+        self.next = now + interval;
+    }
+
+    /// How long to sleep before looking again.
+    fn wait(&self, now: Instant) -> Duration {
+        self.next.saturating_duration_since(now).min(LOOK_EVERY)
+    }
 }
 
 /// The swarms this host holds, grouped by the tracker that owns each.
@@ -124,5 +179,31 @@ async fn announce(
         Ok(Reply::Success(a)) if status == 200 => Ok(a),
         Ok(Reply::Failure(reason)) => Err(reason),
         _ => Err(format!("status {status}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_blobs_bring_a_round_forward_at_most_once_a_minute() {
+        let t0 = Instant::now();
+        let mut r = Rounds::new(7, t0);
+        assert!(r.due(7, t0), "the first round waits");
+        r.done(7, DEFAULT_INTERVAL, t0);
+        assert!(!r.due(7, t0 + Duration::from_secs(200)));
+        assert!(
+            !r.due(8, t0 + Duration::from_secs(30)),
+            "a new blob brought a round within a minute of the last"
+        );
+        assert!(r.due(8, t0 + NEW_BLOBS_AFTER));
+        r.done(8, DEFAULT_INTERVAL, t0 + NEW_BLOBS_AFTER);
+        assert!(
+            !r.due(8, t0 + Duration::from_secs(300)),
+            "nothing new, not due"
+        );
+        assert!(r.due(8, t0 + NEW_BLOBS_AFTER + DEFAULT_INTERVAL));
+        assert_eq!(r.wait(t0 + NEW_BLOBS_AFTER), LOOK_EVERY);
     }
 }

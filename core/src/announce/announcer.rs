@@ -348,6 +348,15 @@ impl Announcer {
         }
     }
 
+    /// Ends without `stopped`: the peer still has the torrent and
+    /// something else keeps it known to the tracker (a host's held
+    /// announce), which `stopped` would undo.
+    pub fn hand_over(&mut self) {
+        self.in_flight = None;
+        self.cursor = None;
+        self.phase = Phase::Finished;
+    }
+
     // Outputs.
 
     /// The next announce to perform, if one is due.

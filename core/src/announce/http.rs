@@ -79,6 +79,11 @@ impl AnnounceControl {
     pub fn stop(&self) {
         self.with(|a| a.stop(Instant::now()));
     }
+
+    /// See [`Announcer::hand_over`]; [`run_http`] returns at once.
+    pub fn hand_over(&self) {
+        self.with(Announcer::hand_over);
+    }
 }
 
 /// Drives the announcer of `control` until it is finished, giving each

@@ -245,7 +245,7 @@ impl BlobWorker {
                             self.trackers.clone(),
                             tracker,
                             blobs.clone(),
-                            download.clone(),
+                            &download,
                         ));
                         if fetch == Fetch::OnRead {
                             monoio::spawn(release_unread(blobs.clone(), digest, download));
