@@ -31,6 +31,10 @@ use bay_wire::tracker::held::{HeldAnnounce, HeldAnswer};
 use bay_wire::tracker::Event;
 use bay_wire::tracker::{AnnounceRequest, AnnounceResponse, InfoHash, ScrapeResponse, ScrapeStats};
 
+mod swarm;
+
+use swarm::{Peer, Swarm};
+
 const SHARDS: usize = 16;
 
 /// Tunables of the peer store.
@@ -106,65 +110,6 @@ fn routable(addr: SocketAddr) -> bool {
     let ip = addr.ip();
     let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
     addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
-}
-
-#[derive(Debug)]
-struct Peer {
-    addr: SocketAddr,
-    seeder: bool,
-    /// Bytes it still lacks, as it last said.
-    left: u64,
-    last_seen: Instant,
-    /// Forgotten from then on, unless heard from again.
-    expires: Instant,
-}
-
-#[derive(Debug, Default)]
-struct Swarm {
-    peers: HashMap<[u8; 20], Peer>,
-    completed: u32,
-}
-
-impl Swarm {
-    /// Records `peer` under `id`, keeping the later expiry of an entry it
-    /// replaces (a held announce outlasts a regular one).
-    fn record(&mut self, id: [u8; 20], mut peer: Peer, max_per_address: usize) {
-        self.make_room(&id, peer.addr, max_per_address);
-        if let Some(old) = self.peers.get(&id) {
-            peer.expires = peer.expires.max(old.expires);
-        }
-        self.peers.insert(id, peer);
-    }
-
-    /// Before `id` at `addr` is recorded: another id at the same address
-    /// and port is the same peer restarted, and is dropped; when `addr`'s
-    /// IP already holds `max` other entries, its least recently seen one
-    /// gives way. A source can thus only ever displace its own entries.
-    fn make_room(&mut self, id: &[u8; 20], addr: SocketAddr, max: usize) {
-        if self.peers.contains_key(id) {
-            return;
-        }
-        self.peers.retain(|_, p| p.addr != addr);
-        let mut same_ip: Vec<([u8; 20], Instant)> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.addr.ip() == addr.ip())
-            .map(|(k, p)| (*k, p.last_seen))
-            .collect();
-        if same_ip.len() < max.max(1) {
-            return;
-        }
-        same_ip.sort_by_key(|(_, seen)| *seen);
-        let excess = same_ip.len() + 1 - max.max(1);
-        for (k, _) in same_ip.into_iter().take(excess) {
-            self.peers.remove(&k);
-        }
-    }
-
-    fn counts(&self) -> (u32, u32) {
-        let seeders = self.peers.values().filter(|p| p.seeder).count() as u32;
-        (seeders, self.peers.len() as u32 - seeders)
-    }
 }
 
 #[derive(Debug, Default)]
@@ -251,7 +196,7 @@ impl PeerStore {
         let mut shard = self.shard(&req.info_hash);
         let swarm = shard.swarms.entry(req.info_hash).or_default();
         if req.event == Event::Stopped {
-            swarm.peers.remove(&req.peer_id.0);
+            swarm.remove(&req.peer_id.0);
         } else {
             if req.event == Event::Completed {
                 swarm.completed = swarm.completed.saturating_add(1);
@@ -273,25 +218,14 @@ impl PeerStore {
         let mut peers = Vec::new();
         let mut peers6 = Vec::new();
         if req.event != Event::Stopped {
-            // A seeder needs no seeders; everyone else gets a random slice.
-            let others: Vec<&Peer> = swarm
-                .peers
-                .iter()
-                .filter(|(id, p)| **id != req.peer_id.0 && !(req.left == 0 && p.seeder))
-                .map(|(_, p)| p)
-                .collect();
-            let n = others.len();
-            for i in 0..n.min(want) {
-                let Some(peer) = others.get((start as usize + i) % n) else {
-                    continue;
-                };
-                match peer.addr {
+            for addr in swarm.peer_list(&req.peer_id.0, req.left == 0, start, want) {
+                match addr {
                     SocketAddr::V4(a) => peers.push(a),
                     SocketAddr::V6(a) => peers6.push(a),
                 }
             }
         }
-        let empty = swarm.peers.is_empty();
+        let empty = swarm.is_empty();
         if empty {
             shard.swarms.remove(&req.info_hash);
         }
@@ -366,10 +300,8 @@ impl PeerStore {
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             shard.swarms.retain(|_, swarm| {
-                let before = swarm.peers.len();
-                swarm.peers.retain(|_, p| now < p.expires);
-                removed += before - swarm.peers.len();
-                !swarm.peers.is_empty()
+                removed += swarm.expire(now);
+                !swarm.is_empty()
             });
         }
         removed
@@ -403,13 +335,7 @@ impl PeerStore {
                 let mut downloading: Vec<(SocketAddr, u64)> = shard
                     .swarms
                     .get(&hash)
-                    .map(|s| {
-                        s.peers
-                            .values()
-                            .filter(|p| !p.seeder)
-                            .map(|p| (p.addr, p.left))
-                            .collect()
-                    })
+                    .map(|s| s.downloading().collect())
                     .unwrap_or_default();
                 downloading.sort();
                 downloading.truncate(hosts);
@@ -432,7 +358,7 @@ impl PeerStore {
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             swarms += shard.swarms.len();
-            peers += shard.swarms.values().map(|s| s.peers.len()).sum::<usize>();
+            peers += shard.swarms.values().map(Swarm::len).sum::<usize>();
         }
         (swarms, peers)
     }
