@@ -9,7 +9,7 @@
 # and sets bay's rate against one core's SHA-256 throughput
 # (`openssl speed -evp sha256 -bytes 16384`): a leecher must hash every
 # byte at least once, so that is the ceiling of a single-threaded
-# verifier.
+# verifier. Each leecher's CPU seconds (user + system) are counted too.
 #
 #   bench/scripts/p2p-compare.sh [SIZE [ROUNDS]]   (SIZE for head -c, default 1G;
 #                                                  ROUNDS default 3)
@@ -80,29 +80,50 @@ exec 3>"$work/lt.stdin"
 wait_line "$work/lt-seed.out" '"port"'
 lt_port=$(python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['port'])" "$work/lt-seed.out")
 
+# Runs a command with stdout to $1 and stderr to $2, and prints the CPU
+# seconds (user + system) it took, from bash's `times` in a subshell
+# whose only child it is.
+cpu_of() {
+    local out=$1 err=$2
+    shift 2
+    ( "$@" >"$out" 2>"$err"; times ) | tail -1 | python3 -c "
+import re, sys
+parts = re.findall(r'(\d+)m([\d.]+)s', sys.stdin.read())
+print(f'{sum(int(m) * 60 + float(s) for m, s in parts):.2f}')"
+}
+
+# Each round prints "seconds cpu-seconds".
 bay_round() {
-    "$peer" get --torrent "$work/blob.torrent" --digest "$digest" --out "$work/out.bay" \
-        --peer "$seed_addr" --root "$work/get-root" >"$work/get.out" 2>"$work/get.err"
+    local cpu
+    cpu=$(cpu_of "$work/get.out" "$work/get.err" "$peer" get --torrent "$work/blob.torrent" \
+        --digest "$digest" --out "$work/out.bay" --peer "$seed_addr" --root "$work/get-root")
     cmp "$file" "$work/out.bay"
     rm -rf "$work/get-root" "$work/out.bay"
-    field seconds <"$work/get.out"
+    echo "$(field seconds <"$work/get.out") $cpu"
 }
 
 lt_round() {
-    $py "$lt" --fast --timeout 900 get "$work/blob.torrent" "$work/lt-dl" "127.0.0.1:$lt_port" \
-        >"$work/lt-get.out" 2>"$work/lt-get.err"
+    local cpu
+    cpu=$(cpu_of "$work/lt-get.out" "$work/lt-get.err" $py "$lt" --fast --timeout 900 get \
+        "$work/blob.torrent" "$work/lt-dl" "127.0.0.1:$lt_port")
     cmp "$file" "$work/lt-dl/blob"
     rm -rf "$work/lt-dl"
-    python3 -c "import json,sys; print(f\"{json.load(open(sys.argv[1]))['seconds']:.3f}\")" "$work/lt-get.out"
+    echo "$(python3 -c "import json,sys; print(f\"{json.load(open(sys.argv[1]))['seconds']:.3f}\")" "$work/lt-get.out") $cpu"
 }
 
 bay_secs=()
 lt_secs=()
+bay_cpu=()
+lt_cpu=()
 for ((r = 1; r <= rounds; r++)); do
     log "round $r: bay -> bay..."
-    bay_secs+=("$(bay_round)")
+    read -r secs cpu <<<"$(bay_round)"
+    bay_secs+=("$secs")
+    bay_cpu+=("$cpu")
     log "round $r: libtorrent -> libtorrent..."
-    lt_secs+=("$(lt_round)")
+    read -r secs cpu <<<"$(lt_round)"
+    lt_secs+=("$secs")
+    lt_cpu+=("$cpu")
 done
 exec 3>&-
 
@@ -157,4 +178,12 @@ echo "| one core's SHA-256 (openssl, 16 KiB blocks) | | $sha_mbps | | |"
 echo
 echo "bay / libtorrent (medians): $(ratio "$bay_med_mbps" "$lt_med_mbps")x (goal >= 5)"
 echo "bay / one core's SHA-256 (median): $(ratio "$bay_med_mbps" "$sha_mbps") (goal >= 0.7)"
+per_gib() {
+    python3 - "$bytes" "$@" <<'PY'
+import statistics, sys
+size = int(sys.argv[1]); cpu = [float(x) for x in sys.argv[2:]]
+print(f"{statistics.median(cpu) * 2**30 / size:.2f}")
+PY
+}
+echo "leecher CPU-s per GiB (median; rounds: bay ${bay_cpu[*]}, libtorrent ${lt_cpu[*]}): bay $(per_gib "${bay_cpu[@]}"), libtorrent $(per_gib "${lt_cpu[@]}") (goal for bay <= 1.8)"
 echo "size: $bytes bytes; $(nproc) cores; load average at the 4-leecher run: $load"
