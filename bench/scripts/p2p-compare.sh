@@ -13,6 +13,8 @@
 #
 #   bench/scripts/p2p-compare.sh [SIZE [ROUNDS]]   (SIZE for head -c, default 1G;
 #                                                  ROUNDS default 3)
+#   ENCRYPT=1 bench/scripts/p2p-compare.sh ...     also bay -> bay in keyed mode
+#                                                  with encrypted links, each round
 #
 # bay -> bay and libtorrent -> libtorrent alternate for ROUNDS rounds, so
 # that load from other programs on the machine falls on both alike; the
@@ -71,6 +73,17 @@ wait_line "$work/seed.out" "^seeding"
 seed_addr=$(field listen <"$work/seed.out")
 digest=$(field digest <"$work/seed.out")
 
+encrypt=${ENCRYPT:-0}
+if [ "$encrypt" = 1 ]; then
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/fleet.key"
+    keyed=(--fleet-key-file "$work/fleet.key" --encrypt)
+    "$peer" seed --torrent "$work/blob.torrent" --file "$file" --listen 127.0.0.1:0 \
+        --root "$work/tls-seed-root" "${keyed[@]}" >"$work/tls-seed.out" 2>"$work/tls-seed.err" &
+    pids+=($!)
+    wait_line "$work/tls-seed.out" "^seeding"
+    tls_seed_addr=$(field listen <"$work/tls-seed.out")
+fi
+
 # lt_peer seed stops when its stdin closes: keep a pipe open on fd 3.
 mkfifo "$work/lt.stdin"
 $py "$lt" --fast --timeout 3600 seed "$work/blob.torrent" "$work/src" \
@@ -102,6 +115,16 @@ bay_round() {
     echo "$(field seconds <"$work/get.out") $cpu"
 }
 
+bay_tls_round() {
+    local cpu
+    cpu=$(cpu_of "$work/tls-get.out" "$work/tls-get.err" "$peer" get --torrent "$work/blob.torrent" \
+        --digest "$digest" --out "$work/out.tls" --peer "$tls_seed_addr" --root "$work/tls-get-root" \
+        "${keyed[@]}")
+    cmp "$file" "$work/out.tls"
+    rm -rf "$work/tls-get-root" "$work/out.tls"
+    echo "$(field seconds <"$work/tls-get.out") $cpu"
+}
+
 lt_round() {
     local cpu
     cpu=$(cpu_of "$work/lt-get.out" "$work/lt-get.err" $py "$lt" --fast --timeout 900 get \
@@ -115,6 +138,8 @@ bay_secs=()
 lt_secs=()
 bay_cpu=()
 lt_cpu=()
+tls_secs=()
+tls_cpu=()
 for ((r = 1; r <= rounds; r++)); do
     log "round $r: bay -> bay..."
     read -r secs cpu <<<"$(bay_round)"
@@ -124,6 +149,12 @@ for ((r = 1; r <= rounds; r++)); do
     read -r secs cpu <<<"$(lt_round)"
     lt_secs+=("$secs")
     lt_cpu+=("$cpu")
+    if [ "$encrypt" = 1 ]; then
+        log "round $r: bay -> bay, keyed, encrypted links..."
+        read -r secs cpu <<<"$(bay_tls_round)"
+        tls_secs+=("$secs")
+        tls_cpu+=("$cpu")
+    fi
 done
 exec 3>&-
 
@@ -170,6 +201,10 @@ echo "| run | best s | best MB/s | median s | median MB/s |"
 echo "|---|---|---|---|---|"
 echo "| bay -> bay ($rounds rounds: ${bay_secs[*]} s) | $bay_best | $bay_best_mbps | $bay_med | $bay_med_mbps |"
 echo "| libtorrent -> libtorrent ($rounds rounds: ${lt_secs[*]} s) | $lt_best | $lt_best_mbps | $lt_med | $lt_med_mbps |"
+if [ "$encrypt" = 1 ]; then
+    read -r tls_best tls_best_mbps tls_med tls_med_mbps <<<"$(stats "${tls_secs[@]}")"
+    echo "| bay -> bay, encrypted ($rounds rounds: ${tls_secs[*]} s) | $tls_best | $tls_best_mbps | $tls_med | $tls_med_mbps |"
+fi
 for i in 0 1 2 3; do
     echo "| bay seed -> 4 leechers: leecher $i | $(field seconds <"$work/swarm.$i.out") | $(field 'MB/s' <"$work/swarm.$i.out") | | |"
 done
@@ -185,5 +220,8 @@ size = int(sys.argv[1]); cpu = [float(x) for x in sys.argv[2:]]
 print(f"{statistics.median(cpu) * 2**30 / size:.2f}")
 PY
 }
+if [ "$encrypt" = 1 ]; then
+    echo "encrypted leecher CPU-s per GiB (median; rounds: ${tls_cpu[*]}): $(per_gib "${tls_cpu[@]}")"
+fi
 echo "leecher CPU-s per GiB (median; rounds: bay ${bay_cpu[*]}, libtorrent ${lt_cpu[*]}): bay $(per_gib "${bay_cpu[@]}"), libtorrent $(per_gib "${lt_cpu[@]}") (goal for bay <= 1.8)"
 echo "size: $bytes bytes; $(nproc) cores; load average at the 4-leecher run: $load"

@@ -42,6 +42,7 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod page;
+pub mod peer_tls;
 pub mod picker;
 pub mod progress;
 pub mod rate;

@@ -42,6 +42,10 @@ pub enum NodeError {
     NoPeerListen,
     #[error(transparent)]
     FleetKey(#[from] crate::config::ConfigError),
+    #[error("encrypt_peer_links needs fleet_key_file: peer links are keyed by the fleet key (bay-tracker keygen writes one)")]
+    EncryptionWithoutKey,
+    #[error(transparent)]
+    PeerTls(#[from] crate::peer_tls::PeerTlsError),
 }
 
 /// Open mode on an address other hosts can reach lets anyone who learns a
@@ -82,6 +86,11 @@ pub fn start(config: &NodeConfig, super_seed: bool) -> Result<Node, NodeError> {
     let fleet = config.fleet_keys()?;
     warn_if_open(fleet.is_some(), listen, config.public_addr);
     let mut engine_config = EngineConfig::new(listen, new_peer_id());
+    engine_config.peer_tls = match (&fleet, config.encrypt_peer_links) {
+        (_, false) => None,
+        (None, true) => return Err(NodeError::EncryptionWithoutKey),
+        (Some(keys), true) => Some(crate::peer_tls::PeerTls::from_keys(keys)?),
+    };
     engine_config.fleet = fleet;
     engine_config.upload_limit = config.upload_limit.map(|s| s.bytes());
     engine_config.download_limit = config.download_limit.map(|s| s.bytes());

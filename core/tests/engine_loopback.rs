@@ -235,3 +235,73 @@ fn rate_limits_bound_a_transfer() {
         assert!(secs >= 1.3, "{up:?}/{down:?}: finished in {secs:.2} s");
     }
 }
+
+fn keyed_engine(store: Store, driver: Driver, key: u8, encrypt: bool) -> Engine {
+    use bay_wire::fleet::{FleetKey, FleetKeys};
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut config = EngineConfig::new(listen, new_peer_id());
+    config.driver = driver;
+    let keys = FleetKeys::single(FleetKey::from_bytes([key; 32]));
+    if encrypt {
+        config.peer_tls = Some(bay_core::peer_tls::PeerTls::from_keys(&keys).unwrap());
+    }
+    config.fleet = Some(keys);
+    Engine::start(config, store).unwrap()
+}
+
+#[test]
+fn encrypted_links_move_a_blob_and_strangers_get_no_byte_of_it() {
+    use std::io::{Read, Write};
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+    for driver in drivers() {
+        let data = blob(2_000_000 + 77);
+        let spec = spec(&data, 64 * 1024);
+        let seed_dir = tempfile::tempdir().unwrap();
+        let seed = keyed_engine(seeded_store(seed_dir.path(), &data), driver, 9, true);
+        seed.add_torrent(spec.clone()).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let leecher = keyed_engine(Store::open(dir.path(), 1 << 32).unwrap(), driver, 9, true);
+        let h = leecher.add_torrent(spec.clone()).unwrap();
+        leecher.connect(h.info_hash(), seed.local_addr());
+        h.progress()
+            .wait_complete_blocking(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("encrypted leecher under {driver:?}: {e}"));
+        let store = Store::open(dir.path(), 1 << 32).unwrap();
+        let got = store.get(&spec.digest).unwrap().expect("blob in the store");
+        assert!(*got.map().unwrap() == data[..], "bytes differ");
+
+        // A plain BitTorrent handshake gets no handshake back, only the
+        // end of the connection.
+        let mut s = std::net::TcpStream::connect(seed.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let hello = bay_wire::peer::Handshake::new(h.info_hash(), *b"-XX0000-stranger0000");
+        s.write_all(&hello.to_bytes()).unwrap();
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        assert!(
+            !answer.windows(19).any(|w| w == b"BitTorrent protocol"),
+            "a plain peer got a handshake from an encrypted one"
+        );
+
+        // Hosts with another key, or the key without encryption, never
+        // get a piece.
+        for (key, encrypt) in [(8, true), (9, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let other = keyed_engine(
+                Store::open(dir.path(), 1 << 32).unwrap(),
+                driver,
+                key,
+                encrypt,
+            );
+            let h = other.add_torrent(spec.clone()).unwrap();
+            other.connect(h.info_hash(), seed.local_addr());
+            let waited = h.progress().wait_complete_blocking(Duration::from_secs(3));
+            assert!(waited.is_err(), "key {key} encrypt {encrypt} got the blob");
+            assert_eq!(h.progress().verified_pieces(), 0);
+        }
+    }
+}

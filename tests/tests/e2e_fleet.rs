@@ -50,6 +50,12 @@ struct Fleet {
 }
 
 fn keyed_fleet(seed: u64) -> Fleet {
+    fleet_with(seed, false)
+}
+
+/// A registry with an image, a tracker and two proxies sharing a key;
+/// `encrypt` turns on encrypted peer links everywhere.
+fn fleet_with(seed: u64, encrypt: bool) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let key = write_key(dir.path(), "fleet.key", 7);
     let registry = Registry::start(RegistryOptions::plain()).unwrap();
@@ -57,13 +63,17 @@ fn keyed_fleet(seed: u64) -> Fleet {
     image.push(&registry, "bay/fleet").unwrap();
     let upstreams = Upstreams::fixed(&registry);
     let k = key.clone();
-    let tracker =
-        Tracker::start_with(&upstreams, move |c| c.node.fleet_key_file = Some(k)).unwrap();
+    let tracker = Tracker::start_with(&upstreams, move |c| {
+        c.node.fleet_key_file = Some(k);
+        c.node.encrypt_peer_links = encrypt;
+    })
+    .unwrap();
     let proxies = (0..2)
         .map(|_| {
             let k = key.clone();
             Proxy::start_with(&[tracker.url()], &upstreams, move |c| {
-                c.node.fleet_key_file = Some(k)
+                c.node.fleet_key_file = Some(k);
+                c.node.encrypt_peer_links = encrypt;
             })
             .unwrap()
         })
@@ -216,6 +226,45 @@ fn a_keyed_fleet_pulls_through_its_swarm_and_strangers_get_nothing() {
     );
     assert_eq!(metric(&tracker, "bay_tracker_peers").unwrap(), peers_before);
     assert!(metric(&tracker, "bay_tracker_refused_total").unwrap() >= 4);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "external"),
+    ignore = "needs docker-registry, skopeo and bay's binaries: scripts/test.sh runs it"
+)]
+fn an_encrypted_fleet_pulls_through_its_swarm_and_speaks_no_plain_bittorrent() {
+    let fleet = fleet_with(403, true);
+    pull(&fleet.proxies[0], &fleet.image);
+    pull(&fleet.proxies[1], &fleet.image);
+    let served = fleet.registry.blob_bytes_served().unwrap();
+    for layer in &fleet.image.layers {
+        assert_eq!(served.get(&layer.digest), Some(&layer.size), "{served:?}");
+    }
+    let second = fleet.proxies[1].url();
+    assert!(metric(&second, "bay_peer_downloaded_bytes_total").unwrap() > 0);
+    assert_eq!(
+        metric(&second, "bay_proxy_registry_reads_total").unwrap(),
+        0
+    );
+
+    // Even with the right swarm name, a plain handshake gets no
+    // handshake back: the port speaks TLS first.
+    let digest = Digest::parse(&fleet.image.layers[0].digest).unwrap();
+    let keyed_name = keys(7).swarm_id(&digest);
+    for port in [
+        fleet.tracker.peer_addr().unwrap(),
+        fleet.proxies[0].peer_addr().unwrap(),
+    ] {
+        let (mut s, answered) = knock(port, keyed_name);
+        assert!(answered.is_none(), "{port} answered a plain handshake");
+        let (rest, took) = drain(&mut s);
+        assert!(
+            !rest.windows(19).any(|w| w == b"BitTorrent protocol"),
+            "{port} spoke plain BitTorrent"
+        );
+        assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    }
 }
 
 #[test]

@@ -28,8 +28,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bay_core::engine::{new_peer_id, Engine, EngineConfig, TorrentSpec};
+use bay_core::peer_tls::PeerTls;
 use bay_core::store::Store;
 use bay_httpd::Driver;
+use bay_wire::fleet::FleetKeys;
 use bay_wire::metainfo::Metainfo;
 use bay_wire::oci::Digest;
 use clap::{Args, Parser, Subcommand};
@@ -80,6 +82,12 @@ struct Common {
     /// monoio driver: auto, uring or legacy (epoll).
     #[arg(long, default_value = "auto")]
     driver: String,
+    /// Keyed mode: peers prove they hold this fleet key.
+    #[arg(long)]
+    fleet_key_file: Option<PathBuf>,
+    /// Encrypt the peer links (TLS keyed by the fleet key).
+    #[arg(long, requires = "fleet_key_file")]
+    encrypt: bool,
 }
 
 #[derive(Args, Debug)]
@@ -150,9 +158,22 @@ fn read_torrent(path: &Path) -> Result<Metainfo> {
     Metainfo::from_bytes(&bytes).with_context(|| format!("parsing {}", path.display()))
 }
 
-fn start_engine(listen: SocketAddr, driver: &str, store: Store) -> Result<Engine> {
+fn start_engine(listen: SocketAddr, common: &Common, store: Store) -> Result<Engine> {
     let mut config = EngineConfig::new(listen, new_peer_id());
-    config.driver = driver.parse::<Driver>().map_err(anyhow::Error::msg)?;
+    config.driver = common
+        .driver
+        .parse::<Driver>()
+        .map_err(anyhow::Error::msg)?;
+    if let Some(path) = &common.fleet_key_file {
+        let text =
+            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let keys =
+            FleetKeys::parse(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if common.encrypt {
+            config.peer_tls = Some(PeerTls::from_keys(&keys)?);
+        }
+        config.fleet = Some(keys);
+    }
     Ok(Engine::start(config, store)?)
 }
 
@@ -172,7 +193,7 @@ fn seed(args: SeedArgs) -> Result<()> {
         .store
         .import_file(&digest, &args.file)
         .with_context(|| format!("importing {}", args.file.display()))?;
-    let engine = start_engine(args.listen, &args.common.driver, opened.store.clone())?;
+    let engine = start_engine(args.listen, &args.common, opened.store.clone())?;
     let info_hash = metainfo.info_hash();
     let handle = engine.add_torrent(TorrentSpec {
         digest: digest.clone(),
@@ -207,7 +228,7 @@ fn get(args: GetArgs) -> Result<()> {
     let metainfo = read_torrent(&args.common.torrent)?;
     let digest = Digest::parse(&args.digest).map_err(|e| anyhow::anyhow!("--digest: {e}"))?;
     let opened = open_store(args.common.root.as_deref())?;
-    let engine = start_engine(args.listen, &args.common.driver, opened.store.clone())?;
+    let engine = start_engine(args.listen, &args.common, opened.store.clone())?;
     let total = metainfo.info().files.first().map_or(0, |f| f.length);
     let started = Instant::now();
     let handle = engine.add_torrent(TorrentSpec {

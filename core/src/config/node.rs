@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::size::ByteSize;
 
 /// Keys of [`NodeConfig`]: in a file they belong in `[node]`.
-pub const NODE_KEYS: [&str; 11] = [
+pub const NODE_KEYS: [&str; 12] = [
     "root",
     "cache_size",
     "peer_listen",
@@ -24,11 +24,12 @@ pub const NODE_KEYS: [&str; 11] = [
     "ca_file",
     "peer_connections_per_address",
     "fleet_key_file",
+    "encrypt_peer_links",
 ];
 
 /// Node flags that can also come from the environment, as
 /// `<PREFIX><FLAG_IN_CAPITALS>` (`BAY_PROXY_ROOT`, `BAY_TRACKER_CACHE_SIZE`).
-const ENV_FLAGS: [&str; 8] = [
+const ENV_FLAGS: [&str; 9] = [
     "root",
     "cache_size",
     "peer_listen",
@@ -37,6 +38,7 @@ const ENV_FLAGS: [&str; 8] = [
     "download_limit",
     "ca_file",
     "fleet_key_file",
+    "encrypt_peer_links",
 ];
 
 /// A node's settings, as the `[node]` table of a configuration file.
@@ -70,6 +72,10 @@ pub struct NodeConfig {
     /// every tracker request must prove it holds the key, and swarms are
     /// named under it. Without it the node runs open.
     pub fleet_key_file: Option<PathBuf>,
+    /// Encrypt every peer link with TLS keyed by the fleet key (needs
+    /// `fleet_key_file`). For networks where others can watch the
+    /// traffic; it costs CPU and gives up sendfile(2).
+    pub encrypt_peer_links: bool,
 }
 
 impl Default for NodeConfig {
@@ -86,6 +92,7 @@ impl Default for NodeConfig {
             ca_file: None,
             peer_connections_per_address: 8,
             fleet_key_file: None,
+            encrypt_peer_links: false,
         }
     }
 }
@@ -175,6 +182,10 @@ pub struct NodeArgs {
     /// must prove they hold it. Without it bay runs open.
     #[arg(long, value_name = "FILE")]
     pub fleet_key_file: Option<PathBuf>,
+    /// Encrypt every peer link with TLS keyed by the fleet key (needs
+    /// --fleet-key-file): for networks where others can watch the traffic.
+    #[arg(long)]
+    pub encrypt_peer_links: bool,
 }
 
 impl NodeArgs {
@@ -209,6 +220,9 @@ impl NodeArgs {
         }
         if let Some(v) = &self.fleet_key_file {
             node.fleet_key_file = Some(v.clone());
+        }
+        if self.encrypt_peer_links {
+            node.encrypt_peer_links = true;
         }
     }
 }

@@ -1,11 +1,13 @@
 //! One peer connection: handshake, then a single task that sends what the
 //! swarm queued and feeds it what arrives, waiting on socket readiness in
-//! between. Blocks go out by sendfile(2) from the blob file.
+//! between. Blocks go out by sendfile(2) from the blob file, or on an
+//! encrypted link ([`crate::peer_tls`]) read from it into TLS.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,8 @@ use bay_httpd::sys;
 /// Most bytes read from one connection before others get a turn.
 const READ_TURN: usize = 1 << 20;
 const RECV_CHUNK: usize = 256 * 1024;
+/// Blob bytes read for TLS at a time: a few records.
+const TLS_FILE_CHUNK: usize = 64 * 1024;
 /// Padding sent after the end of a blob; a block is at most 16 KiB.
 static ZEROS: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
 /// The time a peer gets to prove fleet membership after the handshakes:
@@ -133,6 +137,22 @@ async fn session(
     sys::set_nonblocking(stream, true)?;
     let _ = stream.set_nodelay(true);
     let mut io = Io::new(stream);
+    if let Some(tls) = &state.config.peer_tls {
+        let conn = if dialled.is_some() {
+            tls.dialled()
+        } else {
+            tls.accepted()
+        };
+        io.tls = Some(Box::new(conn.map_err(io::Error::other)?));
+        match monoio::time::timeout(FLEET_PROOF_WITHIN, io.tls_handshake()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::info!(%addr, error = %e, "peer failed the TLS handshake");
+                return Err(e);
+            }
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "no TLS handshake")),
+        }
+    }
     let keys = state.config.fleet.clone();
     if let Some(t) = &dialled {
         io.out
@@ -222,14 +242,14 @@ async fn prove_fleet(
     io.out.push_bytes(&auth.hello());
     let unlimited = RefCell::new(TokenBucket::unlimited(Instant::now()));
     loop {
-        io.out.flush(io.stream, None, &unlimited)?;
+        io.flush(None, &unlimited)?;
         match auth.receive(&mut io.rbuf).map_err(io::Error::other)? {
             AuthStep::Send(proof) => {
                 io.out.push_bytes(&proof);
                 continue;
             }
             AuthStep::Done => {
-                io.out.flush(io.stream, None, &unlimited)?;
+                io.flush(None, &unlimited)?;
                 return Ok(());
             }
             AuthStep::Partial => {}
@@ -239,7 +259,7 @@ async fn prove_fleet(
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         if got == 0 {
-            let pending_out = !io.out.is_empty();
+            let pending_out = io.pending_out();
             monoio::select! {
                 r = io.stream.readable(false) => r?,
                 r = writable_if(io.stream, pending_out) => r?,
@@ -261,7 +281,7 @@ async fn pump(
     loop {
         if link.closing.get() || state.stopping.get() {
             // Best effort: let queued messages (a reject, a have) leave.
-            let _ = io.out.flush(io.stream, Some(&torrent.file), &state.upload);
+            let _ = io.flush(Some(&torrent.file), &state.upload);
             return Ok(());
         }
         torrent
@@ -274,9 +294,7 @@ async fn pump(
         for t in transmits.drain(..) {
             io.out.push_transmit(t, torrent);
         }
-        let send_wait = io
-            .out
-            .flush(io.stream, Some(&torrent.file), &state.upload)?;
+        let send_wait = io.flush(Some(&torrent.file), &state.upload)?;
         let (got, eof, recv_wait) = io.fill(READ_TURN, &state.download)?;
         // Bytes may also be left over from the handshake read.
         if !io.rbuf.is_empty() {
@@ -306,7 +324,7 @@ async fn pump(
         }
         // A rate limit that said "wait" is waited for, not the socket:
         // the socket would say "ready" at once.
-        let pending_out = !io.out.is_empty() && send_wait.is_none();
+        let pending_out = io.pending_out() && send_wait.is_none();
         let throttle = send_wait.into_iter().chain(recv_wait).min();
         monoio::select! {
             r = readable_if(io.stream, recv_wait.is_none()) => r?,
@@ -340,11 +358,17 @@ async fn writable_if(stream: &TcpStream, wanted: bool) -> io::Result<()> {
     }
 }
 
-/// Buffers of one connection.
+/// Buffers of one connection, and its TLS state on encrypted links.
 struct Io<'s> {
     stream: &'s TcpStream,
+    /// Received bytes (decrypted on encrypted links), not yet decoded.
     rbuf: BytesMut,
     out: OutQueue,
+    tls: Option<Box<rustls::Connection>>,
+    /// Ciphertext as read from the socket.
+    cbuf: BytesMut,
+    /// Blob bytes on their way into TLS (no sendfile through TLS).
+    file_buf: Vec<u8>,
 }
 
 impl<'s> Io<'s> {
@@ -353,7 +377,174 @@ impl<'s> Io<'s> {
             stream,
             rbuf: BytesMut::with_capacity(RECV_CHUNK),
             out: OutQueue::default(),
+            tls: None,
+            cbuf: BytesMut::new(),
+            file_buf: Vec::new(),
         }
+    }
+
+    /// Whether something waits for the socket to take it.
+    fn pending_out(&self) -> bool {
+        match &self.tls {
+            None => !self.out.is_empty(),
+            Some(conn) => conn.wants_write() || (!conn.is_handshaking() && !self.out.is_empty()),
+        }
+    }
+
+    /// Sends what the socket takes without blocking (see
+    /// [`OutQueue::flush`]).
+    fn flush(
+        &mut self,
+        file: Option<&File>,
+        bucket: &RefCell<TokenBucket>,
+    ) -> io::Result<Option<Duration>> {
+        if self.tls.is_some() {
+            self.flush_tls(file, bucket)
+        } else {
+            self.out.flush(self.stream, file, bucket)
+        }
+    }
+
+    /// Completes the TLS handshake of an encrypted link.
+    async fn tls_handshake(&mut self) -> io::Result<()> {
+        let unlimited = RefCell::new(TokenBucket::unlimited(Instant::now()));
+        loop {
+            self.flush(None, &unlimited)?;
+            let Some(conn) = &self.tls else {
+                return Ok(());
+            };
+            if !conn.is_handshaking() && !conn.wants_write() {
+                return Ok(());
+            }
+            let (got, eof, _) = self.fill(RECV_CHUNK, &unlimited)?;
+            if eof {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            if got == 0 {
+                let pending_out = self.pending_out();
+                monoio::select! {
+                    r = self.stream.readable(false) => r?,
+                    r = writable_if(self.stream, pending_out) => r?,
+                }
+            }
+        }
+    }
+
+    /// [`Io::flush`] on an encrypted link: what TLS holds goes out first,
+    /// and the next chunk goes into TLS only once the socket took it all,
+    /// so at most one chunk waits in TLS.
+    fn flush_tls(
+        &mut self,
+        file: Option<&File>,
+        bucket: &RefCell<TokenBucket>,
+    ) -> io::Result<Option<Duration>> {
+        let Io {
+            stream,
+            out,
+            tls,
+            file_buf,
+            ..
+        } = self;
+        let Some(conn) = tls.as_mut() else {
+            return Ok(None);
+        };
+        loop {
+            while conn.wants_write() {
+                match conn.write_tls(&mut SocketWriter(stream)) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if conn.is_handshaking() {
+                return Ok(None);
+            }
+            let Some(chunk) = out.chunks.front_mut() else {
+                return Ok(None);
+            };
+            let done = match chunk {
+                Chunk::Bytes(b) => {
+                    conn.writer().write_all(b)?;
+                    true
+                }
+                Chunk::File { offset, len } => {
+                    let file =
+                        file.ok_or_else(|| io::Error::other("block queued before handshake"))?;
+                    let want = (*len).min(TLS_FILE_CHUNK);
+                    let allowed = match bucket.borrow_mut().take(want as u64, Instant::now()) {
+                        Grant::Now(n) => n as usize,
+                        Grant::Wait(d) => return Ok(Some(d)),
+                    };
+                    file_buf.resize(allowed, 0);
+                    let read = file.read_at(file_buf, *offset);
+                    let n = *read.as_ref().unwrap_or(&0);
+                    bucket.borrow_mut().give_back((allowed - n) as u64);
+                    if read? == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "blob file shorter than its torrent",
+                        ));
+                    }
+                    conn.writer().write_all(&file_buf[..n])?;
+                    *offset += n as u64;
+                    *len -= n;
+                    *len == 0
+                }
+            };
+            if done {
+                out.chunks.pop_front();
+            }
+        }
+    }
+
+    /// [`Io::fill`] on an encrypted link: counts the ciphertext read, and
+    /// leaves the plaintext in `rbuf`.
+    fn fill_tls(
+        &mut self,
+        limit: usize,
+        bucket: &RefCell<TokenBucket>,
+    ) -> io::Result<(usize, bool, Option<Duration>)> {
+        let Io {
+            stream,
+            rbuf,
+            tls,
+            cbuf,
+            ..
+        } = self;
+        let Some(conn) = tls.as_mut() else {
+            return Ok((0, true, None));
+        };
+        let mut total = 0;
+        while total < limit {
+            let allowed = match bucket.borrow_mut().take(RECV_CHUNK as u64, Instant::now()) {
+                Grant::Now(n) => n as usize,
+                Grant::Wait(d) => return Ok((total, false, Some(d))),
+            };
+            cbuf.clear();
+            let result = sys::recv_into(*stream, cbuf, allowed);
+            let used = *result.as_ref().unwrap_or(&0);
+            bucket.borrow_mut().give_back((allowed - used) as u64);
+            match result {
+                Ok(0) => return Ok((total, true, None)),
+                Ok(n) => {
+                    total += n;
+                    let mut rest = &cbuf[..];
+                    while !rest.is_empty() {
+                        conn.read_tls(&mut rest)?;
+                        conn.process_new_packets()
+                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                        if take_plaintext(conn, rbuf)? {
+                            return Ok((total, true, None));
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((total, false, None))
     }
 
     /// Reads what the socket has, up to `limit` bytes and what the rate
@@ -364,6 +555,9 @@ impl<'s> Io<'s> {
         limit: usize,
         bucket: &RefCell<TokenBucket>,
     ) -> io::Result<(usize, bool, Option<Duration>)> {
+        if self.tls.is_some() {
+            return self.fill_tls(limit, bucket);
+        }
         let mut total = 0;
         while total < limit {
             let allowed = match bucket.borrow_mut().take(RECV_CHUNK as u64, Instant::now()) {
@@ -387,7 +581,7 @@ impl<'s> Io<'s> {
     async fn read_handshake(&mut self, decoder: &mut Decoder) -> io::Result<Handshake> {
         let unlimited = RefCell::new(TokenBucket::unlimited(Instant::now()));
         loop {
-            self.out.flush(self.stream, None, &unlimited)?;
+            self.flush(None, &unlimited)?;
             match decoder.decode(&mut self.rbuf) {
                 Ok(Status::Complete(Frame::Handshake(h), _)) => return Ok(h),
                 Ok(Status::Complete(Frame::Message(_), _)) => {
@@ -401,13 +595,41 @@ impl<'s> Io<'s> {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             if got == 0 {
-                let pending_out = !self.out.is_empty();
+                let pending_out = self.pending_out();
                 monoio::select! {
                     r = self.stream.readable(false) => r?,
                     r = writable_if(self.stream, pending_out) => r?,
                 }
             }
         }
+    }
+}
+
+/// Moves what TLS decrypted into `rbuf`; true when the peer closed the
+/// TLS session.
+fn take_plaintext(conn: &mut rustls::Connection, rbuf: &mut BytesMut) -> io::Result<bool> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match conn.reader().read(&mut chunk) {
+            Ok(0) => return Ok(true),
+            Ok(n) => rbuf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(true),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// TLS output straight into the socket.
+struct SocketWriter<'a>(&'a TcpStream);
+
+impl io::Write for SocketWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        sys::send(self.0, buf, false)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -74,6 +74,10 @@ pub struct EngineConfig {
     /// message flows. `None` is open mode (and how bay interoperates with
     /// other BitTorrent clients).
     pub fleet: Option<bay_wire::fleet::FleetKeys>,
+    /// Encrypt every peer link (keyed mode only): TLS from the first
+    /// byte, with the certificate derived from the fleet key. Blocks then
+    /// leave through a copy instead of sendfile(2).
+    pub peer_tls: Option<crate::peer_tls::PeerTls>,
     /// A complete blob shared by swarm name that has had no peer and no
     /// reader for this long leaves the engine (its timers and its pin on
     /// the store go with it); a peer asking for it loads it again.
@@ -98,6 +102,7 @@ impl EngineConfig {
             max_peers_per_address: 8,
             unload_after: Duration::from_secs(120),
             fleet: None,
+            peer_tls: None,
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             upload_limit: None,
