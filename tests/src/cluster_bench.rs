@@ -40,6 +40,7 @@ const FIRST_PULLER: usize = 2;
 /// How long a program gets to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const MIB: u64 = 1024 * 1024;
+const GIB: f64 = (1u64 << 30) as f64;
 
 /// One way of pulling the image on every host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +139,11 @@ pub struct ScenarioResult {
     /// Piece bytes the tracker's origin seeder sent to peers during the
     /// timed pulls (not the warm scenario's first pull).
     pub origin_uploaded: u64,
+    /// CPU seconds each pulling host's bay-proxy spent during the timed
+    /// pulls, in host order.
+    pub proxy_cpu: Vec<f64>,
+    /// CPU seconds the tracker spent during the timed pulls.
+    pub tracker_cpu: f64,
 }
 
 /// One proxy's `bay_peer_*_bytes_total` after a scenario.
@@ -197,6 +203,23 @@ impl ScenarioResult {
         self.origin_uploaded as f64 / self.image_bytes as f64
     }
 
+    /// The median proxy's CPU seconds per GiB it delivered to its client.
+    pub fn proxy_cpu_per_gib(&self) -> Option<f64> {
+        let mut v = self.proxy_cpu.clone();
+        v.sort_by(f64::total_cmp);
+        let median = *v.get(v.len() / 2)?;
+        Some(median / (self.image_bytes as f64 / GIB))
+    }
+
+    /// The tracker's CPU seconds per GiB the fleet's clients received.
+    pub fn tracker_cpu_per_gib(&self) -> Option<f64> {
+        if self.proxy_cpu.is_empty() {
+            return None;
+        }
+        let delivered = self.image_bytes as f64 * self.proxy_cpu.len() as f64 / GIB;
+        Some(self.tracker_cpu / delivered)
+    }
+
     /// The result as JSON.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -216,6 +239,10 @@ impl ScenarioResult {
             "wasted_ratio": self.wasted_ratio(),
             "host_seconds": self.host_seconds,
             "origin_uploaded": self.origin_uploaded,
+            "proxy_cpu_seconds": self.proxy_cpu,
+            "tracker_cpu_seconds": self.tracker_cpu,
+            "proxy_cpu_per_gib": self.proxy_cpu_per_gib(),
+            "tracker_cpu_per_gib": self.tracker_cpu_per_gib(),
             "peer_bytes": self.peer_bytes.iter().map(|p| serde_json::json!({
                 "downloaded": p.downloaded,
                 "uploaded": p.uploaded,
@@ -353,6 +380,8 @@ impl Bench<'_> {
             links: Vec::new(),
             peer_bytes: Vec::new(),
             origin_uploaded: 0,
+            proxy_cpu: Vec::new(),
+            tracker_cpu: 0.0,
         };
         let pullers: Vec<usize> = (FIRST_PULLER..FIRST_PULLER + self.opts.hosts).collect();
         match scenario {
@@ -386,8 +415,16 @@ impl Bench<'_> {
                     let _ = std::fs::remove_dir_all(&warm_dir);
                 }
                 let proxies = self.start_proxies(k, "pull", &pullers, ports, &scenario_dir)?;
+                let cpu_before: Vec<f64> = proxies.iter().map(|d| cpu_seconds(d.pid())).collect();
+                let tracker_before = cpu_seconds(tracker.pid());
                 let (secs, bytes, links) =
                     self.pull_all(&pullers, &reference, &access, &scenario_dir, &image)?;
+                result.proxy_cpu = proxies
+                    .iter()
+                    .zip(&cpu_before)
+                    .map(|(d, before)| cpu_seconds(d.pid()) - before)
+                    .collect();
+                result.tracker_cpu = cpu_seconds(tracker.pid()) - tracker_before;
                 result.host_seconds = secs;
                 result.registry_bytes = bytes;
                 result.links = links;
@@ -592,6 +629,15 @@ fn sample_links(hub: &str, hosts: usize, stop: &std::sync::atomic::AtomicBool) -
 }
 
 /// (busy, total) CPU time of the whole machine from `/proc/stat`, in ticks.
+/// CPU seconds process `pid` has run (`/proc/PID/schedstat`, in ns); 0
+/// when it cannot be read.
+fn cpu_seconds(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e9)
+}
+
 fn cpu_times() -> (f64, f64) {
     let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let ticks: Vec<f64> = text
@@ -633,9 +679,12 @@ fn link_counters(hub: &str, hosts: usize) -> Option<Vec<(u64, u64)>> {
 }
 
 /// The results as an aligned text table.
+/// The table: proxy/G is the median proxy's CPU seconds per GiB it
+/// delivered, trk/G the tracker's per GiB the fleet received.
 pub fn table(results: &[ScenarioResult]) -> String {
+    let cpu = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
     let mut out = format!(
-        "{:<8} {:>5} {:>6} {:>10} {:>8} {:>10} {:>8} {:>8} {:>7} {:>6}  per-host seconds\n",
+        "{:<8} {:>5} {:>6} {:>10} {:>8} {:>10} {:>8} {:>8} {:>7} {:>6} {:>8} {:>8}  per-host seconds\n",
         "scenario",
         "hosts",
         "Mbit",
@@ -645,12 +694,14 @@ pub fn table(results: &[ScenarioResult]) -> String {
         "ideal s",
         "time",
         "origin",
-        "waste"
+        "waste",
+        "proxy/G",
+        "trk/G"
     );
     for r in results {
         let hosts: Vec<String> = r.host_seconds.iter().map(|s| format!("{s:.1}")).collect();
         out.push_str(&format!(
-            "{:<8} {:>5} {:>6} {:>10.1} {:>7.2}x {:>10.2} {:>8.2} {:>7.2}x {:>6.2}x {:>5.1}%  {}\n",
+            "{:<8} {:>5} {:>6} {:>10.1} {:>7.2}x {:>10.2} {:>8.2} {:>7.2}x {:>6.2}x {:>5.1}% {:>8} {:>8}  {}\n",
             r.scenario.name(),
             r.hosts,
             r.rate_mbit,
@@ -661,6 +712,8 @@ pub fn table(results: &[ScenarioResult]) -> String {
             r.time_ratio(),
             r.origin_copies(),
             100.0 * r.wasted_ratio(),
+            cpu(r.proxy_cpu_per_gib()),
+            cpu(r.tracker_cpu_per_gib()),
             hosts.join(" ")
         ));
     }
@@ -703,8 +756,13 @@ mod tests {
                 },
             ],
             origin_uploaded: 1_500_000,
+            proxy_cpu: vec![0.4, 0.2, 0.3],
+            tracker_cpu: 0.6,
         };
         assert!((r.wasted_ratio() - 0.01).abs() < 1e-9);
+        let gib = 1_000_000.0 / GIB;
+        assert!((r.proxy_cpu_per_gib().unwrap() - 0.3 / gib).abs() < 1e-6);
+        assert!((r.tracker_cpu_per_gib().unwrap() - 0.2 / gib).abs() < 1e-6);
         assert!((r.origin_copies() - 1.5).abs() < 1e-9);
         assert!((r.ideal_seconds() - 1.0).abs() < 1e-9);
         assert!((r.time_ratio() - 2.0).abs() < 1e-9);
