@@ -33,6 +33,7 @@ pub mod access;
 mod announce;
 mod direct;
 pub mod download;
+mod follow;
 mod origin_client;
 pub mod origin_plan;
 pub mod read_plan;
