@@ -259,11 +259,7 @@ async fn prove_fleet(
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         if got == 0 {
-            let pending_out = io.pending_out();
-            monoio::select! {
-                r = io.stream.readable(false) => r?,
-                r = writable_if(io.stream, pending_out) => r?,
-            }
+            io.wait_for_socket().await?;
         }
     }
 }
@@ -383,6 +379,16 @@ impl<'s> Io<'s> {
         }
     }
 
+    /// Waits until the socket has bytes, or room when something waits to
+    /// go out.
+    async fn wait_for_socket(&self) -> io::Result<()> {
+        let pending_out = self.pending_out();
+        monoio::select! {
+            r = self.stream.readable(false) => r,
+            r = writable_if(self.stream, pending_out) => r,
+        }
+    }
+
     /// Whether something waits for the socket to take it.
     fn pending_out(&self) -> bool {
         match &self.tls {
@@ -421,11 +427,7 @@ impl<'s> Io<'s> {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             if got == 0 {
-                let pending_out = self.pending_out();
-                monoio::select! {
-                    r = self.stream.readable(false) => r?,
-                    r = writable_if(self.stream, pending_out) => r?,
-                }
+                self.wait_for_socket().await?;
             }
         }
     }
@@ -595,11 +597,7 @@ impl<'s> Io<'s> {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             if got == 0 {
-                let pending_out = self.pending_out();
-                monoio::select! {
-                    r = self.stream.readable(false) => r?,
-                    r = writable_if(self.stream, pending_out) => r?,
-                }
+                self.wait_for_socket().await?;
             }
         }
     }
