@@ -629,13 +629,18 @@ fn sample_links(hub: &str, hosts: usize, stop: &std::sync::atomic::AtomicBool) -
 }
 
 /// (busy, total) CPU time of the whole machine from `/proc/stat`, in ticks.
-/// CPU seconds process `pid` has run (`/proc/PID/schedstat`, in ns); 0
-/// when it cannot be read.
+/// CPU seconds every thread of process `pid` has run
+/// (`/proc/PID/task/*/schedstat`, in ns); what cannot be read counts 0.
 fn cpu_seconds(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |ns| ns / 1e9)
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        / 1e9
 }
 
 fn cpu_times() -> (f64, f64) {
