@@ -29,7 +29,8 @@ const END_GAME_MAX_REQUESTERS: usize = 2;
 /// Second copies asked of an idle peer at once in end-game.
 const END_GAME_BATCH: usize = 4;
 
-/// Blocks still to arrive (1 MiB) below which end-game starts.
+/// Blocks still to arrive (1 MiB) below which end-game starts, unless
+/// [`Picker::set_end_game_blocks`] says otherwise.
 const END_GAME_BLOCKS: usize = 64;
 
 /// The swarm's handle for a connection (not the BitTorrent peer id).
@@ -107,6 +108,7 @@ pub struct Picker {
     suspect: Bitfield,
     readers: BTreeMap<ReaderKey, u32>,
     readahead: u32,
+    end_game_blocks: usize,
     /// Tie-breaks: they need spread, not secrecy, and a seed so that
     /// tests replay.
     rng: fastrand::Rng,
@@ -130,6 +132,7 @@ impl Picker {
             suspect: Bitfield::new(pieces),
             readers: BTreeMap::new(),
             readahead: 4,
+            end_game_blocks: END_GAME_BLOCKS,
             rng: fastrand::Rng::with_seed(seed),
         }
     }
@@ -175,6 +178,11 @@ impl Picker {
             PeerHas::All => wanted.into_iter().any(|w| w != 0),
             PeerHas::Some(theirs) => wanted.zip(theirs.as_payload()).any(|(w, t)| w & t != 0),
         }
+    }
+
+    /// End-game starts once at most `blocks` blocks are still to arrive.
+    pub fn set_end_game_blocks(&mut self, blocks: usize) {
+        self.end_game_blocks = blocks.max(1);
     }
 
     // ---- inputs: what peers have
@@ -410,7 +418,8 @@ impl Picker {
     }
 
     /// End-game: every missing piece in flight and at most
-    /// [`END_GAME_BLOCKS`] blocks still to arrive. With request pipelines
+    /// [`END_GAME_BLOCKS`] blocks (or the configured number) still to
+    /// arrive. With request pipelines
     /// of up to 128 blocks per peer every piece of a small blob is in
     /// flight almost from the start, and doubling requests that early
     /// made hosts receive 5-10 % of each image twice.
@@ -421,9 +430,9 @@ impl Picker {
                 .values()
                 .flat_map(|a| &a.blocks)
                 .filter(|b| !matches!(b, BlockState::Received(_)))
-                .take(END_GAME_BLOCKS + 1)
+                .take(self.end_game_blocks + 1)
                 .count()
-                <= END_GAME_BLOCKS
+                <= self.end_game_blocks
     }
 
     /// Whether `piece` is in some reader's read-ahead window.

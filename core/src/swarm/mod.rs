@@ -78,6 +78,7 @@ impl Swarm {
     ) -> Swarm {
         let seed = u64::from_le_bytes(peer_id[..8].try_into().unwrap_or_default());
         let mut picker = Picker::new(geometry.total_len, geometry.piece_len, seed);
+        picker.set_end_game_blocks((config.end_game_bytes / u64::from(BLOCK_SIZE)) as usize);
         for piece in have.iter() {
             picker.already_have(piece);
         }
