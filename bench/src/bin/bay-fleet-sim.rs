@@ -6,7 +6,7 @@
 //! bay-fleet-sim --preset calibrate --json F   # the cluster bench's runs
 //! bay-fleet-sim --preset scale --json F       # 10 .. 10,000 hosts, 1 GiB
 //! bay-fleet-sim --preset churn --json F       # deaths and slow hosts
-//! bay-fleet-sim --hosts 100,1000 --layers-mib 1024 --mbit 1000 --scale 8
+//! bay-fleet-sim --hosts 100,1000 --layers-mib 1024 --mbit 1000 --scale 32
 //! bay-fleet-sim announce-bench                # a tracker's announces/s
 //! ```
 //!
@@ -47,12 +47,13 @@ enum Preset {
     /// The cluster bench: 2..16 hosts, 4 layers (64+32+16+16 MiB), 50 and
     /// 200 Mbit/s, cold and warm.
     Calibrate,
-    /// 10, 100, 1,000 and 10,000 hosts pulling 1 GiB over 1 Gbit/s.
+    /// 10, 100, 1,000 and 10,000 hosts pulling 1 GiB over 1 Gbit/s
+    /// (scale 32).
     Scale,
     /// 1,000 and 10,000 hosts, 5 % dying mid-download, 10 % at a quarter
     /// of the link rate.
     Churn,
-    /// Checks the unit scaling: 1,000 hosts, 1 GiB, scale 1 against 8.
+    /// Checks the unit scaling: 100 hosts, 1 GiB, scale 4, 8 and 32.
     ScaleCheck,
 }
 
@@ -91,6 +92,21 @@ struct RunArgs {
     startup_ms: f64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Experiments: upload slots per swarm.
+    #[arg(long)]
+    slots: Option<usize>,
+    /// Experiments: most peers per swarm.
+    #[arg(long)]
+    max_peers: Option<usize>,
+    /// Experiments: the origin's reveal stale age, seconds.
+    #[arg(long)]
+    stale_s: Option<f64>,
+    /// Experiments: how long a peer keeps an upload slot, seconds.
+    #[arg(long)]
+    rotate_s: Option<f64>,
+    /// Experiments: how often slots are reconsidered, seconds.
+    #[arg(long)]
+    rechoke_s: Option<f64>,
     /// Write the reports here as JSON.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -117,6 +133,11 @@ impl RunArgs {
         sc.latency = Duration::from_secs_f64(self.latency_ms / 1e3);
         sc.startup = Duration::from_secs_f64(self.startup_ms / 1e3);
         sc.seed = self.seed;
+        sc.upload_slots = self.slots;
+        sc.max_peers = self.max_peers;
+        sc.reveal_stale_after = self.stale_s.map(Duration::from_secs_f64);
+        sc.rotate_every = self.rotate_s.map(Duration::from_secs_f64);
+        sc.rechoke_every = self.rechoke_s.map(Duration::from_secs_f64);
         sc
     }
 
@@ -158,7 +179,7 @@ impl RunArgs {
                 .into_iter()
                 .map(|n| {
                     with(Scenario::new("cold", n, mib(&[1024]), 1000.0), &|sc| {
-                        sc.scale = 8;
+                        sc.scale = 32;
                         sc.seed = self.seed;
                     })
                 })
@@ -167,18 +188,18 @@ impl RunArgs {
                 .into_iter()
                 .map(|n| {
                     with(Scenario::new("churn", n, mib(&[1024]), 1000.0), &|sc| {
-                        sc.scale = 8;
+                        sc.scale = 32;
                         sc.die_fraction = 0.05;
                         sc.slow_fraction = 0.10;
                         sc.seed = self.seed;
                     })
                 })
                 .collect(),
-            Some(Preset::ScaleCheck) => [1, 8]
+            Some(Preset::ScaleCheck) => [4, 8, 32]
                 .into_iter()
                 .map(|k| {
                     with(
-                        Scenario::new(&format!("cold-k{k}"), 1000, mib(&[1024]), 1000.0),
+                        Scenario::new(&format!("cold-k{k}"), 100, mib(&[1024]), 1000.0),
                         &|sc| {
                             sc.scale = k;
                             sc.seed = self.seed;

@@ -25,6 +25,17 @@ pub fn run(sc: &Scenario) -> Result<Report, String> {
     let mut sim = Sim::new(sc.clone())?;
     sim.run();
     let outcomes = sim.outcomes();
+    if std::env::var_os("BAY_FLEET_DEBUG").is_some() {
+        let mut v: Vec<(f64, usize, usize)> = outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| Some((o.ratio?, o.sampled, i)))
+            .collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (r, c, i) in v.iter().take(5).chain(v.iter().rev().take(15)) {
+            eprintln!("host {i}: ratio {r:.3}, connections at half time {c}");
+        }
+    }
     let image = sim.image_bytes();
     let origin = sim.origin_totals();
     let mut ratios: Vec<f64> = outcomes

@@ -24,6 +24,8 @@ impl Totals {
 /// One pulling host.
 #[derive(Debug, Clone)]
 pub struct HostOutcome {
+    /// Connections half-way through the ideal time.
+    pub sampled: usize,
     pub alive: bool,
     pub slow: bool,
     /// Seconds from its start to having every layer.

@@ -61,6 +61,13 @@ pub struct Scenario {
     /// Unit scale `k` (see the module docs).
     pub scale: u32,
     pub seed: u64,
+    /// Changes to the swarm settings, for experiments: upload slots, most
+    /// peers, and the reveal's stale age.
+    pub upload_slots: Option<usize>,
+    pub max_peers: Option<usize>,
+    pub reveal_stale_after: Option<Duration>,
+    pub rotate_every: Option<Duration>,
+    pub rechoke_every: Option<Duration>,
     /// Virtual time after which the run gives up on the hosts not done,
     /// in multiples of the ideal time.
     pub give_up_after: f64,
@@ -88,6 +95,11 @@ impl Scenario {
             scale: 1,
             seed: 1,
             give_up_after: 20.0,
+            upload_slots: None,
+            max_peers: None,
+            reveal_stale_after: None,
+            rotate_every: None,
+            rechoke_every: None,
         }
     }
 
@@ -135,6 +147,11 @@ impl Scenario {
             initial_pipeline: (d.initial_pipeline / k).max(2),
             max_queued_requests: (d.max_queued_requests / k).max(8),
             end_game_bytes: (d.end_game_bytes / k as u64).max(u64::from(BLOCK_SIZE)),
+            upload_slots: self.upload_slots.unwrap_or(d.upload_slots),
+            max_peers: self.max_peers.unwrap_or(d.max_peers),
+            reveal_stale_after: self.reveal_stale_after.unwrap_or(d.reveal_stale_after),
+            rotate_every: self.rotate_every.unwrap_or(d.rotate_every),
+            rechoke_every: self.rechoke_every.unwrap_or(d.rechoke_every),
             ..d
         }
     }

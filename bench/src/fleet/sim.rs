@@ -73,6 +73,8 @@ enum Ev {
     /// One end of a connection learns that the other closed it.
     Closed(ConnId, u8),
     Die(HostId),
+    /// Records each host's connection count, for diagnostics.
+    Sample,
 }
 
 struct Item {
@@ -129,6 +131,8 @@ struct Host {
     done_at: Option<Time>,
     /// Counts kept from seats that are gone (a dead host's).
     kept: Totals,
+    /// Connections at the diagnostic sample.
+    sampled: usize,
 }
 
 /// One layer's fetch from the registry at its seed node.
@@ -158,6 +162,8 @@ struct Conn {
     /// Registered in that side's swarm.
     joined: [bool; 2],
     open: bool,
+    /// Whether `hosts[s]` is unchoked by the other end (diagnostics).
+    unchoked: [bool; 2],
     /// `dirs[s]` carries what `hosts[s]` sends.
     dirs: [Dir; 2],
 }
@@ -305,6 +311,7 @@ impl Sim {
                 seats: (0..layers.len()).map(|_| None).collect(),
                 done_at: None,
                 kept: Totals::default(),
+                sampled: 0,
             });
         }
         let trackers = names
@@ -366,6 +373,7 @@ impl Sim {
             );
             self.open_origin(t, b as u16, warm);
         }
+        self.at(ideal / 2, Ev::Sample);
         let stagger = self.sc.stagger.as_nanos() as f64;
         for h in 0..self.sc.hosts {
             let mut start = (self.rng.f64() * stagger) as Time;
@@ -461,7 +469,11 @@ impl Sim {
     fn handle(&mut self, ev: Ev) {
         match ev {
             Ev::Start(h) => {
-                let at = self.now + self.sc.startup.as_nanos() as Time;
+                // Start-up takes between half and one and a half times
+                // its mean: hosts that start together do not reach the
+                // origin and the tracker in lockstep.
+                let startup = self.sc.startup.as_nanos() as f64 * (0.5 + self.rng.f64());
+                let at = self.now + startup as Time;
                 for b in 0..self.layers.len() {
                     let t = self.trackers[self.layers[b].owner as usize].host;
                     self.at(at + self.lat(h, t), Ev::AskOrigin(h, b as u16));
@@ -482,6 +494,15 @@ impl Sim {
             Ev::Dial(from, b, to, attempt) => self.dial_arrives(from, b, to, attempt),
             Ev::Closed(c, side) => self.closed(c, side as usize),
             Ev::Die(h) => self.die(h),
+            Ev::Sample => {
+                for h in &mut self.hosts {
+                    h.sampled = h.seats.iter().flatten().map(|s| s.conns.len()).sum();
+                }
+                if std::env::var_os("BAY_FLEET_DEBUG").is_some() {
+                    self.progress_line();
+                    self.at(self.now + 1_000_000_000, Ev::Sample);
+                }
+            }
         }
     }
 
@@ -827,6 +848,7 @@ impl Sim {
             hosts: [from, to],
             joined: [false, true],
             open: true,
+            unchoked: [false, false],
             dirs: [Dir::default(), Dir::default()],
         };
         conn.dirs[1].sendq.push_back(Wire::Hello);
@@ -1035,6 +1057,11 @@ impl Sim {
                         block_bytes += p.block.len() as u64 + 13;
                     }
                     everyone |= matches!(m, Message::Interested | Message::NotInterested);
+                    match m {
+                        Message::Unchoke => self.conns[c].unchoked[1 - side] = true,
+                        Message::Choke => self.conns[c].unchoked[1 - side] = false,
+                        _ => {}
+                    }
                     if let Some(seat) = self.seat(to, b) {
                         seat.swarm.handle_message(c as ConnId, m, now_i);
                     }
@@ -1212,6 +1239,9 @@ impl Sim {
         let at = self.seat(h, b).map_or(0, |s| s.timer_at);
         self.at(at, Ev::Timer(h, b));
         self.drive(h, b, None);
+        if trace_host() == Some(h) {
+            self.trace(h, b);
+        }
     }
 
     fn verified(&mut self, h: HostId, b: u16, piece: u32) {
@@ -1286,6 +1316,67 @@ impl Sim {
         // A crash sends no FIN: peers notice by their own timeouts.
     }
 
+    /// Diagnostics: one host's swarm counts.
+    fn trace(&self, h: HostId, b: u16) {
+        let Some(seat) = self.hosts[h as usize].seats[b as usize].as_deref() else {
+            return;
+        };
+        let st = seat.swarm.stats();
+        let unchokers = seat
+            .conns
+            .iter()
+            .filter(|&&c| {
+                let conn = &self.conns[c as usize];
+                conn.unchoked[usize::from(conn.hosts[1] == h)]
+            })
+            .count();
+        eprintln!(
+            "t={:.2} host {h} layer {b}: have {}/{} peers {} unchoked by {unchokers} down {} up {} wasted {} hashes {}",
+            self.now as f64 / SEC,
+            st.have,
+            st.pieces,
+            st.peers,
+            st.downloaded,
+            st.uploaded,
+            st.wasted,
+            seat.hashes,
+        );
+    }
+
+    /// Diagnostics: pieces held by the origin and by the hosts.
+    fn progress_line(&self) {
+        let mut have: Vec<u32> = self.hosts[..self.sc.hosts]
+            .iter()
+            .filter(|h| h.alive)
+            .map(|h| {
+                h.seats
+                    .iter()
+                    .flatten()
+                    .map(|s| s.swarm.have().count())
+                    .sum()
+            })
+            .collect();
+        have.sort_unstable();
+        let origin = self.origin_totals();
+        let origin_have: u32 = self
+            .trackers
+            .iter()
+            .flat_map(|t| self.hosts[t.host as usize].seats.iter().flatten())
+            .map(|s| s.swarm.have().count())
+            .sum();
+        let q = |f: f64| {
+            have.get(((have.len() as f64 - 1.0) * f) as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        eprintln!(
+            "t={:.1} origin have {origin_have} sent {:.3} copies; hosts have min {} p10 {} p50 {} p90 {} max {}",
+            self.now as f64 / SEC,
+            origin.uploaded as f64 / self.image_bytes() as f64,
+            q(0.0), q(0.1), q(0.5), q(0.9), q(1.0)
+        );
+    }
+
     // ---- results
 
     pub fn now_secs(&self) -> f64 {
@@ -1310,6 +1401,7 @@ impl Sim {
                 }
                 let ideal = image / host.links.down;
                 HostOutcome {
+                    sampled: host.sampled,
                     alive: host.alive,
                     slow: host.slow,
                     secs: host.done_at.map(|t| (t - host.start) as f64 / SEC),
@@ -1345,6 +1437,12 @@ impl Sim {
     pub fn image_bytes(&self) -> u64 {
         self.layers.iter().map(|l| l.geometry.total_len).sum()
     }
+}
+
+/// `BAY_FLEET_TRACE=N` prints host N's swarm counts every tick.
+fn trace_host() -> Option<HostId> {
+    static HOST: std::sync::OnceLock<Option<HostId>> = std::sync::OnceLock::new();
+    *HOST.get_or_init(|| std::env::var("BAY_FLEET_TRACE").ok()?.parse().ok())
 }
 
 fn piece_size(layer: &Layer, piece: u32) -> u64 {
