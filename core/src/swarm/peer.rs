@@ -39,6 +39,14 @@ impl Remote {
         }
     }
 
+    /// How many pieces the peer has said it has, of `pieces`.
+    pub(super) fn count(&self, pieces: u32) -> u32 {
+        match self {
+            Remote::All => pieces,
+            Remote::Some(b) => b.count(),
+        }
+    }
+
     /// Whether the peer has said it has every piece.
     pub(super) fn is_full(&self) -> bool {
         match self {
