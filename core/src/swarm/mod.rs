@@ -56,6 +56,11 @@ pub struct Swarm {
     next_tick: Instant,
     stats: SwarmStats,
     announced_complete: bool,
+    /// A peer holding our requests and silent this long is taken for dead
+    /// (see `requests.rs`); set each tick from how long our requests wait.
+    silent_after: Duration,
+    /// `stats.downloaded` at the last tick.
+    downloaded_at_tick: u64,
 }
 
 /// How often the swarm looks at request timeouts and keep-alives.
@@ -101,6 +106,7 @@ impl Swarm {
         });
         Swarm {
             revealer,
+            silent_after: config.request_timeout,
             next_rechoke: now,
             next_tick: now + TICK,
             config,
@@ -116,6 +122,7 @@ impl Swarm {
                 ..SwarmStats::default()
             },
             announced_complete: picker.is_complete(),
+            downloaded_at_tick: 0,
             picker,
         }
     }
@@ -228,6 +235,7 @@ impl Swarm {
             return;
         };
         peer.last_received = now;
+        peer.silent = false;
         if let Err(reason) = self.dispatch(key, message, now) {
             self.disconnect(key, reason);
         }
@@ -312,17 +320,55 @@ impl Swarm {
             self.rechoke(now);
         }
         if now >= self.next_tick {
+            let since = self
+                .next_tick
+                .checked_sub(TICK)
+                .map_or(TICK, |t| now.saturating_duration_since(t));
             self.next_tick = now + TICK;
+            self.measure_silence(since);
             let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
             for key in keys {
                 self.tick_peer(key, now);
-                if let (Some(revealer), Some(peer)) = (&mut self.revealer, self.peers.get_mut(&key))
-                {
-                    revealer.peer_rate(key, peer.take_upload_rate(now));
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    continue;
+                };
+                let rate = peer.take_upload_rate(now);
+                self.choker.set_rate(key, rate);
+                if let Some(revealer) = &mut self.revealer {
+                    revealer.peer_rate(key, rate);
                     self.reveal_to(key, now, true);
                 }
             }
+            if self.choker.measured(now) {
+                self.rechoke(now);
+            }
         }
+    }
+
+    /// How long a peer may sit silent on our requests: our requests are
+    /// served in about the time our downlink takes for all we asked for,
+    /// and a peer is taken for dead only after several times that (at
+    /// least `SILENT_PEER`). When nothing arrived at all the time is not
+    /// known and only the request timeout applies.
+    fn measure_silence(&mut self, since: Duration) {
+        let got = self
+            .stats
+            .downloaded
+            .saturating_sub(self.downloaded_at_tick);
+        self.downloaded_at_tick = self.stats.downloaded;
+        let asked: u64 = self
+            .peers
+            .values()
+            .flat_map(|p| p.outstanding.iter())
+            .map(|(b, _)| u64::from(b.len))
+            .sum();
+        let rate = got as f64 / since.as_secs_f64().max(1e-3);
+        self.silent_after = if got == 0 {
+            self.config.request_timeout
+        } else {
+            Duration::from_secs_f64((4.0 * asked as f64 / rate).min(3600.0))
+                .clamp(requests::SILENT_PEER, self.config.request_timeout)
+        };
     }
 
     // ---- outputs

@@ -85,6 +85,9 @@ pub(super) struct PeerState {
     pub(super) outstanding: Vec<(Block, Instant)>,
     pub(super) outbox: VecDeque<Transmit>,
     pub(super) last_received: Instant,
+    /// It sat silent on our requests (see `SILENT_PEER`): it is asked for
+    /// nothing more until it says something.
+    pub(super) silent: bool,
     pub(super) last_queued: Instant,
     /// Requests we keep in flight to it.
     pub(super) pipeline: usize,
@@ -117,6 +120,7 @@ impl PeerState {
             outstanding: Vec::new(),
             outbox: VecDeque::new(),
             last_received: now,
+            silent: false,
             last_queued: now,
             pipeline: 2,
             received_in_window: 0,
