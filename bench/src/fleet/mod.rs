@@ -33,7 +33,8 @@ pub fn run(sc: &Scenario) -> Result<Report, String> {
             .collect();
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (r, c, i) in v.iter().take(5).chain(v.iter().rev().take(15)) {
-            eprintln!("host {i}: ratio {r:.3}, connections at half time {c}");
+            let slow = if outcomes[*i].slow { ", slow" } else { "" };
+            eprintln!("host {i}: ratio {r:.3}, connections at half time {c}{slow}");
         }
     }
     let image = sim.image_bytes();
@@ -44,6 +45,13 @@ pub fn run(sc: &Scenario) -> Result<Report, String> {
         .filter_map(|o| o.ratio)
         .collect();
     ratios.sort_by(f64::total_cmp);
+    let worst = |slow: bool| {
+        outcomes
+            .iter()
+            .filter(|o| o.alive && o.slow == slow)
+            .filter_map(|o| o.ratio)
+            .fold(f64::NAN, f64::max)
+    };
     let live = outcomes.iter().filter(|o| o.alive).count();
     let dead = outcomes.len() - live;
     let finished = ratios.len();
@@ -87,6 +95,8 @@ pub fn run(sc: &Scenario) -> Result<Report, String> {
         ratio_p50: quantile(&ratios, 0.5),
         ratio_p99: quantile(&ratios, 0.99),
         ratio_max: ratios.last().copied().unwrap_or(f64::NAN),
+        ratio_max_full_rate: worst(false),
+        ratio_max_slow: worst(true),
         last_secs,
         finished,
         unfinished: live - finished,

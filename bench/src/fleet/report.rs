@@ -55,6 +55,10 @@ pub struct Report {
     pub ratio_p50: f64,
     pub ratio_p99: f64,
     pub ratio_max: f64,
+    /// The worst ratio among hosts at the full link rate, and among the
+    /// slow ones (NaN when there are none).
+    pub ratio_max_full_rate: f64,
+    pub ratio_max_slow: f64,
     pub last_secs: f64,
     pub finished: usize,
     pub unfinished: usize,
@@ -95,11 +99,11 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
 }
 
 impl Report {
-    pub const HEADER: &'static str = "| scenario | hosts | Mbit/s | image MiB | p50 | p99 | max | origin copies | registry | waste | lost | announces/s | unfinished | dead | fallbacks | wall s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+    pub const HEADER: &'static str = "| scenario | hosts | Mbit/s | image MiB | p50 | p99 | max | max slow | origin copies | registry | waste | lost | announces/s | unfinished | dead | fallbacks | wall s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
     pub fn row(&self) -> String {
         format!(
-            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | {:.2} % | {:.2} % | {:.1} | {} | {} | {} | {:.1} |",
+            "| {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | {:.2} % | {:.2} % | {:.1} | {} | {} | {} | {:.1} |",
             self.name,
             self.hosts,
             self.link_mbit,
@@ -107,6 +111,7 @@ impl Report {
             self.ratio_p50,
             self.ratio_p99,
             self.ratio_max,
+            self.ratio_max_slow,
             self.origin_copies,
             self.registry_egress,
             self.wasted_ratio * 100.0,
