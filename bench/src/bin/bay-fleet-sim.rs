@@ -47,8 +47,8 @@ enum Preset {
     /// The cluster bench: 2..16 hosts, 4 layers (64+32+16+16 MiB), 50 and
     /// 200 Mbit/s, cold and warm.
     Calibrate,
-    /// 10, 100, 1,000 and 10,000 hosts pulling 1 GiB over 1 Gbit/s
-    /// (scale 32).
+    /// 10, 100, 1,000, 3,000 and 10,000 hosts pulling 1 GiB over 1 Gbit/s
+    /// (in coarse units, see `coarse`).
     Scale,
     /// 1,000 and 10,000 hosts, 5 % dying mid-download, 10 % at a quarter
     /// of the link rate.
@@ -76,6 +76,9 @@ struct RunArgs {
     trackers: usize,
     #[arg(long, default_value_t = 1)]
     scale: u32,
+    /// Real piece size in KiB instead of the torrent builder's choice.
+    #[arg(long)]
+    piece_kib: Option<u64>,
     #[arg(long, default_value_t = 0.0)]
     slow: f64,
     #[arg(long, default_value_t = 0.0)]
@@ -126,6 +129,7 @@ impl RunArgs {
         }
         sc.trackers = self.trackers;
         sc.scale = self.scale;
+        sc.piece_len = self.piece_kib.map(|k| k << 10);
         sc.slow_fraction = self.slow;
         sc.die_fraction = self.die;
         sc.late_fraction = self.late;
@@ -175,11 +179,11 @@ impl RunArgs {
                 }
                 out
             }
-            Some(Preset::Scale) => [10, 100, 1000, 10_000]
+            Some(Preset::Scale) => [10, 100, 1000, 3000, 10_000]
                 .into_iter()
                 .map(|n| {
                     with(Scenario::new("cold", n, mib(&[1024]), 1000.0), &|sc| {
-                        sc.scale = 32;
+                        coarse(sc, n);
                         sc.seed = self.seed;
                     })
                 })
@@ -188,7 +192,7 @@ impl RunArgs {
                 .into_iter()
                 .map(|n| {
                     with(Scenario::new("churn", n, mib(&[1024]), 1000.0), &|sc| {
-                        sc.scale = 32;
+                        coarse(sc, n);
                         sc.die_fraction = 0.05;
                         sc.slow_fraction = 0.10;
                         sc.seed = self.seed;
@@ -209,6 +213,15 @@ impl RunArgs {
                 .collect(),
         }
     }
+}
+
+/// The units of the large runs: 1 MiB pieces (1,024 to a GiB) at scale
+/// 64 up to 3,000 hosts, 2 MiB pieces at scale 128 beyond, so that 10,000
+/// hosts run in under 30 minutes on two cores.
+fn coarse(sc: &mut Scenario, hosts: usize) {
+    let (piece_mib, scale) = if hosts > 3000 { (2, 128) } else { (1, 64) };
+    sc.piece_len = Some(piece_mib << 20);
+    sc.scale = scale;
 }
 
 fn main() -> Result<()> {

@@ -88,6 +88,7 @@ pub fn run(sc: &Scenario) -> Result<Report, String> {
         link_mbit: sc.link_bps / 1e6,
         trackers: sc.trackers,
         scale: sc.scale,
+        piece_kib: sc.piece_len.map(|l| l >> 10),
         slow_fraction: sc.slow_fraction,
         die_fraction: sc.die_fraction,
         late_fraction: sc.late_fraction,

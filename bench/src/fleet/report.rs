@@ -45,6 +45,8 @@ pub struct Report {
     pub link_mbit: f64,
     pub trackers: usize,
     pub scale: u32,
+    /// Real piece size, KiB, when not the torrent builder's choice.
+    pub piece_kib: Option<u64>,
     pub slow_fraction: f64,
     pub die_fraction: f64,
     pub late_fraction: f64,
