@@ -4,9 +4,10 @@ max of the hosts' finish time over one image's time over one link) and
 the origin's upload in copies of the image, against the number of hosts.
 Scenarios are told apart by name; several JSON files may be given (for
 example a run before and after a change), each labelled by its file
-name.
+name; with --one they are drawn as one data set (a curve whose points
+came from runs in different units).
 
-    plot-fleet.py OUT.png RESULTS.json [MORE.json ...]
+    plot-fleet.py [--one] OUT.png RESULTS.json [MORE.json ...]
 """
 import json
 import os
@@ -18,20 +19,32 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def main(out, sources):
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    markers = "osd^v"
-    for i, src in enumerate(sources):
+def load(sources, one):
+    """(tag, reports) for each data set."""
+    sets = []
+    for src in sources:
         with open(src) as f:
             data = json.load(f)
         tag = os.path.splitext(os.path.basename(src))[0]
+        sets.append((tag, data["reports"]))
+    if one and sets:
+        return [(sets[0][0], [r for _, rs in sets for r in rs])]
+    return sets
+
+
+def main(out, sources, one=False):
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    markers = "osd^v"
+    sets = load(sources, one)
+    for i, (tag, reports) in enumerate(sets):
+        data = {"reports": reports}
         groups = {}
         for r in data["reports"]:
             groups.setdefault(r["name"], []).append(r)
         for name, rows in groups.items():
             rows.sort(key=lambda r: r["hosts"])
             n = [r["hosts"] for r in rows]
-            label = f"{tag} {name}" if len(sources) > 1 else name
+            label = f"{tag} {name}" if len(sets) > 1 else name
             m = markers[i % len(markers)]
             ax1.plot(n, [r["ratio_p50"] for r in rows], m + "-", label=f"{label} p50")
             ax1.plot(n, [r["ratio_p99"] for r in rows], m + "--", label=f"{label} p99")
@@ -53,6 +66,10 @@ def main(out, sources):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3:
+    args = sys.argv[1:]
+    one = bool(args) and args[0] == "--one"
+    if one:
+        args = args[1:]
+    if len(args) < 2:
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2:])
+    main(args[0], args[1:], one)
