@@ -2,3 +2,5 @@
 //! by the comparison-run binaries in `src/bin/`.
 //!
 //! It must not be depended on by any shipped crate.
+
+pub mod fleet;

@@ -29,7 +29,8 @@ const END_GAME_MAX_REQUESTERS: usize = 2;
 /// Second copies asked of an idle peer at once in end-game.
 const END_GAME_BATCH: usize = 4;
 
-/// Blocks still to arrive (1 MiB) below which end-game starts.
+/// Blocks still to arrive (1 MiB) below which end-game starts, unless
+/// [`Picker::set_end_game_blocks`] says otherwise.
 const END_GAME_BLOCKS: usize = 64;
 
 /// The swarm's handle for a connection (not the BitTorrent peer id).
@@ -107,6 +108,7 @@ pub struct Picker {
     suspect: Bitfield,
     readers: BTreeMap<ReaderKey, u32>,
     readahead: u32,
+    end_game_blocks: usize,
     /// Tie-breaks: they need spread, not secrecy, and a seed so that
     /// tests replay.
     rng: fastrand::Rng,
@@ -130,6 +132,7 @@ impl Picker {
             suspect: Bitfield::new(pieces),
             readers: BTreeMap::new(),
             readahead: 4,
+            end_game_blocks: END_GAME_BLOCKS,
             rng: fastrand::Rng::with_seed(seed),
         }
     }
@@ -163,7 +166,6 @@ impl Picker {
 
     /// Whether we would want anything from a peer that has `has`.
     pub fn is_interesting(&self, has: PeerHas<'_>) -> bool {
-        // Byte-wise: this runs for every peer after every verified piece.
         // Spare bits past the last piece are zero in `hash_known`.
         let wanted = self
             .have
@@ -173,8 +175,34 @@ impl Picker {
             .map(|(have, known)| known & !have);
         match has {
             PeerHas::All => wanted.into_iter().any(|w| w != 0),
-            PeerHas::Some(theirs) => wanted.zip(theirs.as_payload()).any(|(w, t)| w & t != 0),
+            PeerHas::Some(theirs) => {
+                // Eight bytes at a time where they line up: this runs for
+                // every peer after every verified piece and every hash.
+                let (have, known, theirs) = (
+                    self.have.as_payload(),
+                    self.hash_known.as_payload(),
+                    theirs.as_payload(),
+                );
+                let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
+                let whole = have.len() / 8 * 8;
+                let words = have[..whole]
+                    .chunks_exact(8)
+                    .zip(known[..whole].chunks_exact(8))
+                    .zip(theirs.get(..whole).unwrap_or(&[]).chunks_exact(8))
+                    .any(|((h, k), t)| word(k) & !word(h) & word(t) != 0);
+                words
+                    || have[whole..]
+                        .iter()
+                        .zip(&known[whole..])
+                        .zip(theirs.get(whole..).unwrap_or(&[]))
+                        .any(|((h, k), t)| k & !h & t != 0)
+            }
         }
+    }
+
+    /// End-game starts once at most `blocks` blocks are still to arrive.
+    pub fn set_end_game_blocks(&mut self, blocks: usize) {
+        self.end_game_blocks = blocks.max(1);
     }
 
     // ---- inputs: what peers have
@@ -410,7 +438,8 @@ impl Picker {
     }
 
     /// End-game: every missing piece in flight and at most
-    /// [`END_GAME_BLOCKS`] blocks still to arrive. With request pipelines
+    /// [`END_GAME_BLOCKS`] blocks (or the configured number) still to
+    /// arrive. With request pipelines
     /// of up to 128 blocks per peer every piece of a small blob is in
     /// flight almost from the start, and doubling requests that early
     /// made hosts receive 5-10 % of each image twice.
@@ -421,9 +450,9 @@ impl Picker {
                 .values()
                 .flat_map(|a| &a.blocks)
                 .filter(|b| !matches!(b, BlockState::Received(_)))
-                .take(END_GAME_BLOCKS + 1)
+                .take(self.end_game_blocks + 1)
                 .count()
-                <= END_GAME_BLOCKS
+                <= self.end_game_blocks
     }
 
     /// Whether `piece` is in some reader's read-ahead window.
@@ -463,13 +492,32 @@ impl Picker {
             return Vec::new();
         }
         let offset = (self.next_random() % u64::from(n)) as u32;
-        // (availability, position in the rotated scan, piece)
+        // (availability, position in the rotated scan, piece). The scan
+        // goes a byte (eight pieces) at a time and skips bytes with no
+        // candidate: it runs for nearly every block received, over
+        // thousands of pieces. Spare bits past the last piece are zero in
+        // `hash_known`, so no piece past the end is taken.
         let mut candidates: Vec<(u16, u32, u32)> = Vec::new();
-        for i in 0..n {
-            let p = (i + offset) % n;
-            if self.wants(p) && !self.started.has(p) && has.has(p) {
+        let (have, known, started) = (
+            self.have.as_payload(),
+            self.hash_known.as_payload(),
+            self.started.as_payload(),
+        );
+        let theirs = match has {
+            PeerHas::All => None,
+            PeerHas::Some(b) => Some(b.as_payload()),
+        };
+        for (i, ((&h, &k), &st)) in have.iter().zip(known).zip(started).enumerate() {
+            let mut open = k & !h & !st;
+            if let Some(t) = theirs {
+                open &= t.get(i).copied().unwrap_or(0);
+            }
+            while open != 0 {
+                let bit = open.leading_zeros();
+                open &= !(0x80 >> bit);
+                let p = i as u32 * 8 + bit;
                 let avail = self.availability.get(p as usize).copied().unwrap_or(0);
-                candidates.push((avail, i, p));
+                candidates.push((avail, (p + n - offset) % n, p));
             }
         }
         if candidates.len() > count {

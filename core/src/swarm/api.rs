@@ -58,6 +58,11 @@ pub struct SwarmConfig {
     /// to any peer still lacking it (a first peer that sat on it, or a
     /// host that cannot reach the peers that have it).
     pub reveal_stale_after: Duration,
+    /// End-game (second copies of outstanding blocks) starts once every
+    /// missing piece is in flight and at most this many bytes are still
+    /// to arrive. A setting so that a simulation in larger units can keep
+    /// it at the same share of a blob.
+    pub end_game_bytes: u64,
 }
 
 impl Default for SwarmConfig {
@@ -80,6 +85,7 @@ impl Default for SwarmConfig {
             super_seed: false,
             reveal_window: 1 << 20,
             reveal_stale_after: Duration::from_secs(5),
+            end_game_bytes: 1 << 20,
         }
     }
 }

@@ -59,6 +59,11 @@ pub struct Swarm {
     /// Fetch nothing until a reader comes: joined ahead of a client that
     /// may already hold the blob.
     held: bool,
+    /// A peer holding our requests and silent this long is taken for dead
+    /// (see `requests.rs`); set each tick from how long our requests wait.
+    silent_after: Duration,
+    /// `stats.downloaded` at the last tick.
+    downloaded_at_tick: u64,
 }
 
 /// How often the swarm looks at request timeouts and keep-alives.
@@ -81,6 +86,7 @@ impl Swarm {
     ) -> Swarm {
         let seed = u64::from_le_bytes(peer_id[..8].try_into().unwrap_or_default());
         let mut picker = Picker::new(geometry.total_len, geometry.piece_len, seed);
+        picker.set_end_game_blocks((config.end_game_bytes / u64::from(BLOCK_SIZE)) as usize);
         for piece in have.iter() {
             picker.already_have(piece);
         }
@@ -103,6 +109,7 @@ impl Swarm {
         });
         Swarm {
             revealer,
+            silent_after: config.request_timeout,
             next_rechoke: now,
             next_tick: now + TICK,
             config,
@@ -118,6 +125,7 @@ impl Swarm {
                 ..SwarmStats::default()
             },
             announced_complete: picker.is_complete(),
+            downloaded_at_tick: 0,
             picker,
             held: false,
         }
@@ -244,6 +252,7 @@ impl Swarm {
             return;
         };
         peer.last_received = now;
+        peer.silent = false;
         if let Err(reason) = self.dispatch(key, message, now) {
             self.disconnect(key, reason);
         }
@@ -332,17 +341,55 @@ impl Swarm {
             self.rechoke(now);
         }
         if now >= self.next_tick {
+            let since = self
+                .next_tick
+                .checked_sub(TICK)
+                .map_or(TICK, |t| now.saturating_duration_since(t));
             self.next_tick = now + TICK;
+            self.measure_silence(since);
             let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
             for key in keys {
                 self.tick_peer(key, now);
-                if let (Some(revealer), Some(peer)) = (&mut self.revealer, self.peers.get_mut(&key))
-                {
-                    revealer.peer_rate(key, peer.take_upload_rate(now));
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    continue;
+                };
+                let rate = peer.take_upload_rate(now);
+                self.choker.set_rate(key, rate);
+                if let Some(revealer) = &mut self.revealer {
+                    revealer.peer_rate(key, rate);
                     self.reveal_to(key, now, true);
                 }
             }
+            if self.choker.measured(now) {
+                self.rechoke(now);
+            }
         }
+    }
+
+    /// How long a peer may sit silent on our requests: our requests are
+    /// served in about the time our downlink takes for all we asked for,
+    /// and a peer is taken for dead only after several times that (at
+    /// least `SILENT_PEER`). When nothing arrived at all the time is not
+    /// known and only the request timeout applies.
+    fn measure_silence(&mut self, since: Duration) {
+        let got = self
+            .stats
+            .downloaded
+            .saturating_sub(self.downloaded_at_tick);
+        self.downloaded_at_tick = self.stats.downloaded;
+        let asked: u64 = self
+            .peers
+            .values()
+            .flat_map(|p| p.outstanding.iter())
+            .map(|(b, _)| u64::from(b.len))
+            .sum();
+        let rate = got as f64 / since.as_secs_f64().max(1e-3);
+        self.silent_after = if got == 0 {
+            self.config.request_timeout
+        } else {
+            Duration::from_secs_f64((4.0 * asked as f64 / rate).min(3600.0))
+                .clamp(requests::SILENT_PEER, self.config.request_timeout)
+        };
     }
 
     // ---- outputs
@@ -495,7 +542,11 @@ impl Swarm {
                 self.picker.piece_count()
             )));
         }
-        if self.peer_mut(key)?.remote.add(piece) {
+        let pieces = self.picker.piece_count();
+        let peer = self.peer_mut(key)?;
+        if peer.remote.add(piece) {
+            let count = peer.remote.count(pieces);
+            self.choker.set_pieces(key, count);
             self.picker.peer_has_piece(piece);
             if let Some(revealer) = &mut self.revealer {
                 revealer.peer_has(key, piece);
@@ -532,6 +583,8 @@ impl Swarm {
         self.picker.peer_forgotten(old.as_has());
         if let Some(peer) = self.peers.get(&key) {
             self.picker.peer_joined(peer.remote.as_has());
+            self.choker
+                .set_pieces(key, peer.remote.count(self.picker.piece_count()));
             if let Some(revealer) = &mut self.revealer {
                 revealer.peer_replaced(key, &|p| peer.remote.has(p));
             }

@@ -39,6 +39,14 @@ impl Remote {
         }
     }
 
+    /// How many pieces the peer has said it has, of `pieces`.
+    pub(super) fn count(&self, pieces: u32) -> u32 {
+        match self {
+            Remote::All => pieces,
+            Remote::Some(b) => b.count(),
+        }
+    }
+
     /// Whether the peer has said it has every piece.
     pub(super) fn is_full(&self) -> bool {
         match self {
@@ -77,6 +85,9 @@ pub(super) struct PeerState {
     pub(super) outstanding: Vec<(Block, Instant)>,
     pub(super) outbox: VecDeque<Transmit>,
     pub(super) last_received: Instant,
+    /// It sat silent on our requests (see `SILENT_PEER`): it is asked for
+    /// nothing more until it says something.
+    pub(super) silent: bool,
     pub(super) last_queued: Instant,
     /// Requests we keep in flight to it.
     pub(super) pipeline: usize,
@@ -109,6 +120,7 @@ impl PeerState {
             outstanding: Vec::new(),
             outbox: VecDeque::new(),
             last_received: now,
+            silent: false,
             last_queued: now,
             pipeline: 2,
             received_in_window: 0,

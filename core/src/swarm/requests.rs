@@ -13,6 +13,17 @@ use crate::picker::{Block, PeerKey};
 /// answered within this long is asked of another peer.
 const READER_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// A peer that holds requests of ours and has sent nothing at all for
+/// this long, or for four times what our requests take to come back if
+/// that is longer (no block, no HAVE, no keep-alive), is taken for dead:
+/// its requests go to other peers at once. The request
+/// timeout (20 s) and the connection's idle timeout (minutes) are far
+/// longer than a whole download on a fast link: in a simulated fleet
+/// with 5 % of the hosts dying silently, the hosts that had asked them
+/// for blocks waited out the timeout and finished at 1.7x instead of
+/// 1.2x their link time.
+pub(super) const SILENT_PEER: Duration = Duration::from_secs(3);
+
 impl Swarm {
     pub(super) fn peer_choked_us(&mut self, key: PeerKey) {
         let Some(peer) = self.peers.get_mut(&key) else {
@@ -89,7 +100,7 @@ impl Swarm {
         let Some(peer) = self.peers.get(&key) else {
             return;
         };
-        if peer.peer_choking || !peer.am_interested {
+        if peer.peer_choking || !peer.am_interested || peer.silent {
             return;
         }
         // A peer that said how many requests it queues gets no more.
@@ -142,7 +153,14 @@ impl Swarm {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        let mut expired = peer.take_expired(now, timeout);
+        let silent = !peer.outstanding.is_empty()
+            && now.saturating_duration_since(peer.last_received) >= self.silent_after;
+        let mut expired = if silent {
+            peer.silent = true;
+            peer.take_expired(now, Duration::ZERO)
+        } else {
+            peer.take_expired(now, timeout)
+        };
         // A stream reader waits on the blocks just ahead of it: one the
         // peer sits on goes to another peer long before the request times
         // out (the proxy falls back to the registry after 15 s without
