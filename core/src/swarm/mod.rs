@@ -387,8 +387,11 @@ impl Swarm {
         self.silent_after = if got == 0 {
             self.config.request_timeout
         } else {
+            // A request timeout set below the floor wins: clamp's bounds
+            // must not cross.
+            let floor = requests::SILENT_PEER.min(self.config.request_timeout);
             Duration::from_secs_f64((4.0 * asked as f64 / rate).min(3600.0))
-                .clamp(requests::SILENT_PEER, self.config.request_timeout)
+                .clamp(floor, self.config.request_timeout)
         };
     }
 

@@ -369,6 +369,23 @@ fn requests_to_a_silent_peer_are_taken_back_after_the_timeout() {
 }
 
 #[test]
+fn a_request_timeout_below_the_silence_floor_still_works() {
+    // Slow enough that blocks arrive across many ticks, where the
+    // silence limit is measured.
+    let mut net = Net::new(2_000_000, &[Behaviour::Honest], 1);
+    let config = SwarmConfig {
+        request_timeout: Duration::from_secs(1),
+        ..SwarmConfig::default()
+    };
+    let pieces = 2_000_000u64.div_ceil(u64::from(PIECE)) as u32;
+    net.restart(1, config, &Bitfield::new(pieces));
+    net.upload_per_step = 1;
+    net.connect_all();
+    net.run_until_complete(1..2, 50_000);
+    assert!(net.nodes[1].data == net.truth);
+}
+
+#[test]
 fn a_peer_lost_mid_piece_leaves_no_hole() {
     let mut net = Net::new(600_000, &[Behaviour::Honest, Behaviour::Honest], 1);
     net.connect_all();
