@@ -5,9 +5,8 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -27,11 +26,11 @@ use crate::rate::{Grant, TokenBucket};
 use crate::swarm::Transmit;
 use bay_httpd::sys;
 
+mod tls;
+
 /// Most bytes read from one connection before others get a turn.
 const READ_TURN: usize = 1 << 20;
 const RECV_CHUNK: usize = 256 * 1024;
-/// Blob bytes read for TLS at a time: a few records.
-const TLS_FILE_CHUNK: usize = 64 * 1024;
 /// Padding sent after the end of a blob; a block is at most 16 KiB.
 static ZEROS: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
 /// The time a peer gets to prove fleet membership after the handshakes:
@@ -411,144 +410,6 @@ impl<'s> Io<'s> {
         }
     }
 
-    /// Completes the TLS handshake of an encrypted link.
-    async fn tls_handshake(&mut self) -> io::Result<()> {
-        let unlimited = RefCell::new(TokenBucket::unlimited(Instant::now()));
-        loop {
-            self.flush(None, &unlimited)?;
-            let Some(conn) = &self.tls else {
-                return Ok(());
-            };
-            if !conn.is_handshaking() && !conn.wants_write() {
-                return Ok(());
-            }
-            let (got, eof, _) = self.fill(RECV_CHUNK, &unlimited)?;
-            if eof {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            if got == 0 {
-                self.wait_for_socket().await?;
-            }
-        }
-    }
-
-    /// [`Io::flush`] on an encrypted link: what TLS holds goes out first,
-    /// and the next chunk goes into TLS only once the socket took it all,
-    /// so at most one chunk waits in TLS.
-    fn flush_tls(
-        &mut self,
-        file: Option<&File>,
-        bucket: &RefCell<TokenBucket>,
-    ) -> io::Result<Option<Duration>> {
-        let Io {
-            stream,
-            out,
-            tls,
-            file_buf,
-            ..
-        } = self;
-        let Some(conn) = tls.as_mut() else {
-            return Ok(None);
-        };
-        loop {
-            while conn.wants_write() {
-                match conn.write_tls(&mut SocketWriter(stream)) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if conn.is_handshaking() {
-                return Ok(None);
-            }
-            let Some(chunk) = out.chunks.front_mut() else {
-                return Ok(None);
-            };
-            let done = match chunk {
-                Chunk::Bytes(b) => {
-                    conn.writer().write_all(b)?;
-                    true
-                }
-                Chunk::File { offset, len } => {
-                    let file =
-                        file.ok_or_else(|| io::Error::other("block queued before handshake"))?;
-                    let want = (*len).min(TLS_FILE_CHUNK);
-                    let allowed = match bucket.borrow_mut().take(want as u64, Instant::now()) {
-                        Grant::Now(n) => n as usize,
-                        Grant::Wait(d) => return Ok(Some(d)),
-                    };
-                    file_buf.resize(allowed, 0);
-                    let read = file.read_at(file_buf, *offset);
-                    let n = *read.as_ref().unwrap_or(&0);
-                    bucket.borrow_mut().give_back((allowed - n) as u64);
-                    if read? == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "blob file shorter than its torrent",
-                        ));
-                    }
-                    conn.writer().write_all(&file_buf[..n])?;
-                    *offset += n as u64;
-                    *len -= n;
-                    *len == 0
-                }
-            };
-            if done {
-                out.chunks.pop_front();
-            }
-        }
-    }
-
-    /// [`Io::fill`] on an encrypted link: counts the ciphertext read, and
-    /// leaves the plaintext in `rbuf`.
-    fn fill_tls(
-        &mut self,
-        limit: usize,
-        bucket: &RefCell<TokenBucket>,
-    ) -> io::Result<(usize, bool, Option<Duration>)> {
-        let Io {
-            stream,
-            rbuf,
-            tls,
-            cbuf,
-            ..
-        } = self;
-        let Some(conn) = tls.as_mut() else {
-            return Ok((0, true, None));
-        };
-        let mut total = 0;
-        while total < limit {
-            let allowed = match bucket.borrow_mut().take(RECV_CHUNK as u64, Instant::now()) {
-                Grant::Now(n) => n as usize,
-                Grant::Wait(d) => return Ok((total, false, Some(d))),
-            };
-            cbuf.clear();
-            let result = sys::recv_into(*stream, cbuf, allowed);
-            let used = *result.as_ref().unwrap_or(&0);
-            bucket.borrow_mut().give_back((allowed - used) as u64);
-            match result {
-                Ok(0) => return Ok((total, true, None)),
-                Ok(n) => {
-                    total += n;
-                    let mut rest = &cbuf[..];
-                    while !rest.is_empty() {
-                        conn.read_tls(&mut rest)?;
-                        conn.process_new_packets()
-                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                        if take_plaintext(conn, rbuf)? {
-                            return Ok((total, true, None));
-                        }
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok((total, false, None))
-    }
-
     /// Reads what the socket has, up to `limit` bytes and what the rate
     /// limit allows. Returns bytes read, whether the peer closed, and how
     /// long the limit wants reading to pause.
@@ -600,34 +461,6 @@ impl<'s> Io<'s> {
                 self.wait_for_socket().await?;
             }
         }
-    }
-}
-
-/// Moves what TLS decrypted into `rbuf`; true when the peer closed the
-/// TLS session.
-fn take_plaintext(conn: &mut rustls::Connection, rbuf: &mut BytesMut) -> io::Result<bool> {
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        match conn.reader().read(&mut chunk) {
-            Ok(0) => return Ok(true),
-            Ok(n) => rbuf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(true),
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// TLS output straight into the socket.
-struct SocketWriter<'a>(&'a TcpStream);
-
-impl io::Write for SocketWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        sys::send(self.0, buf, false)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
