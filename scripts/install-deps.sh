@@ -36,6 +36,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # The downloaded packages are not needed once installed; on a small
+  # disk the build needs the room.
+  $sudo apt-get clean
 fi
 
 # The packaged nginx and registry start services on install; the tests run

@@ -16,6 +16,12 @@ fuzz_seconds=${BAY_FUZZ_SECONDS:-10}
 
 scripts/install-deps.sh
 
+# A from-scratch run gains nothing from incremental state, which would
+# double the build's size on disk; a developer may set it back to 1.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+free_space() { df -h --output=avail,target . | tail -1; }
+echo "== disk free before the build: $(free_space)"
+
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
@@ -28,8 +34,10 @@ scripts/deny-advisories.sh
 
 echo "== build and test"
 # The end-to-end tests run the real binaries, so build them first.
-cargo build --workspace --bins --locked
+# Same features as the test run, so both share one set of artifacts.
+cargo build --workspace --bins --all-features --locked
 cargo test --workspace --all-features --locked
+echo "== disk free after the tests: $(free_space)"
 
 if [ "$fuzz_seconds" != 0 ]; then
   echo "== fuzz smoke (${fuzz_seconds}s per target)"
