@@ -12,13 +12,15 @@ comparison runs. Run it with /usr/bin/python3 (python3-libtorrent).
       Downloads the torrent into SAVE_DIR from the given host:port peers
       (dialled with connect_peer) and prints
       {"bytes": N, "seconds": S, "clients": [...]} when libtorrent reports
-      it finished; "clients" are the peers' client names as libtorrent saw
-      them (from their BEP 10 handshakes).
+      it finished; "clients" are the names the peers gave in their BEP 10
+      handshakes (the "v" key), read from libtorrent's peer log, which it
+      keeps only with --names (the log costs time in a comparison run).
 
 Options (before the subcommand's arguments or after):
   --timeout SECONDS   give up (exit 1) after this long; default 120
   --verbose           print libtorrent's peer and error alerts on stderr
   --fast              libtorrent's high_performance_seed settings
+  --names             (get) record the peers' BEP 10 client names
 
 Both use TCP only (uTP off: libtorrent tries uTP first and stalls
 against TCP-only peers), no DHT, LSD, UPnP or NAT-PMP, and accept several
@@ -29,6 +31,7 @@ libtorrent's alerts with deadlines; nothing sleeps to synchronise.
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -36,7 +39,7 @@ import time
 import libtorrent as lt
 
 
-def session(fast, verbose):
+def session(fast, verbose, names=False):
     settings = lt.high_performance_seed() if fast else lt.default_settings()
     settings.update({
         "listen_interfaces": "127.0.0.1:0",
@@ -50,7 +53,8 @@ def session(fast, verbose):
         "allow_multiple_connections_per_ip": True,
         "alert_mask": lt.alert_category.status
         | lt.alert_category.error
-        | (lt.alert_category.peer | lt.alert_category.connect if verbose else 0),
+        | (lt.alert_category.peer | lt.alert_category.connect if verbose else 0)
+        | (lt.alert_category.peer_log if names else 0),
     })
     return lt.session(settings)
 
@@ -64,9 +68,10 @@ def add(ses, torrent_path, save_dir):
     return ses.add_torrent(params)
 
 
-def pump(ses, deadline, verbose, until, tick=None, every=0.5):
+def pump(ses, deadline, verbose, until, tick=None, every=0.5, seen=None):
     """Handles alerts until until(alert) is true for one; returns it.
-    tick(), when given, runs at least every `every` seconds."""
+    tick(), when given, runs at least every `every` seconds; seen(alert),
+    when given, looks at every alert."""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -75,7 +80,9 @@ def pump(ses, deadline, verbose, until, tick=None, every=0.5):
         if tick:
             tick()
         for alert in ses.pop_alerts():
-            if verbose:
+            if seen:
+                seen(alert)
+            if verbose and not isinstance(alert, lt.peer_log_alert):
                 sys.stderr.write("lt: %s: %s\n" % (type(alert).__name__, alert.message()))
             if isinstance(alert, lt.torrent_error_alert):
                 raise RuntimeError(alert.message())
@@ -118,8 +125,13 @@ def parse_peer(text):
     return (host.strip("[]"), int(port))
 
 
+# libtorrent logs an incoming BEP 10 handshake as
+# `<== EXTENDED_HANDSHAKE [ { ..., 'v': 'NAME' } ]`.
+CLIENT_NAME = re.compile(r"<== EXTENDED_HANDSHAKE \[.*'v': '([^']*)'")
+
+
 def get(args):
-    ses = session(args.fast, args.verbose)
+    ses = session(args.fast, args.verbose, names=args.names)
     deadline = time.monotonic() + args.timeout
     listen_port(ses, deadline, args.verbose)
     started = time.monotonic()
@@ -128,12 +140,14 @@ def get(args):
         handle.connect_peer(parse_peer(peer))
     clients = set()
 
-    def sample():
-        for p in handle.get_peer_info():
-            clients.add(p.client.decode("utf-8", "replace") if isinstance(p.client, bytes) else p.client)
+    def seen(alert):
+        if isinstance(alert, lt.peer_log_alert):
+            m = CLIENT_NAME.search(alert.message())
+            if m:
+                clients.add(m.group(1))
 
     pump(ses, deadline, args.verbose, lambda a: isinstance(a, lt.torrent_finished_alert),
-         tick=sample, every=0.02)
+         seen=seen)
     seconds = time.monotonic() - started
     status = handle.status()
     print(json.dumps({
@@ -150,6 +164,7 @@ def main(argv):
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--fast", action="store_true")
+    parser.add_argument("--names", action="store_true")
     sub = parser.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("seed")
     s.add_argument("torrent")
@@ -162,6 +177,7 @@ def main(argv):
         p.add_argument("--timeout", type=float, default=argparse.SUPPRESS)
         p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
         p.add_argument("--fast", action="store_true", default=argparse.SUPPRESS)
+        p.add_argument("--names", action="store_true", default=argparse.SUPPRESS)
     args = parser.parse_args(argv[1:])
     os.makedirs(args.save_dir, exist_ok=True)
     if args.cmd == "seed":

@@ -214,6 +214,7 @@ pub fn lt_get(
     cmd.arg(lt_peer_script())
         .arg("--timeout")
         .arg(timeout.as_secs().to_string())
+        .arg("--names")
         .arg("get")
         .arg(torrent)
         .arg(save_dir)
