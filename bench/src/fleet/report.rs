@@ -70,7 +70,8 @@ pub struct Report {
     /// Registry bytes (origin fetches, plus what stalled readers would
     /// have fetched) over the image size.
     pub registry_egress: f64,
-    /// Readers that waited 15 s for a byte (the proxy would fall back).
+    /// Readers that would fall back to the registry: no piece verified for
+    /// 15 s, or not their own next one for 60 s.
     pub fallbacks: u64,
     /// Bytes received and dropped (late end-game copies), over the bytes
     /// the hosts received in all.

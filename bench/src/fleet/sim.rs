@@ -44,8 +44,10 @@ static ZEROS: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
 /// 1, 2 and 4 s (`engine/conn.rs`).
 const DIAL_ATTEMPTS: u8 = 4;
 /// The proxy reads from the registry after this long without a verified
-/// byte (`read_plan.rs`); counted, not simulated.
+/// piece, or four times as long without the reader's next one
+/// (`read_plan.rs`); counted, not simulated.
 const STALL_FALLBACK: Time = 15_000_000_000;
+const OWN_STALL_FALLBACK: Time = 4 * STALL_FALLBACK;
 const SEC: f64 = 1e9;
 const READER: u64 = 1;
 
@@ -114,6 +116,8 @@ struct Seat {
     /// Pieces verified from the start: where the stream reader stands.
     prefix: u32,
     prefix_moved: Time,
+    /// When the last piece anywhere in the blob verified.
+    piece_moved: Time,
     fell_back: bool,
     timer_at: Time,
     complete_at: Option<Time>,
@@ -420,6 +424,7 @@ impl Sim {
             hashes: if warm { layer.pieces } else { 0 },
             prefix: 0,
             prefix_moved: 0,
+            piece_moved: 0,
             fell_back: false,
             timer_at,
             complete_at: None,
@@ -572,6 +577,7 @@ impl Sim {
             hashes: 0,
             prefix: 0,
             prefix_moved: self.now,
+            piece_moved: self.now,
             fell_back: false,
             timer_at,
             complete_at: None,
@@ -1229,7 +1235,8 @@ impl Sim {
         let stalled = seat.announcer.is_some()
             && seat.complete_at.is_none()
             && !seat.fell_back
-            && now.saturating_sub(seat.prefix_moved) >= STALL_FALLBACK;
+            && (now.saturating_sub(seat.piece_moved) >= STALL_FALLBACK
+                || now.saturating_sub(seat.prefix_moved) >= OWN_STALL_FALLBACK);
         if stalled {
             seat.fell_back = true;
             let left = layer_len.saturating_sub(u64::from(seat.prefix) * piece_len);
@@ -1250,6 +1257,7 @@ impl Sim {
         let piece_len = u64::from(self.layers[b as usize].geometry.piece_len);
         let Some(seat) = self.seat(h, b) else { return };
         seat.swarm.piece_verified(piece, now_i);
+        seat.piece_moved = now;
         if piece == seat.prefix {
             let have = seat.swarm.have();
             let mut p = seat.prefix;

@@ -62,6 +62,7 @@ impl Download {
         Health {
             failed: false,
             orphaned: self.orphaned.load(Ordering::Acquire),
+            verified_pieces: self.handle.progress().verified_pieces(),
         }
     }
 }

@@ -6,8 +6,15 @@
 //! verified stretch, at most until [`ReadPlan::wake_at`], and feeds what
 //! happened back in. Rules:
 //! * verified bytes go out in order, as soon as they are verified;
-//! * no verified byte for [`ReadPlan::stall`]: the rest comes from the
-//!   registry, from the first byte the client has not received;
+//! * the download verifying no piece at all for [`ReadPlan::stall`]: the
+//!   rest comes from the registry, from the first byte the client has not
+//!   received. Pieces verified anywhere in the blob count, not only the
+//!   one the reader waits on: a host on a slow link, or one whose next
+//!   piece went to a peer that died, is moving, and would otherwise hand
+//!   layers to the registry that its swarm is delivering;
+//! * the reader's own next byte not verified for [`OWN_STALL_FACTOR`]
+//!   times that: the rest comes from the registry even while other pieces
+//!   arrive, so one withheld piece cannot hold a client for ever;
 //! * a download that failed, or that no origin can finish (orphaned),
 //!   sends the reader to the registry at once;
 //! * the registry failing after that ends the response early: the client
@@ -18,6 +25,9 @@ use std::time::{Duration, Instant};
 
 /// How often a waiting reader looks at its download's health.
 pub const HEALTH_CHECK: Duration = Duration::from_millis(500);
+/// How many stall periods a reader waits for its own next byte while the
+/// download verifies other pieces.
+pub const OWN_STALL_FACTOR: u32 = 4;
 
 /// What the shell does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +54,8 @@ pub struct Health {
     pub failed: bool,
     /// No origin is left to publish the missing piece hashes.
     pub orphaned: bool,
+    /// Pieces the download has verified so far, anywhere in the blob.
+    pub verified_pieces: u32,
 }
 
 /// One reader's plan.
@@ -51,7 +63,11 @@ pub struct Health {
 pub struct ReadPlan {
     position: u64,
     end: u64,
+    /// When the download last verified a piece (or this reader moved).
     last_progress: Instant,
+    /// When this reader last moved.
+    last_sent: Instant,
+    verified_pieces: u32,
     stall: Duration,
     /// The rest has been handed to the registry.
     handed_over: bool,
@@ -64,6 +80,8 @@ impl ReadPlan {
             position: range.start,
             end: range.end,
             last_progress: now,
+            last_sent: now,
+            verified_pieces: 0,
             stall,
             handed_over: false,
         }
@@ -74,14 +92,20 @@ impl ReadPlan {
         self.position
     }
 
-    /// How long the swarm may go without a verified byte.
+    /// How long the swarm may go without verifying a piece.
     pub fn stall(&self) -> Duration {
         self.stall
     }
 
+    fn own_stall(&self) -> Duration {
+        self.stall * OWN_STALL_FACTOR
+    }
+
     /// When the shell must wake at the latest to look again.
     pub fn wake_at(&self, now: Instant) -> Instant {
-        (now + HEALTH_CHECK).min(self.last_progress + self.stall)
+        (now + HEALTH_CHECK)
+            .min(self.last_progress + self.stall)
+            .min(self.last_sent + self.own_stall())
     }
 
     /// `len` bytes at `offset` were verified for this reader.
@@ -93,6 +117,7 @@ impl ReadPlan {
         let len = len.min(self.end - self.position);
         self.position += len;
         self.last_progress = now;
+        self.last_sent = now;
         ReadStep::Send { offset, len }
     }
 
@@ -103,12 +128,18 @@ impl ReadPlan {
         if self.position >= self.end {
             return ReadStep::Finished;
         }
+        if health.verified_pieces > self.verified_pieces {
+            self.verified_pieces = health.verified_pieces;
+            self.last_progress = now;
+        }
         let why = if health.failed {
             "swarm download failed"
         } else if health.orphaned {
             "no origin left for this blob"
         } else if now.saturating_duration_since(self.last_progress) >= self.stall {
             "swarm stalled"
+        } else if now.saturating_duration_since(self.last_sent) >= self.own_stall() {
+            "the swarm did not deliver the next piece"
         } else {
             return ReadStep::Wait {
                 until: self.wake_at(now),
@@ -225,6 +256,61 @@ mod tests {
             }
         ));
         assert!(matches!(r.registry_failed(), ReadStep::Abort { .. }));
+    }
+
+    fn verified(pieces: u32) -> Health {
+        Health {
+            verified_pieces: pieces,
+            ..Health::default()
+        }
+    }
+
+    #[test]
+    fn pieces_verified_elsewhere_in_the_blob_keep_the_reader_waiting() {
+        let t = Instant::now();
+        let secs = |s: u64| t + Duration::from_secs(s);
+        let mut r = ReadPlan::new(0..1000, STALL, t);
+        let _ = r.verified(0, 100, t);
+        // The download goes on verifying pieces ahead of the reader.
+        for (at, pieces) in [(10, 2), (20, 3), (30, 4)] {
+            assert!(matches!(
+                r.woke(verified(pieces), secs(at)),
+                ReadStep::Wait { .. }
+            ));
+        }
+        // Nothing more for a whole stall after the last piece.
+        assert_eq!(
+            r.woke(verified(4), secs(45)),
+            ReadStep::FromRegistry {
+                range: 100..1000,
+                why: "swarm stalled"
+            }
+        );
+    }
+
+    #[test]
+    fn a_reader_whose_next_piece_never_comes_leaves_after_its_own_deadline() {
+        let t = Instant::now();
+        let mut r = ReadPlan::new(0..1000, STALL, t);
+        let own = STALL * OWN_STALL_FACTOR;
+        let mut pieces = 0;
+        let mut at = t;
+        while at < t + own {
+            pieces += 1;
+            assert!(matches!(
+                r.woke(verified(pieces), at),
+                ReadStep::Wait { .. }
+            ));
+            at += Duration::from_secs(5);
+        }
+        assert_eq!(r.wake_at(at), t + own);
+        assert_eq!(
+            r.woke(verified(pieces + 1), at),
+            ReadStep::FromRegistry {
+                range: 0..1000,
+                why: "the swarm did not deliver the next piece"
+            }
+        );
     }
 
     #[test]

@@ -229,6 +229,7 @@ impl World {
                             Health {
                                 failed: false,
                                 orphaned,
+                                verified_pieces: (verified / PIECE) as u32,
                             },
                             now,
                         )
