@@ -199,24 +199,25 @@ impl Swarm {
         gone.len()
     }
 
-    /// Up to `want` peers for `asker`, from a run starting at `start` (a
-    /// random number): leechers and seeders alike, or only leechers when
-    /// the asker is a seeder itself.
+    /// Up to `want` peers for `asker`, drawn at random (`seed` drives the
+    /// draw): leechers and seeders alike, or only leechers when the asker
+    /// is a seeder itself. A sample, not a run of neighbours in the
+    /// lists: the lists keep arrival order, and hosts handed the peers
+    /// that arrived beside them form cliques that pass pieces around
+    /// slowly. Costs O(want) whatever the swarm's size.
     pub fn peer_list(
         &self,
         asker: &PeerKey,
         asker_is_seeder: bool,
-        start: u64,
+        seed: u64,
         want: usize,
     ) -> Vec<SocketAddr> {
         let seeders: &[PeerKey] = if asker_is_seeder { &[] } else { &self.seeders };
         let total = self.leechers.len() + seeders.len();
-        if total == 0 {
-            return Vec::new();
-        }
-        let first = (start % total as u64) as usize;
-        (0..total)
-            .map(|i| (first + i) % total)
+        // One more than wanted, in case the asker is among them.
+        let picks = distinct_sample(total, want.saturating_add(1), seed);
+        picks
+            .into_iter()
             .filter_map(|i| {
                 self.leechers
                     .get(i)
@@ -236,6 +237,25 @@ impl Swarm {
             .filter_map(|k| self.entries.get(k))
             .map(|e| (e.peer.addr, e.peer.left))
     }
+}
+
+/// `m` distinct indices below `n` (all of them when `m >= n`), in random
+/// order: Floyd's sampling, O(m) whatever `n` is.
+fn distinct_sample(n: usize, m: usize, seed: u64) -> Vec<usize> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let m = m.min(n);
+    let mut chosen = std::collections::HashSet::with_capacity(m);
+    let mut order = Vec::with_capacity(m);
+    for j in n - m..n {
+        let t = rng.usize(..=j);
+        let pick = if chosen.insert(t) { t } else { j };
+        if pick == j {
+            chosen.insert(j);
+        }
+        order.push(pick);
+    }
+    rng.shuffle(&mut order);
+    order
 }
 
 #[cfg(test)]
@@ -309,5 +329,52 @@ mod tests {
             assert!(!for_seeder.contains(&"10.0.0.1:1".parse().unwrap()));
             assert_eq!(s.peer_list(&[9; 20], false, start, 1).len(), 1);
         }
+    }
+
+    #[test]
+    fn samples_are_distinct_and_cover_the_swarm() {
+        for (n, m) in [(0, 5), (3, 5), (5, 5), (1000, 51), (10_000, 201)] {
+            for seed in 0..20 {
+                let got = distinct_sample(n, m, seed);
+                assert_eq!(got.len(), m.min(n));
+                let set: std::collections::HashSet<_> = got.iter().collect();
+                assert_eq!(set.len(), got.len(), "n={n} m={m}: duplicates");
+                assert!(got.iter().all(|&i| i < n));
+            }
+        }
+        // Every index turns up across draws, not only a neighbourhood.
+        let mut seen = vec![false; 1000];
+        for seed in 0..400 {
+            for i in distinct_sample(1000, 50, seed) {
+                seen[i] = true;
+            }
+        }
+        assert!(seen.iter().all(|&s| s));
+    }
+
+    #[test]
+    fn a_peer_list_is_not_the_peers_that_arrived_together() {
+        let mut s = Swarm::default();
+        let t = Instant::now();
+        for i in 0..1000u32 {
+            let [a, b, c, d] = i.to_be_bytes();
+            let key = [
+                a, b, c, d, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+            ];
+            let addr = format!("10.{}.{}.{}:1", b, c, d);
+            s.record(key, peer(&addr, false, t), 16);
+        }
+        let list = s.peer_list(&[0; 20], false, 7, 50);
+        assert_eq!(list.len(), 50);
+        // A run of arrivals would span 50 consecutive hosts.
+        let mut idx: Vec<u32> = list
+            .iter()
+            .map(|a| match a.ip() {
+                IpAddr::V4(v4) => u32::from_be_bytes(v4.octets()) & 0xff_ffff,
+                IpAddr::V6(_) => 0,
+            })
+            .collect();
+        idx.sort_unstable();
+        assert!(idx[49] - idx[0] > 200, "a neighbourhood: {idx:?}");
     }
 }
