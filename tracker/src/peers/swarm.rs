@@ -75,7 +75,8 @@ impl SameIp {
 #[derive(Debug, Default)]
 pub(super) struct Swarm {
     entries: HashMap<PeerKey, Entry>,
-    /// Keys by kind, in no order: a random run of these is a peer list.
+    /// Keys by kind, about in arrival order (a removal moves the last key
+    /// into the gap): a peer list samples them at random.
     seeders: Vec<PeerKey>,
     leechers: Vec<PeerKey>,
     by_ip: HashMap<IpAddr, SameIp>,
