@@ -67,10 +67,7 @@ pub enum Command {
 impl Cli {
     /// Parses the command line, node flags also from `BAY_PROXY_*`.
     pub fn parse_args() -> Cli {
-        use clap::{CommandFactory, FromArgMatches};
-        let command = bay_core::config::node_env(Cli::command(), "serve", "BAY_PROXY_");
-        let matches = command.get_matches();
-        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        bay_core::config::parse_node_cli("serve", "BAY_PROXY_")
     }
 }
 

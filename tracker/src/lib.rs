@@ -49,10 +49,7 @@ pub mod status;
 impl Cli {
     /// Parses the command line, node flags also from `BAY_TRACKER_*`.
     pub fn parse_args() -> Cli {
-        use clap::{CommandFactory, FromArgMatches};
-        let command = bay_core::config::node_env(Cli::command(), "serve", "BAY_TRACKER_");
-        let matches = command.get_matches();
-        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        bay_core::config::parse_node_cli("serve", "BAY_TRACKER_")
     }
 }
 

@@ -13,7 +13,7 @@ mod size;
 use std::path::PathBuf;
 
 pub use file::{parse_toml, read_toml, to_toml};
-pub use node::{node_env, NodeArgs, NodeConfig, NodeDefaults, NODE_KEYS};
+pub use node::{node_env, parse_node_cli, NodeArgs, NodeConfig, NodeDefaults, NODE_KEYS};
 pub use size::{ByteSize, SizeError};
 
 /// Subcommands and arguments of `cmd` (and its subcommands) that have no

@@ -238,6 +238,17 @@ pub fn node_env(cmd: clap::Command, subcommand: &str, prefix: &str) -> clap::Com
     })
 }
 
+/// Parses a program's command line, with the node flags of `subcommand`
+/// also from the environment (see [`node_env`]); exits with clap's
+/// message on a bad one.
+pub fn parse_node_cli<C: clap::CommandFactory + clap::FromArgMatches>(
+    subcommand: &str,
+    prefix: &str,
+) -> C {
+    let matches = node_env(C::command(), subcommand, prefix).get_matches();
+    C::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
