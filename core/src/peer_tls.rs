@@ -237,37 +237,26 @@ mod tests {
     const A: &str = "1111111111111111111111111111111111111111111111111111111111111111";
     const B: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 
+    /// Moves what `from` has to send into `to`; false if `to` refuses it.
+    fn pass(from: &mut rustls::Connection, to: &mut rustls::Connection) -> bool {
+        let mut buf = Vec::new();
+        while from.wants_write() {
+            from.write_tls(&mut buf).unwrap();
+        }
+        buf.is_empty() || (to.read_tls(&mut &buf[..]).is_ok() && to.process_new_packets().is_ok())
+    }
+
     /// Runs a handshake between two in-memory ends; true if both finish.
     fn talk(client: &PeerTls, server: &PeerTls) -> bool {
         let mut c = client.dialled().unwrap();
         let mut s = server.accepted().unwrap();
         for _ in 0..10 {
-            let mut buf = Vec::new();
-            while c.wants_write() {
-                c.write_tls(&mut buf).unwrap();
-            }
-            if !buf.is_empty()
-                && (s.read_tls(&mut &buf[..]).is_err() || s.process_new_packets().is_err())
-            {
-                return false;
-            }
-            let mut buf = Vec::new();
-            while s.wants_write() {
-                s.write_tls(&mut buf).unwrap();
-            }
-            if !buf.is_empty()
-                && (c.read_tls(&mut &buf[..]).is_err() || c.process_new_packets().is_err())
-            {
+            if !pass(&mut c, &mut s) || !pass(&mut s, &mut c) {
                 return false;
             }
             if !c.is_handshaking() && !s.is_handshaking() {
                 c.writer().write_all(b"hello").unwrap();
-                let mut buf = Vec::new();
-                while c.wants_write() {
-                    c.write_tls(&mut buf).unwrap();
-                }
-                s.read_tls(&mut &buf[..]).unwrap();
-                s.process_new_packets().unwrap();
+                assert!(pass(&mut c, &mut s));
                 let mut got = [0u8; 5];
                 s.reader().read_exact(&mut got).unwrap();
                 return &got == b"hello";

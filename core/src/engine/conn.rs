@@ -353,6 +353,30 @@ async fn writable_if(stream: &TcpStream, wanted: bool) -> io::Result<()> {
     }
 }
 
+/// Runs `io` with as many bytes as `bucket` grants of `want`, and gives
+/// back what it did not use; `Err` is how long to wait for a grant.
+fn metered(
+    bucket: &RefCell<TokenBucket>,
+    want: usize,
+    io: impl FnOnce(usize) -> io::Result<usize>,
+) -> Result<io::Result<usize>, Duration> {
+    let allowed = match bucket.borrow_mut().take(want as u64, Instant::now()) {
+        Grant::Now(n) => n as usize,
+        Grant::Wait(d) => return Err(d),
+    };
+    let result = io(allowed);
+    let used = *result.as_ref().unwrap_or(&0);
+    bucket.borrow_mut().give_back((allowed - used) as u64);
+    Ok(result)
+}
+
+fn blob_file_short() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "blob file shorter than its torrent",
+    )
+}
+
 /// Buffers of one connection, and its TLS state on encrypted links.
 struct Io<'s> {
     stream: &'s TcpStream,
@@ -423,13 +447,12 @@ impl<'s> Io<'s> {
         }
         let mut total = 0;
         while total < limit {
-            let allowed = match bucket.borrow_mut().take(RECV_CHUNK as u64, Instant::now()) {
-                Grant::Now(n) => n as usize,
-                Grant::Wait(d) => return Ok((total, false, Some(d))),
+            let result = match metered(bucket, RECV_CHUNK, |allowed| {
+                sys::recv_into(self.stream, &mut self.rbuf, allowed)
+            }) {
+                Ok(result) => result,
+                Err(wait) => return Ok((total, false, Some(wait))),
             };
-            let result = sys::recv_into(self.stream, &mut self.rbuf, allowed);
-            let used = *result.as_ref().unwrap_or(&0);
-            bucket.borrow_mut().give_back((allowed - used) as u64);
             match result {
                 Ok(0) => return Ok((total, true, None)),
                 Ok(n) => total += n,
@@ -552,19 +575,15 @@ impl OutQueue {
                 Chunk::File { offset, len } => {
                     let file =
                         file.ok_or_else(|| io::Error::other("block queued before handshake"))?;
-                    let allowed = match bucket.borrow_mut().take(*len as u64, Instant::now()) {
-                        Grant::Now(n) => n as usize,
-                        Grant::Wait(d) => return Ok(Some(d)),
+                    let sent = match metered(bucket, *len, |allowed| {
+                        sys::sendfile(stream, file, *offset, allowed)
+                    }) {
+                        Ok(sent) => sent,
+                        Err(wait) => return Ok(Some(wait)),
                     };
-                    let sent = sys::sendfile(stream, file, *offset, allowed);
-                    let used = *sent.as_ref().unwrap_or(&0);
-                    bucket.borrow_mut().give_back((allowed - used) as u64);
                     sent.and_then(|n| {
                         if n == 0 {
-                            return Err(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "blob file shorter than its torrent",
-                            ));
+                            return Err(blob_file_short());
                         }
                         *offset += n as u64;
                         *len -= n;

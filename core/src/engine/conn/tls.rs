@@ -11,8 +11,8 @@ use bay_httpd::sys;
 use bytes::BytesMut;
 use monoio::net::TcpStream;
 
-use super::{Chunk, Io, RECV_CHUNK};
-use crate::rate::{Grant, TokenBucket};
+use super::{blob_file_short, metered, Chunk, Io, RECV_CHUNK};
+use crate::rate::TokenBucket;
 
 /// Blob bytes read for TLS at a time: a few records.
 const TLS_FILE_CHUNK: usize = 64 * 1024;
@@ -80,20 +80,16 @@ impl Io<'_> {
                 Chunk::File { offset, len } => {
                     let file =
                         file.ok_or_else(|| io::Error::other("block queued before handshake"))?;
-                    let want = (*len).min(TLS_FILE_CHUNK);
-                    let allowed = match bucket.borrow_mut().take(want as u64, Instant::now()) {
-                        Grant::Now(n) => n as usize,
-                        Grant::Wait(d) => return Ok(Some(d)),
+                    let read = metered(bucket, (*len).min(TLS_FILE_CHUNK), |allowed| {
+                        file_buf.resize(allowed, 0);
+                        file.read_at(file_buf, *offset)
+                    });
+                    let n = match read {
+                        Ok(read) => read?,
+                        Err(wait) => return Ok(Some(wait)),
                     };
-                    file_buf.resize(allowed, 0);
-                    let read = file.read_at(file_buf, *offset);
-                    let n = *read.as_ref().unwrap_or(&0);
-                    bucket.borrow_mut().give_back((allowed - n) as u64);
-                    if read? == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "blob file shorter than its torrent",
-                        ));
+                    if n == 0 {
+                        return Err(blob_file_short());
                     }
                     conn.writer().write_all(&file_buf[..n])?;
                     *offset += n as u64;
@@ -126,14 +122,13 @@ impl Io<'_> {
         };
         let mut total = 0;
         while total < limit {
-            let allowed = match bucket.borrow_mut().take(RECV_CHUNK as u64, Instant::now()) {
-                Grant::Now(n) => n as usize,
-                Grant::Wait(d) => return Ok((total, false, Some(d))),
-            };
             cbuf.clear();
-            let result = sys::recv_into(*stream, cbuf, allowed);
-            let used = *result.as_ref().unwrap_or(&0);
-            bucket.borrow_mut().give_back((allowed - used) as u64);
+            let result = match metered(bucket, RECV_CHUNK, |allowed| {
+                sys::recv_into(*stream, cbuf, allowed)
+            }) {
+                Ok(result) => result,
+                Err(wait) => return Ok((total, false, Some(wait))),
+            };
             match result {
                 Ok(0) => return Ok((total, true, None)),
                 Ok(n) => {
