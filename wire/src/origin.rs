@@ -74,6 +74,19 @@ pub fn swarm_id(digest: &Digest) -> [u8; 20] {
     id
 }
 
+/// Which tracker a proxy asks to be a blob's origin: every proxy scores
+/// each configured tracker URL with SHA-256 of URL, NUL, digest, and the
+/// highest score owns the blob (the next highest takes over when it is
+/// down), so all proxies agree without talking to each other.
+pub fn rendezvous_score(tracker: &str, digest: &str) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(tracker.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(digest.as_bytes())
+        .finalize()
+        .into()
+}
+
 /// `registry=R&repo=NAME&digest=D`: which blob the origin should fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobAsk {

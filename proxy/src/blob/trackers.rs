@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use bay_core::fleet::{maybe_sign, Signer};
 use bay_httpd::client::{self, Client, ClientConfig, PlainHttp, Scheme, Url};
-use sha2::{Digest as _, Sha256};
+use bay_wire::origin::rendezvous_score;
 
 /// A tracker URL that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -203,16 +203,6 @@ impl Trackers {
             tls,
         )
     }
-}
-
-/// SHA-256 of tracker URL, NUL, digest: the highest score owns the blob.
-fn rendezvous_score(tracker: &str, digest: &str) -> [u8; 32] {
-    Sha256::new()
-        .chain_update(tracker.as_bytes())
-        .chain_update(b"\0")
-        .chain_update(digest.as_bytes())
-        .finalize()
-        .into()
 }
 
 /// `trackers` in the order to ask them about `digest`: highest rendezvous
