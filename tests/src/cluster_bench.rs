@@ -628,7 +628,6 @@ fn sample_links(hub: &str, hosts: usize, stop: &std::sync::atomic::AtomicBool) -
     out
 }
 
-/// (busy, total) CPU time of the whole machine from `/proc/stat`, in ticks.
 /// CPU seconds every thread of process `pid` has run
 /// (`/proc/PID/task/*/schedstat`, in ns); what cannot be read counts 0.
 fn cpu_seconds(pid: u32) -> f64 {
@@ -643,6 +642,7 @@ fn cpu_seconds(pid: u32) -> f64 {
         / 1e9
 }
 
+/// (busy, total) CPU time of the whole machine from `/proc/stat`, in ticks.
 fn cpu_times() -> (f64, f64) {
     let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let ticks: Vec<f64> = text
@@ -683,8 +683,7 @@ fn link_counters(hub: &str, hosts: usize) -> Option<Vec<(u64, u64)>> {
     Some(counters)
 }
 
-/// The results as an aligned text table.
-/// The table: proxy/G is the median proxy's CPU seconds per GiB it
+/// The results as an aligned text table: proxy/G is the median proxy's CPU seconds per GiB it
 /// delivered, trk/G the tracker's per GiB the fleet received.
 pub fn table(results: &[ScenarioResult]) -> String {
     let cpu = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));

@@ -285,7 +285,7 @@ fn announce_bench(swarm: usize, held: usize, secs: f64) -> Result<()> {
     use bay_tracker::peers::{PeerStore, PeerStoreConfig, Source};
     use bay_wire::tracker::held::HeldAnnounce;
     use bay_wire::tracker::{AnnounceRequest, Event, InfoHash, PeerId};
-    use std::net::{IpAddr, Ipv4Addr};
+    use std::net::IpAddr;
 
     if swarm == 0 {
         bail!("--swarm must be at least 1");
@@ -293,10 +293,7 @@ fn announce_bench(swarm: usize, held: usize, secs: f64) -> Result<()> {
     let store = PeerStore::new(PeerStoreConfig::default());
     let hash = InfoHash([7; 20]);
     store.allow(hash);
-    let ip = |i: usize| {
-        let i = i as u32 + 1;
-        IpAddr::V4(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8))
-    };
+    let ip = |i: usize| IpAddr::V4(bay_bench::fleet::sim::host_ip(i));
     let id = |i: usize| {
         let mut id = [b'-'; 20];
         id[..8].copy_from_slice(&(i as u64).to_be_bytes());

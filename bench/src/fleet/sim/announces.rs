@@ -30,7 +30,7 @@ impl Sim {
         let Some(due) = seat.announcer.as_ref().and_then(|a| a.poll_timeout()) else {
             return;
         };
-        let at = due.saturating_duration_since(base).as_nanos() as Time;
+        let at = time_since(base, due);
         seat.announce_due = Some(at);
         self.at(at, Ev::Announce(h, b));
     }

@@ -12,18 +12,7 @@ impl Sim {
             return;
         }
         let c = self.conns.len() as ConnId;
-        let now = self.instant();
-        let accepted = match self.seat(to, b) {
-            Some(seat) => match seat.swarm.peer_connected(c, &theirs, false, now) {
-                Ok(()) => {
-                    seat.conns.push(c);
-                    true
-                }
-                Err(_) => false,
-            },
-            None => false,
-        };
-        if !accepted {
+        if !self.take_conn(to, b, c, &theirs, false) {
             // Closed before its handshake: the dialler tries again after
             // 1, 2 and 4 s while it still needs pieces.
             let wanted = self.seat(from, b).is_some_and(|s| !s.swarm.is_complete());
@@ -155,18 +144,15 @@ impl Sim {
             if dead_end {
                 // A crashed host takes nothing: its sender's window stalls
                 // without using the link.
-                for w in dir.sendq.drain(..) {
-                    if let Wire::Msg(Message::Piece(p)) = w {
-                        self.lost_bytes += p.block.len() as u64;
-                    }
-                }
+                self.lost_bytes += block_bytes_in(dir.sendq.iter());
+                dir.sendq.clear();
                 continue;
             }
             let Some(w) = dir.sendq.pop_front() else {
                 continue;
             };
             let payload = match &w {
-                Wire::Msg(Message::Piece(p)) => p.block.len() as u64 + 13,
+                Wire::Msg(m @ Message::Piece(_)) => m.encoded_len() as u64,
                 _ => 0,
             };
             let bytes = wire_bytes(payload) as f64;
@@ -212,7 +198,8 @@ impl Sim {
         let to = self.conns[c].hosts[1 - side];
         let from = self.conns[c].hosts[side];
         let b = self.conns[c].blob;
-        let mut batch = Vec::new();
+        let mut batch = std::mem::take(&mut self.arrived);
+        batch.clear();
         {
             let dir = &mut self.conns[c].dirs[side];
             while dir.inflight.front().is_some_and(|(t, _)| *t <= now) {
@@ -222,10 +209,12 @@ impl Sim {
             }
         }
         if batch.is_empty() {
+            self.arrived = batch;
             return;
         }
         if !self.hosts[to as usize].alive {
             self.lost_bytes += block_bytes_in(batch.iter());
+            self.arrived = batch;
             return;
         }
         let origin = self.hosts[to as usize].seats[b as usize]
@@ -234,7 +223,7 @@ impl Sim {
         let now_i = self.instant();
         let mut everyone = origin;
         let mut block_bytes = 0u64;
-        for w in batch {
+        for w in batch.drain(..) {
             match w {
                 Wire::Hello => {
                     if !self.hello(c as ConnId, from, to, b) {
@@ -244,11 +233,13 @@ impl Sim {
                 }
                 Wire::Msg(m) => {
                     if !self.conns[c].joined[1 - side] {
-                        self.lost_bytes += block_bytes_in(std::iter::once(&Wire::Msg(m)));
+                        if let Message::Piece(p) = &m {
+                            self.lost_bytes += p.block.len() as u64;
+                        }
                         continue;
                     }
-                    if let Message::Piece(p) = &m {
-                        block_bytes += p.block.len() as u64 + 13;
+                    if let Message::Piece(_) = &m {
+                        block_bytes += m.encoded_len() as u64;
                     }
                     everyone |= matches!(m, Message::Interested | Message::NotInterested);
                     match m {
@@ -262,6 +253,7 @@ impl Sim {
                 }
             }
         }
+        self.arrived = batch;
         if block_bytes > 0 {
             // The receiver's ACKs use its uplink.
             let scale = f64::from(self.sc.scale.max(1));
@@ -279,17 +271,7 @@ impl Sim {
             // The acceptor is gone; its close is on the way.
             return false;
         };
-        let now = self.instant();
-        let ok = match self.seat(dialler, b) {
-            Some(seat) => match seat.swarm.peer_connected(c, &theirs, true, now) {
-                Ok(()) => {
-                    seat.conns.push(c);
-                    true
-                }
-                Err(_) => false,
-            },
-            None => false,
-        };
+        let ok = self.take_conn(dialler, b, c, &theirs, true);
         if ok {
             self.conns[c as usize].joined[0] = true;
         } else {
@@ -309,26 +291,16 @@ impl Sim {
         let side = usize::from(conn.hosts[1] == h);
         let other = conn.hosts[1 - side];
         let b = conn.blob;
-        let mut lost = 0;
         for dir in &mut conn.dirs {
-            for w in dir
-                .sendq
-                .drain(..)
-                .chain(dir.inflight.drain(..).map(|(_, w)| w))
-            {
-                if let Wire::Msg(Message::Piece(p)) = w {
-                    lost += p.block.len() as u64;
-                }
-            }
+            self.lost_bytes +=
+                block_bytes_in(dir.sendq.iter().chain(dir.inflight.iter().map(|(_, w)| w)));
+            dir.sendq.clear();
+            dir.inflight.clear();
         }
-        self.lost_bytes += lost;
         let was_joined = std::mem::replace(&mut conn.joined[side], false);
         let other_joined = conn.joined[1 - side];
         if was_joined {
-            if let Some(seat) = self.seat(h, b) {
-                seat.swarm.peer_disconnected(c);
-                seat.conns.retain(|&x| x != c);
-            }
+            self.drop_conn(h, b, c);
         }
         if other_joined && self.hosts[h as usize].alive {
             let at = self.now + self.lat(h, other);
@@ -342,10 +314,36 @@ impl Sim {
             return;
         }
         let (h, b) = (conn.hosts[side], conn.blob);
+        self.drop_conn(h, b, c);
+        self.drive(h, b, None);
+    }
+
+    /// Host `h`'s swarm for blob `b` takes connection `c` to the peer
+    /// that sent `theirs`; false if it refuses it (or holds no seat).
+    fn take_conn(
+        &mut self,
+        h: HostId,
+        b: u16,
+        c: ConnId,
+        theirs: &Handshake,
+        outbound: bool,
+    ) -> bool {
+        let now = self.instant();
+        let Some(seat) = self.seat(h, b) else {
+            return false;
+        };
+        let joined = seat.swarm.peer_connected(c, theirs, outbound, now).is_ok();
+        if joined {
+            seat.conns.push(c);
+        }
+        joined
+    }
+
+    /// Host `h`'s swarm for blob `b` forgets connection `c`.
+    fn drop_conn(&mut self, h: HostId, b: u16, c: ConnId) {
         if let Some(seat) = self.seat(h, b) {
             seat.swarm.peer_disconnected(c);
             seat.conns.retain(|&x| x != c);
         }
-        self.drive(h, b, None);
     }
 }

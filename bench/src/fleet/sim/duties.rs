@@ -70,8 +70,9 @@ impl Sim {
         }
         seat.swarm.handle_timeout(now_i);
         let next = seat.swarm.poll_timeout();
-        let next = next.saturating_duration_since(base).as_nanos() as Time;
+        let next = time_since(base, next);
         seat.timer_at = next.max(now + 1);
+        let timer_at = seat.timer_at;
         let stalled = seat.announcer.is_some()
             && seat.complete_at.is_none()
             && !seat.fell_back
@@ -83,8 +84,7 @@ impl Sim {
             self.fallbacks += 1;
             self.fallback_bytes += left;
         }
-        let at = self.seat(h, b).map_or(0, |s| s.timer_at);
-        self.at(at, Ev::Timer(h, b));
+        self.at(timer_at, Ev::Timer(h, b));
         self.drive(h, b, None);
         if trace_host() == Some(h) {
             self.trace(h, b);

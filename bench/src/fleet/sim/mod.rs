@@ -25,10 +25,11 @@ use bay_core::announce::{AnnounceConfig, AnnounceError, AnnounceRequest, Announc
 use bay_core::bitfield::Bitfield;
 use bay_core::swarm::{Event, Geometry, Swarm, Transmit};
 use bay_tracker::peers::{PeerStore, PeerStoreConfig, Source};
-use bay_wire::peer::{Message, Piece, BLOCK_SIZE};
+use bay_wire::oci::Digest;
+use bay_wire::origin::rendezvous_score;
+use bay_wire::peer::{Handshake, Message, Piece, BLOCK_SIZE, HANDSHAKE_LEN};
 use bay_wire::tracker::{AnnounceResponse, InfoHash, PeerId};
 use bytes::Bytes;
-use sha2::{Digest as _, Sha256};
 
 use super::net::{ack_bytes, is_bulk, ns, per_block, wire_bytes, Dir, Links, Time, Wire};
 use super::report::{HostOutcome, Totals};
@@ -207,6 +208,8 @@ pub struct Sim {
     pub fallbacks: u64,
     pub fallback_bytes: u64,
     scratch: Vec<Transmit>,
+    /// What one delivery hands over, kept between deliveries.
+    arrived: Vec<Wire>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -220,7 +223,8 @@ impl std::fmt::Debug for Sim {
     }
 }
 
-fn host_ip(i: usize) -> Ipv4Addr {
+/// Host `i`'s address: 10.0.0.1 on.
+pub fn host_ip(i: usize) -> Ipv4Addr {
     let i = i as u32 + 1;
     Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8)
 }
@@ -232,22 +236,12 @@ fn peer_id(i: usize) -> [u8; 20] {
     id
 }
 
-/// The proxies' rendezvous rule (`proxy/src/blob/trackers.rs`): the
-/// tracker with the highest SHA-256 of its name, a zero byte and the
-/// digest owns the blob.
+/// The proxies' rendezvous rule: the highest score owns the blob.
 fn rendezvous_owner(names: &[String], digest: &str) -> u16 {
-    let score = |name: &String| -> [u8; 32] {
-        Sha256::new()
-            .chain_update(name.as_bytes())
-            .chain_update(b"\0")
-            .chain_update(digest.as_bytes())
-            .finalize()
-            .into()
-    };
     names
         .iter()
         .enumerate()
-        .max_by_key(|(_, n)| score(n))
+        .max_by_key(|(_, n)| rendezvous_score(n, digest))
         .map_or(0, |(i, _)| i as u16)
 }
 
@@ -273,24 +267,15 @@ impl Sim {
             .iter()
             .enumerate()
             .map(|(i, &(total_len, piece_len))| {
-                let digest = format!(
-                    "sha256:{:x}",
-                    Sha256::digest(format!("layer {i} of run {}", sc.seed))
-                );
-                let id: [u8; 32] = Sha256::new()
-                    .chain_update(b"bay-swarm:")
-                    .chain_update(digest.as_bytes())
-                    .finalize()
-                    .into();
-                let mut swarm_id = [0; 20];
-                swarm_id.copy_from_slice(&id[..20]);
+                let digest = Digest::sha256_of(format!("layer {i} of run {}", sc.seed).as_bytes());
+                let swarm_id = bay_wire::origin::swarm_id(&digest);
                 Layer {
                     geometry: Geometry {
                         total_len,
                         piece_len,
                     },
                     swarm_id,
-                    owner: rendezvous_owner(&names, &digest),
+                    owner: rendezvous_owner(&names, digest.as_str()),
                     pieces: total_len.div_ceil(u64::from(piece_len)) as u32,
                 }
             })
@@ -356,6 +341,7 @@ impl Sim {
             fallbacks: 0,
             fallback_bytes: 0,
             scratch: Vec::new(),
+            arrived: Vec::new(),
             sc,
         };
         sim.set_up(ideal);
@@ -445,7 +431,7 @@ impl Sim {
     }
 
     fn time_of(&self, at: Instant) -> Time {
-        at.saturating_duration_since(self.base).as_nanos() as Time
+        time_since(self.base, at)
     }
 
     fn at(&mut self, at: Time, ev: Ev) {
@@ -537,6 +523,11 @@ fn piece_size(layer: &Layer, piece: u32) -> u64 {
     (layer.geometry.total_len - start).min(u64::from(layer.geometry.piece_len))
 }
 
+/// `at` on the virtual clock that started at `base`.
+fn time_since(base: Instant, at: Instant) -> Time {
+    at.saturating_duration_since(base).as_nanos() as Time
+}
+
 fn block_bytes_in<'a>(wires: impl Iterator<Item = &'a Wire>) -> u64 {
     wires
         .map(|w| match w {
@@ -561,7 +552,7 @@ struct Payload {
 impl Payload {
     fn add(&mut self, w: &Wire) {
         match w {
-            Wire::Hello => self.other += 68,
+            Wire::Hello => self.other += HANDSHAKE_LEN as u64,
             Wire::Msg(m) if per_block(m) && !is_bulk(m) => self.per_block += m.encoded_len() as u64,
             Wire::Msg(m) => self.other += m.encoded_len() as u64,
         }

@@ -9,11 +9,7 @@ impl Sim {
 
     /// Each pulling host's outcome.
     pub fn outcomes(&self) -> Vec<HostOutcome> {
-        let image = self
-            .layers
-            .iter()
-            .map(|l| l.geometry.total_len)
-            .sum::<u64>() as f64;
+        let image = self.image_bytes() as f64;
         (0..self.sc.hosts)
             .map(|i| {
                 let host = &self.hosts[i];
